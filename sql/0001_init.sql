@@ -1,0 +1,1 @@
+-- 0001_init.sql: placeholder

@@ -1,0 +1,2 @@
+/* auth.c: placeholder until the module lands. */
+#include "core/auth.h"

@@ -1,0 +1,217 @@
+/* bus.h: the Redis bus (hiredis 0.14): runs, event streams, control lists, permissions.
+ *
+ * Key layout (DESIGN §6); every key of session S carries the hash tag {S}, so each
+ * Lua script touches one slot:
+ *   cgw:{S}:run      hash   runId, status (running|completed), provider, owner,
+ *                           request (JSON), runnerHost, runnerPid, startedMs,
+ *                           completedMs, lastEventId, lastEventSeq
+ *   cgw:{S}:seq      string the session's seq counter (last assigned seq)
+ *   cgw:{S}:events   stream entry id "<seq>-0", one field "e" = event JSON with seq;
+ *                           MAXLEN ~ stream.maxlen; expires stream.ttl_s after complete
+ *   cgw:{S}:ctl      list   control messages for the runner (abort, permission decisions)
+ *   cgw:{S}:pending  hash   requestId -> permission_request JSON (open requests)
+ *   cgw:{S}:resolved hash   requestId -> "allow"|"deny"|"cancelled" (answered requests)
+ *   cgw:{S}:lease    string runId, with a TTL the runner refreshes
+ *   cgw:perm:{R}     string session id of permission request R
+ *   cgw:running      set    session ids with a running run (for the reaper; outside
+ *                           the scripts, so the scripts stay single-slot)
+ *   channel cgw:notify      PUBLISHed by publish/complete with the session id
+ *
+ * Entry points: bus_open / bus_close; run lifecycle bus_run_claim -> bus_event_publish*
+ * -> bus_run_complete (exactly once), bus_lease_refresh while running; readers use
+ * bus_events_read; control bus_ctl_push / bus_ctl_pop; permissions bus_perm_*.
+ *
+ * Atomicity: claim, publish, complete, lease refresh and permission resolution are
+ * Lua scripts loaded once (SCRIPT LOAD) and called by SHA (EVALSHA), reloaded after
+ * NOSCRIPT. publish and complete are idempotent by event id, so a call retried after
+ * a lost reply never publishes twice.
+ *
+ * Connections: one struct bus is one Redis connection, used by one thread at a time.
+ * Every command has a timeout (redis.timeout_ms). After an I/O error the connection
+ * is dropped and re-made on the next call (a command is retried once on a fresh
+ * connection when that is safe). A Redis that cannot be reached is CGW_ERR_BACKEND.
+ * No redisReply escapes this module.
+ */
+#ifndef CGW_BUS_H
+#define CGW_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/util.h"
+
+struct bus;
+
+struct bus_config {
+    const char *address;  /* "unix:/path", "/path" (unix socket) or "host:port" */
+    const char *password; /* NULL or "" = no AUTH */
+    int64_t db;           /* SELECT db when > 0 */
+    int64_t timeout_ms;   /* connect and per-command timeout */
+    int64_t stream_maxlen; /* approximate MAXLEN of each session's stream */
+    int64_t stream_ttl_s;  /* stream/run expiry after complete */
+};
+
+enum run_status { RUN_NONE = 0, RUN_RUNNING, RUN_COMPLETED };
+
+/* "none", "running", "completed". */
+const char *run_status_name(enum run_status s);
+
+struct bus_run {
+    char run_id[CGW_ID_MAX];
+    enum run_status status;
+    char provider[16];
+    int64_t owner;
+    char runner_host[64];
+    int64_t runner_pid;
+    int64_t started_ms;
+    int64_t completed_ms;
+    int64_t last_seq;  /* the session's seq counter */
+    bool lease_alive;  /* the lease key exists (meaningful while running) */
+};
+
+struct bus_claim {
+    const char *session_id;
+    const char *run_id;       /* "run_<uuid>" chosen by the caller */
+    const char *provider;
+    int64_t owner;
+    const char *request_json; /* the run request the runner loads (prompt, options) */
+    int64_t hwm_seq;          /* SQLite high-water mark of the session */
+    int64_t lease_ms;         /* initial lease */
+};
+
+struct bus_event {
+    int64_t seq;
+    char *json; /* the event JSON with its seq, NUL-terminated */
+    size_t len;
+};
+
+struct bus_read {
+    int64_t last_seq;      /* the session's seq counter at the time of the read */
+    int64_t first_seq;     /* oldest seq still in the stream, 0 if the stream is empty */
+    bool truncated;        /* events after after_seq were trimmed away (a hole) */
+    bool more;             /* the answer was cut at max_count / max_bytes */
+    enum run_status status;
+    char run_id[CGW_ID_MAX];
+    struct bus_event *events; /* n events in seq order */
+    size_t n;
+};
+
+/* Connects (AUTH, SELECT, SCRIPT LOAD). cfg's strings are copied. A Redis that is
+ * down is not an error here when lazy is true: the first command connects. */
+enum cgw_err bus_open(const struct bus_config *cfg, bool lazy, struct bus **out,
+                      struct cgw_error *err);
+void bus_close(struct bus *b);
+
+/* PING. CGW_OK or CGW_ERR_BACKEND. */
+enum cgw_err bus_ping(struct bus *b, struct cgw_error *err);
+
+/* ---- runs ---------------------------------------------------------------- */
+
+/* Claims the session for a new run, atomically: fails with CGW_ERR_CONFLICT (and
+ * running_run_id, when not NULL, receives the running run's id) if a run is
+ * running. On success the run hash is replaced, the seq counter is raised to
+ * max(counter, last stream id, hwm_seq), the lease set, old control messages and
+ * pending permissions dropped, and *last_seq receives the counter (the high-water
+ * mark before the run). Claiming again with the same run_id while it runs is OK. */
+enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *last_seq,
+                           char running_run_id[CGW_ID_MAX], struct cgw_error *err);
+
+/* Records which process runs run_id (after the spawn). CGW_ERR_STALE if run_id is
+ * not the running run. */
+enum cgw_err bus_run_set_runner(struct bus *b, const char *session_id, const char *run_id,
+                                const char *host, int64_t pid, struct cgw_error *err);
+
+/* Reads the session's run. CGW_ERR_NOT_FOUND when there is none. request_json
+ * (may be NULL) receives a new string (free()) with the run request. */
+enum cgw_err bus_run_get(struct bus *b, const char *session_id, struct bus_run *out,
+                         char **request_json, struct cgw_error *err);
+
+/* Publishes one event of run_id: assigns the next seq, adds the event to the
+ * stream as id "<seq>-0" with ,"seq":N appended to json (json must be a JSON
+ * object text with at least one member and no "seq"), notifies cgw:notify.
+ * event_id is the event's "id"; publishing the same event_id again returns the
+ * same seq without adding anything. CGW_ERR_STALE if run_id is not the running
+ * run (never running, completed, or replaced). *seq may be NULL. */
+enum cgw_err bus_event_publish(struct bus *b, const char *session_id, const char *run_id,
+                               const char *event_id, const char *json, int64_t *seq,
+                               struct cgw_error *err);
+
+/* Publishes the run's `complete` event like bus_event_publish and marks the run
+ * completed in the same script, exactly once: a second complete of the run is
+ * CGW_ERR_STALE (the same event_id again returns the first seq). Deletes the
+ * lease, the pending permissions (marking them "cancelled") and the control list,
+ * and sets the stream's TTL. When only_if_lease_expired is true (the reaper), a
+ * run whose lease is still alive is CGW_ERR_CONFLICT and nothing happens. */
+enum cgw_err bus_run_complete(struct bus *b, const char *session_id, const char *run_id,
+                              const char *event_id, const char *json,
+                              bool only_if_lease_expired, int64_t *seq, struct cgw_error *err);
+
+/* Refreshes the lease of run_id to lease_ms. CGW_ERR_STALE if run_id is not the
+ * running run (the runner was reaped or replaced and must stop). */
+enum cgw_err bus_lease_refresh(struct bus *b, const char *session_id, const char *run_id,
+                               int64_t lease_ms, struct cgw_error *err);
+
+/* Session ids that have a running run (the cgw:running set, cleaned of sessions
+ * whose run is no longer running). *ids is a new array of new strings; free with
+ * bus_strings_free. */
+enum cgw_err bus_runs_running(struct bus *b, char ***ids, size_t *n, struct cgw_error *err);
+void bus_strings_free(char **list, size_t n);
+
+/* The session's seq counter (0 when unknown to Redis). */
+enum cgw_err bus_seq_get(struct bus *b, const char *session_id, int64_t *seq,
+                         struct cgw_error *err);
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* Reads, in one atomic script, the events of the session with seq > after_seq (at
+ * most max_count events and about max_bytes bytes; at least one event when any
+ * exists), the counter, the first seq in the stream and the run status. Sets
+ * out->truncated when after_seq < first_seq - 1 and after_seq < last_seq (some
+ * events after the cursor are gone). Free with bus_read_free. */
+enum cgw_err bus_events_read(struct bus *b, const char *session_id, int64_t after_seq,
+                             int64_t max_count, int64_t max_bytes, struct bus_read *out,
+                             struct cgw_error *err);
+void bus_read_free(struct bus_read *r);
+
+/* ---- control ------------------------------------------------------------- */
+
+/* Appends a control message (JSON text) for the session's runner. */
+enum cgw_err bus_ctl_push(struct bus *b, const char *session_id, const char *json,
+                          struct cgw_error *err);
+
+/* Takes the oldest control message. timeout_ms 0 = do not wait; otherwise waits
+ * up to timeout_ms (BLPOP). *json receives a new string (free()) or NULL when
+ * nothing came. */
+enum cgw_err bus_ctl_pop(struct bus *b, const char *session_id, int64_t timeout_ms, char **json,
+                         struct cgw_error *err);
+
+/* ---- permissions --------------------------------------------------------- */
+
+/* Records an open permission request of run_id (json = the permission_request
+ * event) and maps request_id to the session. CGW_ERR_STALE if run_id is not running. */
+enum cgw_err bus_perm_add(struct bus *b, const char *session_id, const char *run_id,
+                          const char *request_id, const char *json, struct cgw_error *err);
+
+/* Session of request_id into session_id. CGW_ERR_NOT_FOUND when unknown/expired. */
+enum cgw_err bus_perm_session(struct bus *b, const char *request_id,
+                              char session_id[CGW_UUID_LEN + 1], struct cgw_error *err);
+
+/* Answers request_id, first answer wins: moves it from pending to resolved and
+ * pushes decision_json onto the control list, atomically. CGW_ERR_CONFLICT when
+ * it was already answered (or cancelled), CGW_ERR_NOT_FOUND when unknown. */
+enum cgw_err bus_perm_resolve(struct bus *b, const char *session_id, const char *request_id,
+                              bool allow, const char *decision_json, struct cgw_error *err);
+
+/* The runner gives up on request_id (timeout, abort): like resolve with outcome
+ * "cancelled" and nothing pushed. CGW_ERR_CONFLICT when an answer came first. */
+enum cgw_err bus_perm_cancel(struct bus *b, const char *session_id, const char *request_id,
+                             struct cgw_error *err);
+
+/* The open requests of the session (their JSON), oldest first. Free with
+ * bus_strings_free. */
+enum cgw_err bus_perm_list(struct bus *b, const char *session_id, char ***jsons, size_t *n,
+                           struct cgw_error *err);
+
+#endif

@@ -1,0 +1,147 @@
+/* config.h: chatgw.conf ("key = value" lines) with CHATGW_* environment overrides.
+ *
+ * Every key has a default (config_defaults), may be set in the file, and may be
+ * overridden by the environment variable CHATGW_<KEY> with '.' turned into '_'
+ * and upper-cased (db.path -> CHATGW_DB_PATH, claude.bin -> CHATGW_CLAUDE_BIN).
+ * Unknown keys and bad values in the file are errors naming the key and line;
+ * bad values in the environment are errors naming the variable. The whole table,
+ * with defaults and documentation, is config_keys[] (printed by `chatgwctl doctor`
+ * and documented in chatgw.conf(5)). A loaded config is read-only and may be shared
+ * by all threads.
+ */
+#ifndef CGW_CONFIG_H
+#define CGW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define CGW_DEFAULT_CONFIG_PATH "/etc/chatgw/chatgw.conf"
+#define CGW_MAX_PROJECT_ROOTS 16
+
+enum provider_id {
+    PROVIDER_CLAUDE = 0,
+    PROVIDER_CODEX,
+    PROVIDER_CURSOR,
+    PROVIDER_GEMINI,
+    PROVIDER_OPENCODE,
+    PROVIDER__COUNT
+};
+
+/* "claude", "codex", "cursor", "gemini", "opencode"; never NULL. */
+const char *provider_name(enum provider_id p);
+/* Returns 0 and sets *out, or -1 when name is not a provider. */
+int provider_from_name(const char *name, enum provider_id *out);
+
+struct config {
+    /* database */
+    char *db_path;             /* db.path */
+    int64_t db_busy_timeout_ms; /* db.busy_timeout_ms */
+
+    /* redis */
+    char *redis_address;  /* redis.address: "unix:/path", "/path" or "host:port" */
+    char *redis_password; /* redis.password ("" = none) */
+    int64_t redis_db;     /* redis.db */
+    int64_t redis_timeout_ms; /* redis.timeout_ms: connect and per-command timeout */
+    int64_t stream_maxlen;    /* stream.maxlen: approximate live-buffer length per session */
+    int64_t stream_ttl_s;     /* stream.ttl_s: keep a session's stream this long after a run */
+
+    /* http */
+    char *http_prefix;          /* http.prefix */
+    char *cors_origins;         /* cors.origins: space/comma separated, "" = no CORS */
+    bool auth_trust_remote_user; /* auth.trust_remote_user */
+
+    /* projects */
+    char *project_roots[CGW_MAX_PROJECT_ROOTS]; /* projects.roots: ':' or ',' separated */
+    size_t n_project_roots;
+
+    /* providers */
+    char *provider_bin[PROVIDER__COUNT]; /* <provider>.bin */
+
+    /* fcgi */
+    int64_t fcgi_threads; /* fcgi.threads */
+    char *fcgi_socket;    /* fcgi.socket: "" = inherit fd 0 (spawn-fcgi/systemd) */
+
+    /* runner */
+    char *runner_path;            /* runner.path */
+    int64_t runner_idle_timeout_s; /* runner.idle_timeout_s */
+    int64_t runner_lease_s;        /* runner.lease_s */
+    int64_t runner_abort_wait_ms;  /* runner.abort_wait_ms */
+    int64_t runner_term_grace_ms;  /* runner.term_grace_ms: interrupt -> SIGTERM */
+    int64_t runner_kill_grace_ms;  /* runner.kill_grace_ms: SIGTERM -> SIGKILL */
+    int64_t permissions_timeout_s; /* permissions.timeout_s (0 = wait forever) */
+
+    /* limits */
+    int64_t max_body;             /* limits.max_body (bytes) */
+    int64_t max_json_depth;       /* limits.max_json_depth */
+    int64_t max_frames;           /* limits.max_frames */
+    int64_t max_answer_bytes;     /* limits.max_answer_bytes */
+    int64_t max_subscribe_sessions; /* limits.max_subscribe_sessions */
+    int64_t max_prompt;           /* limits.max_prompt (bytes) */
+    int64_t max_line;             /* limits.max_line: longest provider stdout line */
+    int64_t max_runs_per_user;    /* limits.max_runs_per_user */
+    int64_t max_polls_per_user;   /* limits.max_polls_per_user */
+    int64_t wait_ms_default;      /* limits.wait_ms_default */
+    int64_t wait_ms_max;          /* limits.wait_ms_max */
+
+    /* log */
+    char *log_level; /* log.level */
+};
+
+enum config_type { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_BOOL, CONFIG_LIST };
+
+/* One row of the key table. */
+struct config_key {
+    const char *name;    /* "db.path" */
+    enum config_type type;
+    size_t offset;       /* offset of the field in struct config */
+    const char *def;     /* default, in file syntax */
+    int64_t min, max;    /* range for INT and SIZE */
+    const char *doc;     /* one-line description */
+};
+
+/* The key table, ending with a row whose name is NULL. Read-only. */
+extern const struct config_key config_keys[];
+
+/* Fills *cfg with every default. Returns CGW_OK or CGW_ERR_NOMEM.
+ * The caller frees with config_free. */
+enum cgw_err config_defaults(struct config *cfg, struct cgw_error *err);
+
+/* Applies "key = value" lines from text (path is used in messages only).
+ * Blank lines and lines starting with '#' or ';' are ignored; a value may be
+ * quoted with double quotes. Returns CGW_ERR_INVALID with "path:line: ..." text
+ * on the first unknown key or bad value. */
+enum cgw_err config_parse_text(struct config *cfg, const char *text, size_t len, const char *path,
+                               struct cgw_error *err);
+
+/* Reads and applies the file at path. Missing file: CGW_ERR_NOT_FOUND. */
+enum cgw_err config_parse_file(struct config *cfg, const char *path, struct cgw_error *err);
+
+/* Applies CHATGW_<KEY> variables from envp (NULL-terminated "NAME=value" array,
+ * normally `environ`). Variables that name no key are ignored (CHATGW_URL and the
+ * like belong to scripts). */
+enum cgw_err config_apply_env(struct config *cfg, char *const *envp, struct cgw_error *err);
+
+/* Sets one key from its string form (file syntax). CGW_ERR_NOT_FOUND for an
+ * unknown key, CGW_ERR_INVALID for a bad value. */
+enum cgw_err config_set(struct config *cfg, const char *key, const char *value,
+                        struct cgw_error *err);
+
+/* The usual start-up sequence: defaults, then the file (path, or $CHATGW_CONFIG,
+ * or CGW_DEFAULT_CONFIG_PATH; a missing file is an error only when path or
+ * $CHATGW_CONFIG named it), then the environment. */
+enum cgw_err config_load(struct config *cfg, const char *path, char *const *envp,
+                         struct cgw_error *err);
+
+/* Writes the current value of key in file syntax into buf. Returns 0 or -1. */
+int config_format(const struct config *cfg, const struct config_key *key, char *buf, size_t size);
+
+/* Environment variable name of a key ("CHATGW_DB_PATH") into buf. */
+void config_env_name(const char *key, char *buf, size_t size);
+
+/* Frees everything config_defaults/config_parse_* allocated; *cfg is zeroed. */
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,14 @@
+/* embedded.h: text files (SQL migrations, Lua scripts) compiled into the binaries. */
+#ifndef CGW_EMBEDDED_H
+#define CGW_EMBEDDED_H
+
+struct embedded_file {
+    const char *name; /* basename, e.g. "0001_init.sql" */
+    const char *text; /* whole file, NUL-terminated */
+};
+
+/* Both arrays end with a {NULL, NULL} entry and are sorted by name (the build sorts them). */
+extern const struct embedded_file cgw_sql_migrations[];
+extern const struct embedded_file cgw_lua_scripts[];
+
+#endif

@@ -1,0 +1,2 @@
+/* log.c: placeholder until the module lands. */
+#include "core/log.h"

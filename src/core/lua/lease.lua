@@ -1,0 +1,1 @@
+-- lease.lua: placeholder

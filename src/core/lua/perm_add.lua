@@ -1,0 +1,1 @@
+-- perm_add.lua: placeholder

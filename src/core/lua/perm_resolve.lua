@@ -1,0 +1,1 @@
+-- perm_resolve.lua: placeholder

@@ -1,0 +1,1 @@
+-- set_runner.lua: placeholder

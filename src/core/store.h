@@ -1,0 +1,227 @@
+/* store.h: the system of record in SQLite: users, tokens, sessions, messages, rules.
+ *
+ * Entry points: store_open (opens, sets WAL, busy_timeout and foreign keys),
+ * store_migrate (applies the embedded sql/NNNN_*.sql files forward, version in
+ * PRAGMA user_version), the per-table functions below, store_close.
+ *
+ * Threads and processes: one struct store is one SQLite connection and must be
+ * used by one thread at a time (give each worker thread its own). Any number of
+ * processes may open the same file and write at once: WAL mode, a busy timeout,
+ * and write transactions begun with BEGIN IMMEDIATE so that a busy database waits
+ * instead of failing with SQLITE_BUSY inside a transaction.
+ *
+ * Errors: every function returns enum cgw_err and fills the caller's struct
+ * cgw_error. A locked database after the busy timeout, a full disk or an I/O
+ * error is CGW_ERR_BACKEND; a missing row is CGW_ERR_NOT_FOUND; a unique-key
+ * clash is CGW_ERR_CONFLICT. Only prepared statements with bound parameters.
+ *
+ * Times are integer milliseconds since the epoch (UTC).
+ */
+#ifndef CGW_STORE_H
+#define CGW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/util.h"
+
+struct store;
+
+#define STORE_NAME_MAX 64 /* user names: 1..64 of [A-Za-z0-9._-], starting alnum */
+
+struct store_user {
+    int64_t id;
+    char name[STORE_NAME_MAX + 1];
+    bool disabled;
+    int64_t created_ms;
+};
+
+struct store_token {
+    int64_t id;
+    int64_t user_id;
+    char user_name[STORE_NAME_MAX + 1];
+    char public_id[24]; /* the non-secret part of the token, see auth.h */
+    char label[STORE_NAME_MAX + 1];
+    unsigned char hash[32]; /* SHA-256 of the whole token */
+    bool revoked;
+    int64_t created_ms;
+    int64_t last_used_ms; /* 0 = never */
+};
+
+struct store_session {
+    char id[CGW_UUID_LEN + 1]; /* app id, UUID v4 */
+    int64_t owner;             /* users.id */
+    char provider[16];         /* "claude", ... */
+    char *native_id;           /* provider-native session id, NULL until captured */
+    char *project_path;        /* realpath of the project directory */
+    char *name;                /* display name, "" when unnamed */
+    bool archived;
+    int64_t created_ms;
+    int64_t updated_ms;
+    int64_t last_seq; /* high-water mark of persisted events' seq */
+};
+
+struct store_message {
+    int64_t seq;
+    char kind[32];
+    char *json; /* the event as published, with its seq */
+};
+
+struct store_rule {
+    int64_t id;
+    int64_t user_id;
+    char *project_path;
+    char *rule; /* e.g. "Bash(git status:*)", "Read" */
+    int64_t created_ms;
+};
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* Opens (creating when create is true) the database at path and sets WAL
+ * mode, busy_timeout (busy_timeout_ms) and foreign_keys. Does not migrate.
+ * On success *out is a new handle the caller closes with store_close. */
+enum cgw_err store_open(const char *path, bool create, int64_t busy_timeout_ms,
+                        struct store **out, struct cgw_error *err);
+
+/* Applies every embedded migration newer than PRAGMA user_version, each in its
+ * own IMMEDIATE transaction together with the user_version bump, so concurrent
+ * migrators and a crash halfway are safe. A database newer than this binary
+ * knows is CGW_ERR_CONFLICT. Sets *version (may be NULL) to the final version. */
+enum cgw_err store_migrate(struct store *st, int *version, struct cgw_error *err);
+
+/* The schema version this binary brings (the highest embedded migration) and the
+ * version of the open database. */
+int store_schema_latest(void);
+enum cgw_err store_schema_version(struct store *st, int *version, struct cgw_error *err);
+
+/* Closes the connection and frees st (NULL is fine). */
+void store_close(struct store *st);
+
+/* Explicit transactions for batching (the runner commits many events at once).
+ * store_begin starts BEGIN IMMEDIATE; nesting is not supported. */
+enum cgw_err store_begin(struct store *st, struct cgw_error *err);
+enum cgw_err store_commit(struct store *st, struct cgw_error *err);
+void store_rollback(struct store *st);
+
+/* ---- users ---------------------------------------------------------------- */
+
+/* True when name is a valid user name (see STORE_NAME_MAX). */
+bool store_user_name_valid(const char *name);
+
+/* Adds a user; CGW_ERR_CONFLICT when the name exists, CGW_ERR_INVALID for a bad
+ * name. *id (may be NULL) receives the new id. */
+enum cgw_err store_user_add(struct store *st, const char *name, int64_t *id,
+                            struct cgw_error *err);
+enum cgw_err store_user_get(struct store *st, const char *name, struct store_user *out,
+                            struct cgw_error *err);
+enum cgw_err store_user_get_by_id(struct store *st, int64_t id, struct store_user *out,
+                                  struct cgw_error *err);
+enum cgw_err store_user_set_disabled(struct store *st, const char *name, bool disabled,
+                                     struct cgw_error *err);
+/* All users ordered by name; *out is a new array of *n entries the caller frees
+ * with free(). */
+enum cgw_err store_user_list(struct store *st, struct store_user **out, size_t *n,
+                             struct cgw_error *err);
+
+/* ---- tokens --------------------------------------------------------------- */
+
+/* Records a token of user_id by its public id and SHA-256 hash (the secret is
+ * never stored). CGW_ERR_CONFLICT if public_id exists. */
+enum cgw_err store_token_add(struct store *st, int64_t user_id, const char *public_id,
+                             const unsigned char hash[32], const char *label, int64_t *id,
+                             struct cgw_error *err);
+
+/* Finds the token with public_id, whatever its state (the caller checks hash,
+ * revoked, and the user's disabled flag; out->user_name is filled).
+ * user_disabled (may be NULL) receives the owner's disabled flag. */
+enum cgw_err store_token_find(struct store *st, const char *public_id, struct store_token *out,
+                              bool *user_disabled, struct cgw_error *err);
+
+/* Sets last_used_ms = now, at most once a minute per token (cheap on hot paths). */
+enum cgw_err store_token_touch(struct store *st, int64_t id, struct cgw_error *err);
+
+/* Tokens of user_id (0 = all users), oldest first; *out freed with free(). */
+enum cgw_err store_token_list(struct store *st, int64_t user_id, struct store_token **out,
+                              size_t *n, struct cgw_error *err);
+
+/* Revokes by id. CGW_ERR_NOT_FOUND when no such token. Idempotent otherwise. */
+enum cgw_err store_token_revoke(struct store *st, int64_t id, struct cgw_error *err);
+
+/* ---- sessions ------------------------------------------------------------- */
+
+/* Inserts s (id, owner, provider, project_path, name, created/updated; native_id
+ * and last_seq start NULL/0). CGW_ERR_CONFLICT on a duplicate id. */
+enum cgw_err store_session_create(struct store *st, const struct store_session *s,
+                                  struct cgw_error *err);
+
+/* Loads session id. owner > 0 restricts to that owner: another user's session is
+ * CGW_ERR_NOT_FOUND exactly like a missing one. out's strings are new; free with
+ * store_session_clear. */
+enum cgw_err store_session_get(struct store *st, const char *id, int64_t owner,
+                               struct store_session *out, struct cgw_error *err);
+
+/* Sessions of owner with archived == archived (archived < 0: both), newest
+ * updated_ms first, then id; limit/offset page them. *total is the count
+ * without paging. *out is a new array; free with store_session_list_free. */
+enum cgw_err store_session_list(struct store *st, int64_t owner, int archived, int64_t limit,
+                                int64_t offset, struct store_session **out, size_t *n,
+                                int64_t *total, struct cgw_error *err);
+
+/* Renames and/or (un)archives; NULL name / archived < 0 leave a field alone;
+ * bumps updated_ms. Owner-checked like store_session_get. */
+enum cgw_err store_session_update(struct store *st, const char *id, int64_t owner,
+                                  const char *name, int archived, struct cgw_error *err);
+
+/* Deletes the session and its messages. Owner-checked. */
+enum cgw_err store_session_delete(struct store *st, const char *id, int64_t owner,
+                                  struct cgw_error *err);
+
+/* Records the provider-native id (first sight wins: a different id later is
+ * CGW_ERR_CONFLICT, the same id is OK). */
+enum cgw_err store_session_set_native_id(struct store *st, const char *id,
+                                         const char *native_id, struct cgw_error *err);
+
+/* Sets updated_ms = now (a run started or ended). */
+enum cgw_err store_session_touch(struct store *st, const char *id, struct cgw_error *err);
+
+/* The session's high-water seq (0 for none); CGW_ERR_NOT_FOUND when no session. */
+enum cgw_err store_session_last_seq(struct store *st, const char *id, int64_t *seq,
+                                    struct cgw_error *err);
+
+void store_session_clear(struct store_session *s);
+void store_session_list_free(struct store_session *list, size_t n);
+
+/* ---- messages ------------------------------------------------------------- */
+
+/* Persists one event with its seq and raises sessions.last_seq to it. A second
+ * add of the same (session, seq) with the same json is OK (idempotent replay
+ * after a crash); with different json it is CGW_ERR_CONFLICT. */
+enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t seq,
+                               const char *kind, const char *json, struct cgw_error *err);
+
+/* Messages of a session with after_seq < seq < before_seq (before_seq <= 0: no
+ * upper bound), oldest first, at most limit. When before_seq is given and
+ * after_seq is 0 the page is the *latest* limit messages below before_seq (still
+ * returned oldest first), which is how a UI pages backwards. *has_more tells
+ * whether more rows exist beyond the page in the paging direction. *out freed
+ * with store_message_list_free. */
+enum cgw_err store_message_list(struct store *st, const char *session_id, int64_t after_seq,
+                                int64_t before_seq, int64_t limit, struct store_message **out,
+                                size_t *n, bool *has_more, struct cgw_error *err);
+void store_message_list_free(struct store_message *list, size_t n);
+
+/* ---- permission rules ------------------------------------------------------ */
+
+/* Adds a remembered rule for user and project (idempotent: an identical rule is OK). */
+enum cgw_err store_rule_add(struct store *st, int64_t user_id, const char *project_path,
+                            const char *rule, struct cgw_error *err);
+/* Rules of user for project, oldest first; *out freed with store_rule_list_free. */
+enum cgw_err store_rule_list(struct store *st, int64_t user_id, const char *project_path,
+                             struct store_rule **out, size_t *n, struct cgw_error *err);
+enum cgw_err store_rule_delete(struct store *st, int64_t user_id, int64_t rule_id,
+                               struct cgw_error *err);
+void store_rule_list_free(struct store_rule *list, size_t n);
+
+#endif

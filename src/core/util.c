@@ -1,0 +1,2 @@
+/* util.c: placeholder until the module lands. */
+#include "core/util.h"

@@ -1,0 +1,2 @@
+/* cmd_doctor.c: placeholder */
+typedef int cgw_placeholder_;

@@ -1,0 +1,2 @@
+/* cmd_init.c: placeholder */
+typedef int cgw_placeholder_;

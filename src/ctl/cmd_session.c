@@ -1,0 +1,2 @@
+/* cmd_session.c: placeholder */
+typedef int cgw_placeholder_;

@@ -1,0 +1,2 @@
+/* cmd_token.c: placeholder */
+typedef int cgw_placeholder_;

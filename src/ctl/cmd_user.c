@@ -1,0 +1,2 @@
+/* cmd_user.c: placeholder */
+typedef int cgw_placeholder_;

@@ -1,0 +1,2 @@
+/* testenv.c: placeholder */
+#include "testenv.h"

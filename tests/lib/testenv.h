@@ -1,0 +1,44 @@
+/* testenv.h: what C tests need around them: temp dirs and a private redis-server.
+ *
+ * A test's redis-server listens on a free loopback port chosen at start, keeps
+ * its files in the test's temp dir, and is stopped by its pid only.
+ */
+#ifndef CGW_TESTENV_H
+#define CGW_TESTENV_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Creates a fresh temp dir (under $TMPDIR or /tmp) named after tag; writes the
+ * path into buf (size bytes). Returns 0 or -1. */
+int testenv_tmpdir(const char *tag, char *buf, size_t size);
+
+/* Removes a directory tree (best effort). */
+void testenv_rmtree(const char *path);
+
+struct test_redis {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char address[64]; /* "127.0.0.1:<port>" */
+    bool aof;
+};
+
+/* The redis-server binary ($REDIS_SERVER, else found on PATH), or NULL when
+ * there is none: the test should then skip_all(). */
+const char *testenv_redis_binary(void);
+
+/* Starts redis-server in dir (created if missing) on a free 127.0.0.1 port, with
+ * appendonly when aof is true, and waits until it answers PING. Returns 0 or -1. */
+int testenv_redis_start(struct test_redis *r, const char *dir, bool aof);
+
+/* Stops it (SIGTERM to its pid, then SIGKILL after 5 s) and reaps it. */
+void testenv_redis_stop(struct test_redis *r);
+
+/* Kills it with SIGKILL (a crash: nothing flushed beyond what AOF fsync did). */
+void testenv_redis_kill(struct test_redis *r);
+
+/* Starts it again on the same port and dir (AOF replayed when enabled). */
+int testenv_redis_restart(struct test_redis *r);
+
+#endif
