@@ -22,8 +22,8 @@ bool auth_equal_ct(const void *a, const void *b, size_t n)
 
 static bool is_b64url(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 int auth_token_public_id(const char *token, char *public_id)
@@ -42,8 +42,8 @@ int auth_token_public_id(const char *token, char *public_id)
     return 0;
 }
 
-enum cgw_err auth_token_create(struct store *st, const char *user, const char *label,
-                               char *token, int64_t *id, struct cgw_error *err)
+enum cgw_err auth_token_create(struct store *st, const char *user, const char *label, char *token,
+                               int64_t *id, struct cgw_error *err)
 {
     struct store_user u;
     unsigned char pub[PUBLIC_BYTES], secret[SECRET_BYTES], hash[SHA256_DIGEST_LEN];

@@ -22,8 +22,8 @@
 /* Creates a token for user name with label (may be NULL or ""); writes the token
  * into token (AUTH_TOKEN_LEN + 1 bytes) and the row id into *id (may be NULL).
  * CGW_ERR_NOT_FOUND for an unknown user, CGW_ERR_CONFLICT for a disabled one. */
-enum cgw_err auth_token_create(struct store *st, const char *user, const char *label,
-                               char *token, int64_t *id, struct cgw_error *err);
+enum cgw_err auth_token_create(struct store *st, const char *user, const char *label, char *token,
+                               int64_t *id, struct cgw_error *err);
 
 /* Verifies a presented token and fills *user with its owner. Any failure —
  * malformed, unknown, revoked, wrong secret, disabled user — is

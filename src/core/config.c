@@ -73,8 +73,7 @@ const struct config_key config_keys[] = {
      "OpenAI Codex CLI"},
     {"cursor.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_CURSOR]), "cursor-agent", 0, 0,
      "Cursor CLI"},
-    {"gemini.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_GEMINI]), "gemini", 0, 0,
-     "Gemini CLI"},
+    {"gemini.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_GEMINI]), "gemini", 0, 0, "Gemini CLI"},
     {"opencode.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_OPENCODE]), "opencode", 0, 0,
      "OpenCode CLI"},
     {"fcgi.threads", CONFIG_INT, OFF(fcgi_threads), "8", 1, 256,
@@ -102,8 +101,8 @@ const struct config_key config_keys[] = {
      "deepest nesting accepted in a request's JSON"},
     {"limits.max_frames", CONFIG_INT, OFF(max_frames), "1000", 1, 1000000,
      "most frames in one subscribe answer"},
-    {"limits.max_answer_bytes", CONFIG_SIZE, OFF(max_answer_bytes), "1M", 4096,
-     256 * 1024 * 1024, "approximate largest subscribe answer"},
+    {"limits.max_answer_bytes", CONFIG_SIZE, OFF(max_answer_bytes), "1M", 4096, 256 * 1024 * 1024,
+     "approximate largest subscribe answer"},
     {"limits.max_subscribe_sessions", CONFIG_INT, OFF(max_subscribe_sessions), "32", 1, 10000,
      "most sessions followed by one subscribe request"},
     {"limits.max_prompt", CONFIG_SIZE, OFF(max_prompt), "256K", 1, 64 * 1024 * 1024,
@@ -167,8 +166,8 @@ static enum cgw_err list_set(struct config *cfg, const struct config_key *k, con
             for (size_t i = 0; i < n; i++)
                 free(roots[i]);
             if (n == CGW_MAX_PROJECT_ROOTS)
-                return cgw_error_set(err, CGW_ERR_INVALID, "%s: more than %d directories",
-                                     k->name, CGW_MAX_PROJECT_ROOTS);
+                return cgw_error_set(err, CGW_ERR_INVALID, "%s: more than %d directories", k->name,
+                                     CGW_MAX_PROJECT_ROOTS);
             return cgw_error_set(err, CGW_ERR_INVALID, "%s: \"%.*s\" is not an absolute path",
                                  k->name, (int)len, start);
         }
@@ -203,8 +202,8 @@ static enum cgw_err key_set(struct config *cfg, const struct config_key *k, cons
             enum log_level level;
             if (log_level_parse(value, &level) < 0)
                 return cgw_error_set(err, CGW_ERR_INVALID,
-                                     "%s: \"%s\" is not one of debug, info, warn, error",
-                                     k->name, value);
+                                     "%s: \"%s\" is not one of debug, info, warn, error", k->name,
+                                     value);
         }
         char *copy = strdup(value);
         if (!copy)
@@ -231,8 +230,8 @@ static enum cgw_err key_set(struct config *cfg, const struct config_key *k, cons
         return CGW_OK;
     case CONFIG_BOOL:
         if (cgw_parse_bool(value, &flag) < 0)
-            return cgw_error_set(err, CGW_ERR_INVALID, "%s: \"%s\" is not true or false",
-                                 k->name, value);
+            return cgw_error_set(err, CGW_ERR_INVALID, "%s: \"%s\" is not true or false", k->name,
+                                 value);
         *(bool *)(base + k->offset) = flag;
         return CGW_OK;
     case CONFIG_LIST:
@@ -282,8 +281,7 @@ static enum cgw_err parse_line(struct config *cfg, char *line, const char *path,
         return CGW_OK;
     char *eq = strchr(s, '=');
     if (!eq)
-        return cgw_error_set(err, CGW_ERR_INVALID, "%s:%d: expected \"key = value\"", path,
-                             lineno);
+        return cgw_error_set(err, CGW_ERR_INVALID, "%s:%d: expected \"key = value\"", path, lineno);
     *eq = '\0';
     char *key = trim(s);
     char *value = trim(eq + 1);
@@ -297,8 +295,7 @@ static enum cgw_err parse_line(struct config *cfg, char *line, const char *path,
     }
     const struct config_key *k = key_find(key);
     if (!k)
-        return cgw_error_set(err, CGW_ERR_INVALID, "%s:%d: unknown key \"%s\"", path, lineno,
-                             key);
+        return cgw_error_set(err, CGW_ERR_INVALID, "%s:%d: unknown key \"%s\"", path, lineno, key);
     struct cgw_error e;
     enum cgw_err rc = key_set(cfg, k, value, &e);
     if (rc != CGW_OK)
@@ -336,8 +333,8 @@ enum cgw_err config_parse_file(struct config *cfg, const char *path, struct cgw_
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        return cgw_error_set(err, errno == ENOENT ? CGW_ERR_NOT_FOUND : CGW_ERR_IO, "%s: %s",
-                             path, strerror(errno));
+        return cgw_error_set(err, errno == ENOENT ? CGW_ERR_NOT_FOUND : CGW_ERR_IO, "%s: %s", path,
+                             strerror(errno));
     }
     char *buf = malloc(MAX_FILE + 1);
     if (!buf) {

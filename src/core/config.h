@@ -37,20 +37,20 @@ int provider_from_name(const char *name, enum provider_id *out);
 
 struct config {
     /* database */
-    char *db_path;             /* db.path */
+    char *db_path;              /* db.path */
     int64_t db_busy_timeout_ms; /* db.busy_timeout_ms */
 
     /* redis */
-    char *redis_address;  /* redis.address: "unix:/path", "/path" or "host:port" */
-    char *redis_password; /* redis.password ("" = none) */
-    int64_t redis_db;     /* redis.db */
+    char *redis_address;      /* redis.address: "unix:/path", "/path" or "host:port" */
+    char *redis_password;     /* redis.password ("" = none) */
+    int64_t redis_db;         /* redis.db */
     int64_t redis_timeout_ms; /* redis.timeout_ms: connect and per-command timeout */
     int64_t stream_maxlen;    /* stream.maxlen: approximate live-buffer length per session */
     int64_t stream_ttl_s;     /* stream.ttl_s: keep a session's stream this long after a run */
 
     /* http */
-    char *http_prefix;          /* http.prefix */
-    char *cors_origins;         /* cors.origins: space/comma separated, "" = no CORS */
+    char *http_prefix;           /* http.prefix */
+    char *cors_origins;          /* cors.origins: space/comma separated, "" = no CORS */
     bool auth_trust_remote_user; /* auth.trust_remote_user */
 
     /* projects */
@@ -65,7 +65,7 @@ struct config {
     char *fcgi_socket;    /* fcgi.socket: "" = inherit fd 0 (spawn-fcgi/systemd) */
 
     /* runner */
-    char *runner_path;            /* runner.path */
+    char *runner_path;             /* runner.path */
     int64_t runner_idle_timeout_s; /* runner.idle_timeout_s */
     int64_t runner_lease_s;        /* runner.lease_s */
     int64_t runner_abort_wait_ms;  /* runner.abort_wait_ms */
@@ -74,17 +74,17 @@ struct config {
     int64_t permissions_timeout_s; /* permissions.timeout_s (0 = wait forever) */
 
     /* limits */
-    int64_t max_body;             /* limits.max_body (bytes) */
-    int64_t max_json_depth;       /* limits.max_json_depth */
-    int64_t max_frames;           /* limits.max_frames */
-    int64_t max_answer_bytes;     /* limits.max_answer_bytes */
+    int64_t max_body;               /* limits.max_body (bytes) */
+    int64_t max_json_depth;         /* limits.max_json_depth */
+    int64_t max_frames;             /* limits.max_frames */
+    int64_t max_answer_bytes;       /* limits.max_answer_bytes */
     int64_t max_subscribe_sessions; /* limits.max_subscribe_sessions */
-    int64_t max_prompt;           /* limits.max_prompt (bytes) */
-    int64_t max_line;             /* limits.max_line: longest provider stdout line */
-    int64_t max_runs_per_user;    /* limits.max_runs_per_user */
-    int64_t max_polls_per_user;   /* limits.max_polls_per_user */
-    int64_t wait_ms_default;      /* limits.wait_ms_default */
-    int64_t wait_ms_max;          /* limits.wait_ms_max */
+    int64_t max_prompt;             /* limits.max_prompt (bytes) */
+    int64_t max_line;               /* limits.max_line: longest provider stdout line */
+    int64_t max_runs_per_user;      /* limits.max_runs_per_user */
+    int64_t max_polls_per_user;     /* limits.max_polls_per_user */
+    int64_t wait_ms_default;        /* limits.wait_ms_default */
+    int64_t wait_ms_max;            /* limits.wait_ms_max */
 
     /* log */
     char *log_level; /* log.level */
@@ -94,12 +94,12 @@ enum config_type { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_BOOL, CONFIG_L
 
 /* One row of the key table. */
 struct config_key {
-    const char *name;    /* "db.path" */
+    const char *name; /* "db.path" */
     enum config_type type;
-    size_t offset;       /* offset of the field in struct config */
-    const char *def;     /* default, in file syntax */
-    int64_t min, max;    /* range for INT and SIZE */
-    const char *doc;     /* one-line description */
+    size_t offset;    /* offset of the field in struct config */
+    const char *def;  /* default, in file syntax */
+    int64_t min, max; /* range for INT and SIZE */
+    const char *doc;  /* one-line description */
 };
 
 /* The key table, ending with a row whose name is NULL. Read-only. */

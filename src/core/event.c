@@ -130,8 +130,8 @@ static json_t *input_ref(json_t *input)
     return input ? json_incref(input) : json_object();
 }
 
-json_t *event_new_tool_use(const struct event_ctx *ctx, const char *tool_id,
-                           const char *tool_name, json_t *input)
+json_t *event_new_tool_use(const struct event_ctx *ctx, const char *tool_id, const char *tool_name,
+                           json_t *input)
 {
     json_t *ev = event_new(ctx, EVENT_TOOL_USE);
     if (!ev)
@@ -141,8 +141,8 @@ json_t *event_new_tool_use(const struct event_ctx *ctx, const char *tool_id,
                         set_str(ev, "toolId", tool_id));
 }
 
-json_t *event_new_tool_result(const struct event_ctx *ctx, const char *tool_id,
-                              const char *content, bool is_error)
+json_t *event_new_tool_result(const struct event_ctx *ctx, const char *tool_id, const char *content,
+                              bool is_error)
 {
     json_t *ev = event_new(ctx, EVENT_TOOL_RESULT);
     if (!ev)
@@ -194,8 +194,8 @@ json_t *event_new_token_budget(const struct event_ctx *ctx, const struct token_b
         failed |= json_object_set_new(budget, "inputTokens", json_integer(tb->input_tokens));
         failed |= json_object_set_new(budget, "outputTokens", json_integer(tb->output_tokens));
         if (tb->cache_read_tokens >= 0)
-            failed |= json_object_set_new(budget, "cacheReadTokens",
-                                          json_integer(tb->cache_read_tokens));
+            failed |=
+                json_object_set_new(budget, "cacheReadTokens", json_integer(tb->cache_read_tokens));
         if (tb->cache_creation_tokens >= 0)
             failed |= json_object_set_new(budget, "cacheCreationTokens",
                                           json_integer(tb->cache_creation_tokens));

@@ -71,10 +71,10 @@ json_t *event_new(const struct event_ctx *ctx, enum event_kind kind);
 json_t *event_new_text(const struct event_ctx *ctx, const char *role, const char *content);
 json_t *event_new_thinking(const struct event_ctx *ctx, const char *content);
 /* input is borrowed (copied by reference count: json_incref). NULL input -> {}. */
-json_t *event_new_tool_use(const struct event_ctx *ctx, const char *tool_id,
-                           const char *tool_name, json_t *input);
-json_t *event_new_tool_result(const struct event_ctx *ctx, const char *tool_id,
-                              const char *content, bool is_error);
+json_t *event_new_tool_use(const struct event_ctx *ctx, const char *tool_id, const char *tool_name,
+                           json_t *input);
+json_t *event_new_tool_result(const struct event_ctx *ctx, const char *tool_id, const char *content,
+                              bool is_error);
 json_t *event_new_stream_delta(const struct event_ctx *ctx, const char *content);
 json_t *event_new_stream_end(const struct event_ctx *ctx);
 json_t *event_new_error(const struct event_ctx *ctx, const char *content);

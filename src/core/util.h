@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CGW_UUID_LEN 36 /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+#define CGW_UUID_LEN 36     /* "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
 #define CGW_ISO_TIME_LEN 24 /* "2026-11-25T21:14:00.123Z" */
 #define CGW_ID_MAX 64       /* "<kind>_<uuid>" with the longest kind */
 

@@ -71,31 +71,31 @@ static inline int tap_ok_(int cond, const char *file, int line, const char *fmt,
 
 #define ok(cond, ...) tap_ok_(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
-#define is_int(got, want, ...)                                                              \
-    do {                                                                                    \
-        long long got_ = (long long)(got), want_ = (long long)(want);                       \
-        if (!tap_ok_(got_ == want_, __FILE__, __LINE__, __VA_ARGS__))                       \
-            printf("#          got: %lld\n#     expected: %lld\n", got_, want_);            \
+#define is_int(got, want, ...)                                                                     \
+    do {                                                                                           \
+        long long got_ = (long long)(got), want_ = (long long)(want);                              \
+        if (!tap_ok_(got_ == want_, __FILE__, __LINE__, __VA_ARGS__))                              \
+            printf("#          got: %lld\n#     expected: %lld\n", got_, want_);                   \
     } while (0)
 
-#define is_str(got, want, ...)                                                              \
-    do {                                                                                    \
-        const char *got_ = (got), *want_ = (want);                                          \
-        int same_ = (got_ && want_) ? strcmp(got_, want_) == 0 : got_ == want_;             \
-        if (!tap_ok_(same_, __FILE__, __LINE__, __VA_ARGS__))                               \
-            printf("#          got: %s%s%s\n#     expected: %s%s%s\n", got_ ? "\"" : "",    \
-                   got_ ? got_ : "NULL", got_ ? "\"" : "", want_ ? "\"" : "",               \
-                   want_ ? want_ : "NULL", want_ ? "\"" : "");                              \
+#define is_str(got, want, ...)                                                                     \
+    do {                                                                                           \
+        const char *got_ = (got), *want_ = (want);                                                 \
+        int same_ = (got_ && want_) ? strcmp(got_, want_) == 0 : got_ == want_;                    \
+        if (!tap_ok_(same_, __FILE__, __LINE__, __VA_ARGS__))                                      \
+            printf("#          got: %s%s%s\n#     expected: %s%s%s\n", got_ ? "\"" : "",           \
+                   got_ ? got_ : "NULL", got_ ? "\"" : "", want_ ? "\"" : "",                      \
+                   want_ ? want_ : "NULL", want_ ? "\"" : "");                                     \
     } while (0)
 
 /* Stops the test program when a precondition fails (the rest would only crash). */
-#define BAIL_OUT(...)                                                                       \
-    do {                                                                                    \
-        printf("Bail out! ");                                                               \
-        printf(__VA_ARGS__);                                                                \
-        putchar('\n');                                                                      \
-        fflush(stdout);                                                                     \
-        exit(1);                                                                            \
+#define BAIL_OUT(...)                                                                              \
+    do {                                                                                           \
+        printf("Bail out! ");                                                                      \
+        printf(__VA_ARGS__);                                                                       \
+        putchar('\n');                                                                             \
+        fflush(stdout);                                                                            \
+        exit(1);                                                                                   \
     } while (0)
 
 static inline int done_testing(void)

@@ -87,8 +87,9 @@ int main(void)
     FILE *f = fopen(path, "w");
     fputs("db.path = /from/file.db\nredis.db = 3\n", f);
     fclose(f);
-    char *env[] = {"CHATGW_REDIS_DB=5", "CHATGW_CLAUDE_BIN=/opt/fake-claude",
-                   "CHATGW_URL=http://x", "CHATGW_TOKEN=abc", "PATH=/bin", NULL};
+    char *env[] = {"CHATGW_REDIS_DB=5",   "CHATGW_CLAUDE_BIN=/opt/fake-claude",
+                   "CHATGW_URL=http://x", "CHATGW_TOKEN=abc",
+                   "PATH=/bin",           NULL};
     is_int(config_load(&cfg, path, env, &err), CGW_OK, "load file + env: %s", err.text);
     is_str(cfg.db_path, "/from/file.db", "file value");
     is_int(cfg.redis_db, 5, "env beats file");

@@ -87,8 +87,11 @@ int main(void)
     ok(json_is_false(json_object_get(ev, "allow")), "resolved allow=false");
     json_decref(ev);
 
-    struct token_budget tb = {.used = 1200, .total = 200000, .input_tokens = 1000,
-                              .output_tokens = 200, .cache_read_tokens = 5,
+    struct token_budget tb = {.used = 1200,
+                              .total = 200000,
+                              .input_tokens = 1000,
+                              .output_tokens = 200,
+                              .cache_read_tokens = 5,
                               .cache_creation_tokens = -1};
     ev = event_new_token_budget(&ctx, &tb);
     check_envelope(ev, "status");

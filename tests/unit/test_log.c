@@ -58,7 +58,8 @@ int main(void)
     log_init("test_log", LOG_LEVEL_INFO);
     char *out = capture(emit_levels);
     ok(strstr(out, "hidden") == NULL, "debug suppressed at info");
-    ok(strstr(out, "test_log[") && strstr(out, "] info: shown 2\n"), "info line has program, pid and level");
+    ok(strstr(out, "test_log[") && strstr(out, "] info: shown 2\n"),
+       "info line has program, pid and level");
     ok(strstr(out, "error: bad line\n") != NULL, "newline in message cannot forge a line");
     int lines = 0;
     for (char *p = out; *p; p++)

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# run-all.sh: on a fresh Debian 12 machine, install what the build and the tests need,
+# build chatgw with ASan+UBSan, and run the whole test suite (make check).
+#
+#   tests/run-all.sh               # the README's test command
+#   BUILD_DIR=dir tests/run-all.sh # build somewhere else (default: build-check)
+#   CHATGW_DISTCHECK=1 ...         # also run `make distcheck` (CI does)
+#   CHATGW_NO_SANITIZERS=1 ...     # plain build (e.g. for valgrind)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$top/build-check}
+
+# Debian packages: build tools, libraries, and the real servers the tests start.
+packages=(
+    build-essential autoconf automake pkg-config
+    libfcgi-dev libjansson-dev libsqlite3-dev libhiredis-dev
+    redis-server lighttpd spawn-fcgi sqlite3 curl python3
+    clang clang-format valgrind
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "run-all: installing ${missing[*]}"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "run-all: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+        sudo=sudo
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # The tests never use the packaged redis-server or lighttpd services: they start
+    # their own on free loopback ports.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+cd "$top"
+[ -x configure ] || ./autogen.sh
+mkdir -p "$build"
+cd "$build"
+config_args=(--enable-werror)
+[ "${CHATGW_NO_SANITIZERS:-0}" = 1 ] || config_args+=(--enable-sanitizers)
+if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ]; then
+    "$top/configure" -q "${config_args[@]}"
+fi
+make -j"$(nproc)"
+status=0
+make -j"$(nproc)" check || status=$?
+if [ $status -ne 0 ]; then
+    # Show what failed, so a CI log alone is enough to start debugging.
+    for log in $(find . -name '*.log' -newer Makefile); do
+        case "$log" in ./config.log|./test-suite.log) continue ;; esac
+        if grep -qE '^(not ok|Bail out!)|^# (ERROR|FAIL)' "$log" 2>/dev/null || grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" 2>/dev/null; then
+            echo "===== $log"
+            tail -n 60 "$log"
+        fi
+    done
+    exit $status
+fi
+if [ "${CHATGW_DISTCHECK:-0}" = 1 ]; then
+    make -j"$(nproc)" distcheck
+fi
+echo "run-all: all tests passed"
