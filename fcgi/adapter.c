@@ -1,0 +1,240 @@
+/* adapter.c: copies a FastCGI request into a plain struct and writes responses back. */
+#include "fcgi/adapter.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+static char *param_dup(FCGX_Request *fr, const char *name)
+{
+    const char *v = FCGX_GetParam(name, fr->envp);
+    return v ? strdup(v) : NULL;
+}
+
+static const struct {
+    const char *name;
+    enum http_method method;
+} methods[] = {
+    {"GET", HTTP_GET}, {"POST", HTTP_POST},       {"PATCH", HTTP_PATCH}, {"DELETE", HTTP_DELETE},
+    {"PUT", HTTP_PUT}, {"OPTIONS", HTTP_OPTIONS}, {"HEAD", HTTP_HEAD},
+};
+
+static enum http_method method_parse(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof methods / sizeof methods[0]; i++) {
+        if (strcmp(s, methods[i].name) == 0)
+            return methods[i].method;
+    }
+    return HTTP_OTHER;
+}
+
+/* The path below the mount prefix, from REQUEST_URI (raw, as the client sent it) so the
+ * result does not depend on how the web server splits SCRIPT_NAME and PATH_INFO. */
+static char *path_below_prefix(FCGX_Request *fr, const char *prefix)
+{
+    const char *uri = FCGX_GetParam("REQUEST_URI", fr->envp);
+    if (!uri)
+        uri = FCGX_GetParam("DOCUMENT_URI", fr->envp);
+    if (!uri)
+        uri = "/";
+    size_t len = strcspn(uri, "?#");
+    size_t plen = strlen(prefix);
+    while (plen > 0 && prefix[plen - 1] == '/')
+        plen--;
+    if (plen > 0 && len >= plen && strncmp(uri, prefix, plen) == 0 &&
+        (len == plen || uri[plen] == '/')) {
+        uri += plen;
+        len -= plen;
+    }
+    if (len == 0)
+        return strdup("/");
+    return strndup(uri, len);
+}
+
+int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req)
+{
+    const char *method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
+    const char *query = FCGX_GetParam("QUERY_STRING", fr->envp);
+    const char *length = FCGX_GetParam("CONTENT_LENGTH", fr->envp);
+    unsigned char rnd[9];
+
+    memset(req, 0, sizeof *req);
+    snprintf(req->method_name, sizeof req->method_name, "%s", method ? method : "");
+    req->method = method_parse(method);
+    if (cgw_random_bytes(rnd, sizeof rnd) == 0)
+        cgw_base64url(rnd, sizeof rnd, req->request_id);
+    req->path = path_below_prefix(fr, cfg->http_prefix);
+    req->query = strdup(query ? query : "");
+    req->content_type = param_dup(fr, "CONTENT_TYPE");
+    req->authorization = param_dup(fr, "HTTP_AUTHORIZATION");
+    req->remote_user = param_dup(fr, "REMOTE_USER");
+    req->origin = param_dup(fr, "HTTP_ORIGIN");
+    if (!req->path || !req->query)
+        return -1;
+
+    int64_t declared = 0;
+    if (length && *length && cgw_parse_int64(length, 0, INT64_MAX, &declared) < 0)
+        declared = cfg->max_body + 1;
+    if (declared > cfg->max_body) {
+        req->body_too_large = true;
+        return 0;
+    }
+    /* Read to EOF with a cap: CONTENT_LENGTH may be absent (chunked upload). */
+    size_t cap = declared > 0 ? (size_t)declared + 1 : 4096, len = 0;
+    char *body = malloc(cap);
+    if (!body)
+        return -1;
+    for (;;) {
+        if (len + 1 >= cap) {
+            if ((int64_t)cap > cfg->max_body + 1) {
+                req->body_too_large = true;
+                free(body);
+                return 0;
+            }
+            char *bigger = realloc(body, cap * 2);
+            if (!bigger) {
+                free(body);
+                return -1;
+            }
+            body = bigger;
+            cap *= 2;
+        }
+        size_t want = cap - 1 - len;
+        int got = FCGX_GetStr(body + len, want > 65536 ? 65536 : (int)want, fr->in);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        if ((int64_t)len > cfg->max_body) {
+            req->body_too_large = true;
+            free(body);
+            return 0;
+        }
+    }
+    if (len == 0) {
+        free(body);
+        return 0;
+    }
+    body[len] = '\0';
+    req->body = body;
+    req->body_len = len;
+    return 0;
+}
+
+bool cors_origin_allowed(const struct config *cfg, const char *origin)
+{
+    const char *list = cfg->cors_origins;
+    size_t olen;
+    if (!origin || !*origin || !list || !*list)
+        return false;
+    olen = strlen(origin);
+    while (*list) {
+        size_t n = strcspn(list, " ,");
+        if ((n == 1 && list[0] == '*') || (n == olen && strncmp(list, origin, n) == 0))
+            return true;
+        list += n;
+        list += strspn(list, " ,");
+    }
+    return false;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "";
+    }
+}
+
+int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct request *req,
+                  const struct response *resp)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    if (resp->body) {
+        text = json_dumps(resp->body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text) {
+            log_error("out of memory encoding a response");
+            FCGX_PutS("Status: 500 Internal Server Error\r\nContent-Type: application/json; "
+                      "charset=utf-8\r\nCache-Control: no-store\r\n\r\n"
+                      "{\"kind\":\"protocol_error\",\"code\":\"INTERNAL_ERROR\","
+                      "\"error\":\"internal error\",\"sessionId\":null}",
+                      fr->out);
+            return -1;
+        }
+        len = strlen(text);
+    }
+    FCGX_FPrintF(fr->out, "Status: %d %s\r\n", resp->status, reason_phrase(resp->status));
+    FCGX_PutS("Cache-Control: no-store\r\n", fr->out);
+    if (text)
+        FCGX_FPrintF(fr->out,
+                     "Content-Type: application/json; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\n",
+                     len + 1);
+    else
+        FCGX_PutS("Content-Length: 0\r\n", fr->out);
+    if (resp->allow[0])
+        FCGX_FPrintF(fr->out, "Allow: %s\r\n", resp->allow);
+    if (req && cors_origin_allowed(cfg, req->origin)) {
+        FCGX_FPrintF(fr->out,
+                     "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+                     "Access-Control-Allow-Credentials: true\r\n",
+                     req->origin);
+        if (req->method == HTTP_OPTIONS)
+            FCGX_PutS("Access-Control-Allow-Methods: GET, POST, PATCH, DELETE, OPTIONS\r\n"
+                      "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+                      "Access-Control-Max-Age: 600\r\n",
+                      fr->out);
+    }
+    FCGX_PutS("\r\n", fr->out);
+    int rc = 0;
+    if (text && req && req->method != HTTP_HEAD) {
+        if (FCGX_PutStr(text, (int)len, fr->out) < 0 || FCGX_PutS("\n", fr->out) < 0)
+            rc = -1;
+    }
+    free(text);
+    return rc;
+}
+
+void request_free(struct request *req)
+{
+    free(req->path);
+    free(req->query);
+    free(req->content_type);
+    free(req->authorization);
+    free(req->remote_user);
+    free(req->origin);
+    free(req->body);
+    free(req->path_buf);
+    memset(req, 0, sizeof *req);
+}

@@ -1,0 +1,357 @@
+/* h_sessions.c: the session resource: create, list, get, patch, delete, messages. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "fcgi/handlers.h"
+
+/* The session as clients see it (DESIGN §3.3); the provider-native id never leaves. */
+static json_t *session_json(const struct store_session *s, const struct bus_run *run)
+{
+    char created[CGW_ISO_TIME_LEN + 1], updated[CGW_ISO_TIME_LEN + 1];
+    int64_t last_seq = s->last_seq;
+    if (run && run->last_seq > last_seq)
+        last_seq = run->last_seq;
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:b, s:I}", "id", s->id, "provider",
+                     s->provider, "projectPath", s->project_path, "name", s->name ? s->name : "",
+                     "archived", s->archived, "createdAt", cgw_time_iso(s->created_ms, created),
+                     "updatedAt", cgw_time_iso(s->updated_ms, updated), "isProcessing",
+                     run && run->status == RUN_RUNNING, "lastSeq", (json_int_t)last_seq);
+}
+
+/* Reads the run of a session from Redis; a session Redis never saw has none. */
+static enum cgw_err session_run(struct worker *w, const char *id, struct bus_run *run,
+                                struct cgw_error *err)
+{
+    struct bus *bus;
+    enum cgw_err rc = worker_bus(w, &bus, err);
+    if (rc != CGW_OK)
+        return rc;
+    rc = bus_run_get(bus, id, run, NULL, err);
+    if (rc == CGW_ERR_NOT_FOUND) {
+        memset(run, 0, sizeof *run);
+        return CGW_OK;
+    }
+    return rc;
+}
+
+/* Loads the caller's session params[0]; a malformed id or another user's session is the
+ * same 404 as a missing one. Returns 0, or -1 with resp set. */
+static int load_session(struct worker *w, struct request *req, struct store_session *s,
+                        struct response *resp)
+{
+    struct store *st;
+    struct cgw_error err;
+    const char *id = req->params[0];
+
+    memset(s, 0, sizeof *s);
+    if (!cgw_uuid_valid(id)) {
+        response_error(resp, CODE_SESSION_NOT_FOUND, NULL, "session not found");
+        return -1;
+    }
+    enum cgw_err rc = worker_store(w, &st, &err);
+    if (rc == CGW_OK)
+        rc = store_session_get(st, id, req->user.id, s, &err);
+    if (rc == CGW_ERR_NOT_FOUND) {
+        response_error(resp, CODE_SESSION_NOT_FOUND, id, "session not found");
+        return -1;
+    }
+    if (rc != CGW_OK) {
+        response_from_err(resp, &err, id);
+        return -1;
+    }
+    return 0;
+}
+
+/* Resolves path and checks it is a directory inside one of the project roots. Returns a
+ * new string with the real path, or NULL with resp set. */
+static char *project_path_check(const struct config *cfg, const char *path, struct response *resp)
+{
+    char real[PATH_MAX];
+    struct stat st;
+
+    if (path[0] != '/' || strlen(path) >= PATH_MAX || !realpath(path, real) ||
+        stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        response_error(resp, CODE_PROJECT_PATH_NOT_ALLOWED, NULL,
+                       "projectPath must be an existing directory inside a configured "
+                       "project root");
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->n_project_roots; i++) {
+        char root[PATH_MAX];
+        if (!realpath(cfg->project_roots[i], root))
+            continue;
+        size_t n = strlen(root);
+        if (strcmp(root, "/") == 0 ||
+            (strncmp(real, root, n) == 0 && (real[n] == '\0' || real[n] == '/')))
+            return strdup(real);
+    }
+    response_error(resp, CODE_PROJECT_PATH_NOT_ALLOWED, NULL,
+                   "projectPath must be an existing directory inside a configured project "
+                   "root");
+    return NULL;
+}
+
+void h_session_create(struct worker *w, struct request *req, const struct query *q,
+                      struct response *resp)
+{
+    static const char *const fields[] = {"provider", "projectPath", "name", NULL};
+    struct store_session s;
+    struct store *st;
+    struct cgw_error err;
+    enum provider_id provider;
+    json_t *body = http_json_body(req, &w->app->cfg, false, resp);
+
+    if (!body)
+        return;
+    memset(&s, 0, sizeof s);
+    if (http_only_fields(body, fields, resp) < 0)
+        goto out;
+    json_t *jp = json_object_get(body, "provider");
+    json_t *jpath = json_object_get(body, "projectPath");
+    json_t *jname = json_object_get(body, "name");
+    if (!jp || json_is_null(jp) || (json_is_string(jp) && !*json_string_value(jp))) {
+        response_error(resp, CODE_PROVIDER_REQUIRED, NULL, "provider is required");
+        goto out;
+    }
+    if (!json_is_string(jp)) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "provider must be a string");
+        goto out;
+    }
+    if (provider_from_name(json_string_value(jp), &provider) < 0) {
+        response_error(resp, CODE_UNSUPPORTED_PROVIDER, NULL, "provider \"%s\" is not supported",
+                       json_string_value(jp));
+        goto out;
+    }
+    if (!jpath || json_is_null(jpath) || (json_is_string(jpath) && !*json_string_value(jpath))) {
+        response_error(resp, CODE_PROJECT_PATH_REQUIRED, NULL, "projectPath is required");
+        goto out;
+    }
+    if (!json_is_string(jpath)) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "projectPath must be a string");
+        goto out;
+    }
+    if (jname && !json_is_null(jname) && !json_is_string(jname)) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "name must be a string");
+        goto out;
+    }
+    if (jname && json_is_string(jname) && json_string_length(jname) > 200) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "name is longer than 200 bytes");
+        goto out;
+    }
+    s.project_path = project_path_check(&w->app->cfg, json_string_value(jpath), resp);
+    if (!s.project_path)
+        goto out;
+    if (cgw_uuid_v4(s.id) < 0) {
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+        goto out;
+    }
+    s.owner = req->user.id;
+    snprintf(s.provider, sizeof s.provider, "%s", provider_name(provider));
+    s.name = strdup(jname && json_is_string(jname) ? json_string_value(jname) : "");
+    s.created_ms = s.updated_ms = cgw_now_ms();
+    if (!s.name) {
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+        goto out;
+    }
+    if (worker_store(w, &st, &err) != CGW_OK || store_session_create(st, &s, &err) != CGW_OK) {
+        response_from_err(resp, &err, NULL);
+        goto out;
+    }
+    log_info("session %s created by %s (%s, %s)", s.id, req->user.name, s.provider, s.project_path);
+    response_json(resp, 201, json_pack("{s:o}", "session", session_json(&s, NULL)));
+out:
+    store_session_clear(&s);
+    json_decref(body);
+}
+
+/* Parses an optional integer query parameter in [min, max]. Returns 0, or -1 with resp set. */
+static int query_int(const struct query *q, const char *key, int64_t def, int64_t min, int64_t max,
+                     int64_t *out, struct response *resp)
+{
+    const char *v = query_get(q, key);
+    if (!v || !*v) {
+        *out = def;
+        return 0;
+    }
+    if (cgw_parse_int64(v, min, max, out) < 0) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "%s must be an integer from %lld to %lld",
+                       key, (long long)min, (long long)max);
+        return -1;
+    }
+    return 0;
+}
+
+void h_session_list(struct worker *w, struct request *req, const struct query *q,
+                    struct response *resp)
+{
+    int64_t limit, offset, total = 0;
+    int archived = 0;
+    struct store_session *list = NULL;
+    size_t n = 0;
+    struct store *st;
+    struct cgw_error err;
+    const char *a = query_get(q, "archived");
+
+    if (query_int(q, "limit", 50, 1, 500, &limit, resp) < 0 ||
+        query_int(q, "offset", 0, 0, INT32_MAX, &offset, resp) < 0)
+        return;
+    if (a && strcmp(a, "true") == 0)
+        archived = 1;
+    else if (a && strcmp(a, "all") == 0)
+        archived = -1;
+    else if (a && *a && strcmp(a, "false") != 0) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "archived must be true, false or all");
+        return;
+    }
+    if (worker_store(w, &st, &err) != CGW_OK ||
+        store_session_list(st, req->user.id, archived, limit, offset, &list, &n, &total, &err) !=
+            CGW_OK) {
+        response_from_err(resp, &err, NULL);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        struct bus_run run;
+        if (session_run(w, list[i].id, &run, &err) != CGW_OK) {
+            json_decref(arr);
+            store_session_list_free(list, n);
+            response_from_err(resp, &err, NULL);
+            return;
+        }
+        json_array_append_new(arr, session_json(&list[i], &run));
+    }
+    store_session_list_free(list, n);
+    response_json(resp, 200,
+                  json_pack("{s:o, s:I, s:b}", "sessions", arr, "total", (json_int_t)total,
+                            "hasMore", offset + (int64_t)n < total));
+}
+
+void h_session_get(struct worker *w, struct request *req, const struct query *q,
+                   struct response *resp)
+{
+    struct store_session s;
+    struct bus_run run;
+    struct cgw_error err;
+
+    if (load_session(w, req, &s, resp) < 0)
+        return;
+    if (session_run(w, s.id, &run, &err) != CGW_OK)
+        response_from_err(resp, &err, s.id);
+    else
+        response_json(resp, 200, json_pack("{s:o}", "session", session_json(&s, &run)));
+    store_session_clear(&s);
+}
+
+void h_session_patch(struct worker *w, struct request *req, const struct query *q,
+                     struct response *resp)
+{
+    static const char *const fields[] = {"name", "archived", NULL};
+    struct store_session s;
+    struct store *st;
+    struct cgw_error err;
+    struct bus_run run;
+    json_t *body;
+
+    if (load_session(w, req, &s, resp) < 0)
+        return;
+    body = http_json_body(req, &w->app->cfg, false, resp);
+    if (!body || http_only_fields(body, fields, resp) < 0)
+        goto out;
+    json_t *jname = json_object_get(body, "name");
+    json_t *jarch = json_object_get(body, "archived");
+    if (jname && !json_is_string(jname)) {
+        response_error(resp, CODE_INVALID_REQUEST, s.id, "name must be a string");
+        goto out;
+    }
+    if (jname && json_string_length(jname) > 200) {
+        response_error(resp, CODE_INVALID_REQUEST, s.id, "name is longer than 200 bytes");
+        goto out;
+    }
+    if (jarch && !json_is_boolean(jarch)) {
+        response_error(resp, CODE_INVALID_REQUEST, s.id, "archived must be a boolean");
+        goto out;
+    }
+    if (worker_store(w, &st, &err) != CGW_OK ||
+        store_session_update(st, s.id, req->user.id, jname ? json_string_value(jname) : NULL,
+                             jarch ? json_is_true(jarch) : -1, &err) != CGW_OK) {
+        response_from_err(resp, &err, s.id);
+        goto out;
+    }
+    store_session_clear(&s);
+    if (load_session(w, req, &s, resp) < 0)
+        goto out;
+    if (session_run(w, s.id, &run, &err) != CGW_OK)
+        response_from_err(resp, &err, s.id);
+    else
+        response_json(resp, 200, json_pack("{s:o}", "session", session_json(&s, &run)));
+out:
+    json_decref(body);
+    store_session_clear(&s);
+}
+
+void h_session_delete(struct worker *w, struct request *req, const struct query *q,
+                      struct response *resp)
+{
+    struct store_session s;
+    struct store *st;
+    struct bus_run run;
+    struct cgw_error err;
+
+    if (load_session(w, req, &s, resp) < 0)
+        return;
+    if (session_run(w, s.id, &run, &err) != CGW_OK) {
+        response_from_err(resp, &err, s.id);
+    } else if (run.status == RUN_RUNNING) {
+        response_error(resp, CODE_RUN_IN_PROGRESS, s.id, "session has a run in progress");
+    } else if (worker_store(w, &st, &err) != CGW_OK ||
+               store_session_delete(st, s.id, req->user.id, &err) != CGW_OK) {
+        response_from_err(resp, &err, s.id);
+    } else {
+        log_info("session %s deleted by %s", s.id, req->user.name);
+        response_json(resp, 200, json_pack("{s:s, s:b}", "sessionId", s.id, "deleted", 1));
+    }
+    store_session_clear(&s);
+}
+
+void h_session_messages(struct worker *w, struct request *req, const struct query *q,
+                        struct response *resp)
+{
+    struct store_session s;
+    struct store *st;
+    struct cgw_error err;
+    struct store_message *list = NULL;
+    size_t n = 0;
+    bool has_more = false;
+    int64_t after, before, limit;
+
+    if (load_session(w, req, &s, resp) < 0)
+        return;
+    if (query_int(q, "afterSeq", 0, 0, INT64_MAX, &after, resp) < 0 ||
+        query_int(q, "beforeSeq", 0, 0, INT64_MAX, &before, resp) < 0 ||
+        query_int(q, "limit", 200, 1, 1000, &limit, resp) < 0)
+        goto out;
+    if (worker_store(w, &st, &err) != CGW_OK ||
+        store_message_list(st, s.id, after, before, limit, &list, &n, &has_more, &err) != CGW_OK) {
+        response_from_err(resp, &err, s.id);
+        goto out;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_loads(list[i].json, 0, NULL);
+        if (m)
+            json_array_append_new(arr, m);
+        else
+            log_error("session %s: stored message %lld is not JSON", s.id, (long long)list[i].seq);
+    }
+    store_message_list_free(list, n);
+    response_json(resp, 200,
+                  json_pack("{s:o, s:I, s:b}", "messages", arr, "lastSeq", (json_int_t)s.last_seq,
+                            "hasMore", has_more));
+out:
+    store_session_clear(&s);
+}

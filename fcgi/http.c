@@ -1,0 +1,275 @@
+/* http.c: query decoding, JSON bodies with caps, authentication, error responses. */
+#include "fcgi/http.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/auth.h"
+#include "core/event.h"
+#include "core/log.h"
+
+void response_json(struct response *resp, int status, json_t *body)
+{
+    json_decref(resp->body);
+    resp->status = status;
+    resp->body = body;
+}
+
+void response_error(struct response *resp, enum cgw_code code, const char *session_id,
+                    const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    response_json(resp, cgw_code_status(code), event_new_protocol_error(code, text, session_id));
+}
+
+void response_from_err(struct response *resp, const struct cgw_error *err, const char *session_id)
+{
+    enum cgw_code code = cgw_err_default_code(err->code);
+    int status = cgw_code_status(code);
+    if (status >= 500) {
+        /* The client learns what is down, never how: the log has the detail. */
+        log_error("%s", err->text);
+        response_error(resp, code, session_id, "%s",
+                       code == CODE_BACKEND_UNAVAILABLE ? "backend unavailable" : "internal error");
+        return;
+    }
+    response_error(resp, code, session_id, "%s", err->text);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes n bytes of s into a new string; NULL on a bad escape, a NUL or no memory. */
+static char *url_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') {
+            *o++ = ' ';
+        } else if (s[i] == '%') {
+            if (i + 2 >= n) {
+                free(out);
+                return NULL;
+            }
+            int a = hexval((unsigned char)s[i + 1]), b = hexval((unsigned char)s[i + 2]);
+            if (a < 0 || b < 0 || (a == 0 && b == 0)) {
+                free(out);
+                return NULL;
+            }
+            *o++ = (char)(a * 16 + b);
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+int query_parse(const char *raw, struct query *q)
+{
+    memset(q, 0, sizeof *q);
+    if (!raw || !*raw)
+        return 0;
+    size_t cap = 1;
+    for (const char *p = raw; *p; p++)
+        cap += *p == '&';
+    q->keys = calloc(cap, sizeof *q->keys);
+    q->values = calloc(cap, sizeof *q->values);
+    if (!q->keys || !q->values)
+        goto fail;
+    while (*raw) {
+        size_t n = strcspn(raw, "&");
+        if (n > 0) {
+            const char *eq = memchr(raw, '=', n);
+            size_t klen = eq ? (size_t)(eq - raw) : n;
+            char *k = url_decode(raw, klen);
+            char *v = eq ? url_decode(eq + 1, n - klen - 1) : strdup("");
+            if (!k || !v) {
+                free(k);
+                free(v);
+                goto fail;
+            }
+            q->keys[q->n] = k;
+            q->values[q->n] = v;
+            q->n++;
+        }
+        raw += n;
+        if (*raw == '&')
+            raw++;
+    }
+    return 0;
+fail:
+    query_free(q);
+    return -1;
+}
+
+void query_free(struct query *q)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        free(q->keys[i]);
+        free(q->values[i]);
+    }
+    free(q->keys);
+    free(q->values);
+    memset(q, 0, sizeof *q);
+}
+
+const char *query_get(const struct query *q, const char *key)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        if (strcmp(q->keys[i], key) == 0)
+            return q->values[i];
+    }
+    return NULL;
+}
+
+/* Deepest nesting of arrays/objects in JSON text, strings skipped; stops counting once
+ * over limit so hostile input costs one pass. */
+static int json_depth(const char *s, size_t n, int limit)
+{
+    int depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                max = depth;
+            if (max > limit)
+                return max;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+json_t *http_json_body(const struct request *req, const struct config *cfg, bool empty_ok,
+                       struct response *resp)
+{
+    json_error_t jerr;
+
+    if (req->body_too_large) {
+        response_error(resp, CODE_PAYLOAD_TOO_LARGE, NULL, "request body is larger than %lld bytes",
+                       (long long)cfg->max_body);
+        return NULL;
+    }
+    if (!req->body || req->body_len == 0) {
+        if (empty_ok)
+            return json_object();
+        response_error(resp, CODE_INVALID_JSON, NULL,
+                       "request body is empty; a JSON object "
+                       "is expected");
+        return NULL;
+    }
+    if (req->content_type && *req->content_type) {
+        size_t n = strcspn(req->content_type, "; \t");
+        if (!(n == 16 && strncasecmp(req->content_type, "application/json", 16) == 0)) {
+            response_error(resp, CODE_UNSUPPORTED_MEDIA_TYPE, NULL,
+                           "Content-Type must be application/json");
+            return NULL;
+        }
+    }
+    if (json_depth(req->body, req->body_len, (int)cfg->max_json_depth) > cfg->max_json_depth) {
+        response_error(resp, CODE_INVALID_JSON, NULL, "JSON nested deeper than %lld levels",
+                       (long long)cfg->max_json_depth);
+        return NULL;
+    }
+    json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) {
+        response_error(resp, CODE_INVALID_JSON, NULL, "invalid JSON at line %d column %d: %s",
+                       jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return v;
+}
+
+int http_only_fields(const json_t *obj, const char *const *allowed, struct response *resp)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)obj, key, value)
+    {
+        bool known = false;
+        for (const char *const *a = allowed; *a && !known; a++)
+            known = strcmp(*a, key) == 0;
+        if (!known) {
+            response_error(resp, CODE_INVALID_REQUEST, NULL, "unknown field \"%s\"", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int http_authenticate(struct worker *w, struct request *req, const struct query *q,
+                      bool allow_query_token, struct response *resp)
+{
+    const char *token = NULL;
+    struct store *st;
+    struct cgw_error err;
+
+    if (req->authorization && strncasecmp(req->authorization, "Bearer ", 7) == 0) {
+        token = req->authorization + 7;
+        while (*token == ' ')
+            token++;
+    } else if (allow_query_token && q) {
+        token = query_get(q, "access_token");
+    }
+    if (!token && !(w->app->cfg.auth_trust_remote_user && req->remote_user && *req->remote_user)) {
+        response_error(resp, CODE_UNAUTHORIZED, NULL, "missing bearer token");
+        return -1;
+    }
+    if (worker_store(w, &st, &err) != CGW_OK) {
+        response_from_err(resp, &err, NULL);
+        return -1;
+    }
+    enum cgw_err rc;
+    if (token) {
+        rc = auth_token_verify(st, token, &req->user, &err);
+    } else {
+        rc = store_user_get(st, req->remote_user, &req->user, &err);
+        if (rc == CGW_OK && req->user.disabled)
+            rc = cgw_error_set(&err, CGW_ERR_UNAUTHORIZED, "user is disabled");
+        else if (rc == CGW_ERR_NOT_FOUND)
+            rc = cgw_error_set(&err, CGW_ERR_UNAUTHORIZED, "unknown user");
+    }
+    if (rc != CGW_OK) {
+        if (rc == CGW_ERR_UNAUTHORIZED)
+            response_error(resp, CODE_UNAUTHORIZED, NULL, "%s", err.text);
+        else
+            response_from_err(resp, &err, NULL);
+        return -1;
+    }
+    req->authenticated = true;
+    return 0;
+}

@@ -1,0 +1,227 @@
+/* main.c: chatgw.fcgi: options, the listening socket, worker threads, signals. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "config.h"
+#include "core/log.h"
+#include "fcgi/adapter.h"
+#include "fcgi/app.h"
+#include "fcgi/router.h"
+
+extern char **environ;
+
+struct thread_arg {
+    struct worker worker;
+    int sock;
+    pthread_t thread;
+};
+
+enum cgw_err worker_store(struct worker *w, struct store **out, struct cgw_error *err)
+{
+    if (!w->store) {
+        enum cgw_err rc =
+            store_open(w->app->cfg.db_path, false, w->app->cfg.db_busy_timeout_ms, &w->store, err);
+        if (rc != CGW_OK)
+            return rc == CGW_ERR_NOMEM ? rc : CGW_ERR_BACKEND;
+    }
+    *out = w->store;
+    return CGW_OK;
+}
+
+enum cgw_err worker_bus(struct worker *w, struct bus **out, struct cgw_error *err)
+{
+    if (!w->bus) {
+        enum cgw_err rc = bus_open(&w->app->bus_cfg, true, &w->bus, err);
+        if (rc != CGW_OK)
+            return rc;
+    }
+    *out = w->bus;
+    return CGW_OK;
+}
+
+void worker_close(struct worker *w)
+{
+    store_close(w->store);
+    bus_close(w->bus);
+    w->store = NULL;
+    w->bus = NULL;
+}
+
+static void serve(struct worker *w, FCGX_Request *fr)
+{
+    struct request req;
+    struct response resp = {.status = 500};
+
+    if (adapter_read(fr, &w->app->cfg, &req) < 0) {
+        response_error(&resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+    } else {
+        log_context_set(req.request_id, NULL, NULL);
+        router_dispatch(w, &req, &resp);
+    }
+    if (adapter_write(fr, &w->app->cfg, &req, &resp) < 0)
+        log_info("client went away before the answer to %s %s", req.method_name,
+                 req.path ? req.path : "?");
+    if (resp.status >= 500 || w->app->cfg.log_level[0] == 'd')
+        log_info("%s %s -> %d", req.method_name, req.path ? req.path : "?", resp.status);
+    json_decref(resp.body);
+    request_free(&req);
+    log_context_clear();
+}
+
+static void *worker_main(void *p)
+{
+    struct thread_arg *t = p;
+    FCGX_Request fr;
+
+    if (FCGX_InitRequest(&fr, t->sock, 0) != 0) {
+        log_error("worker %d: cannot initialise a FastCGI request", t->worker.index);
+        return NULL;
+    }
+    for (;;) {
+        if (FCGX_Accept_r(&fr) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("worker %d: accept failed: %s", t->worker.index, strerror(errno));
+            break;
+        }
+        serve(&t->worker, &fr);
+        FCGX_Finish_r(&fr);
+    }
+    worker_close(&t->worker);
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: chatgw.fcgi [-c CONFIG] [-s SOCKET] [-t THREADS]\n"
+            "  -c FILE     configuration file (default $CHATGW_CONFIG or %s)\n"
+            "  -s SOCKET   listen on this unix socket path or :PORT (default: fcgi.socket,\n"
+            "              or the socket on fd 0 as spawn-fcgi and systemd pass it)\n"
+            "  -t THREADS  worker threads (default: fcgi.threads)\n"
+            "  -h          this help;  -V  version\n",
+            CGW_DEFAULT_CONFIG_PATH);
+}
+
+int main(int argc, char **argv)
+{
+    static struct app app;
+    const char *config_path = NULL, *socket_path = NULL;
+    int64_t threads = 0;
+    struct cgw_error err;
+    int c;
+
+    while ((c = getopt(argc, argv, "c:s:t:hV")) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 's':
+            socket_path = optarg;
+            break;
+        case 't':
+            if (cgw_parse_int64(optarg, 1, 256, &threads) < 0) {
+                fprintf(stderr, "chatgw.fcgi: -t wants a number from 1 to 256\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("chatgw.fcgi %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_load(&app.cfg, config_path, environ, &err) != CGW_OK) {
+        fprintf(stderr, "chatgw.fcgi: %s\n", err.text);
+        return 1;
+    }
+    enum log_level level = LOG_LEVEL_INFO;
+    log_level_parse(app.cfg.log_level, &level);
+    log_init("chatgw.fcgi", level);
+    if (!threads)
+        threads = app.cfg.fcgi_threads;
+    if (!socket_path && app.cfg.fcgi_socket[0])
+        socket_path = app.cfg.fcgi_socket;
+    app.bus_cfg = (struct bus_config){
+        .address = app.cfg.redis_address,
+        .password = app.cfg.redis_password,
+        .db = app.cfg.redis_db,
+        .timeout_ms = app.cfg.redis_timeout_ms,
+        .stream_maxlen = app.cfg.stream_maxlen,
+        .stream_ttl_s = app.cfg.stream_ttl_s,
+    };
+
+    /* The database is local: a missing or unmigratable one stops the start. */
+    struct store *st;
+    int version = 0;
+    if (store_open(app.cfg.db_path, true, app.cfg.db_busy_timeout_ms, &st, &err) != CGW_OK ||
+        store_migrate(st, &version, &err) != CGW_OK) {
+        log_error("database %s: %s", app.cfg.db_path, err.text);
+        return 1;
+    }
+    store_close(st);
+
+    if (FCGX_Init() != 0) {
+        log_error("FCGX_Init failed");
+        return 1;
+    }
+    int sock = 0;
+    if (socket_path) {
+        mode_t old = umask(007); /* the web server's group may connect */
+        sock = FCGX_OpenSocket(socket_path, 1024);
+        umask(old);
+        if (sock < 0) {
+            log_error("cannot listen on %s: %s", socket_path, strerror(errno));
+            return 1;
+        }
+    }
+
+    /* Only the main thread takes signals; workers never see EINTR storms. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct thread_arg *ta = calloc((size_t)threads, sizeof *ta);
+    if (!ta) {
+        log_error("out of memory");
+        return 1;
+    }
+    for (int i = 0; i < threads; i++) {
+        ta[i].worker.app = &app;
+        ta[i].worker.index = i;
+        ta[i].sock = sock;
+        if (pthread_create(&ta[i].thread, NULL, worker_main, &ta[i]) != 0) {
+            log_error("cannot start worker thread %d", i);
+            return 1;
+        }
+    }
+    log_info("chatgw.fcgi %s ready: %lld threads on %s, database %s (schema %d), redis %s",
+             PACKAGE_VERSION, (long long)threads, socket_path ? socket_path : "fd 0",
+             app.cfg.db_path, version, app.cfg.redis_address);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("signal %d: stopping (runs continue in their own processes)", sig);
+    FCGX_ShutdownPending();
+    if (socket_path && socket_path[0] == '/')
+        unlink(socket_path);
+    /* Workers block in accept(); exiting the process ends them. Runs are detached. */
+    _exit(0);
+}

@@ -1,0 +1,141 @@
+/* router.c: the route table (method, path pattern, handler, auth) and its dispatcher. */
+#include "fcgi/router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "fcgi/handlers.h"
+
+enum route_auth { AUTH_NONE, AUTH_TOKEN, AUTH_TOKEN_OR_QUERY };
+
+struct route {
+    enum http_method method;
+    const char *pattern; /* segments; "{}" matches one segment and becomes a parameter */
+    handler_fn fn;
+    enum route_auth auth;
+};
+
+static const struct route routes[] = {
+    {HTTP_GET, "/health", h_health, AUTH_NONE},
+    {HTTP_GET, "/providers", h_providers, AUTH_TOKEN},
+    {HTTP_POST, "/sessions", h_session_create, AUTH_TOKEN},
+    {HTTP_POST, "/providers/sessions", h_session_create, AUTH_TOKEN},
+    {HTTP_GET, "/sessions", h_session_list, AUTH_TOKEN},
+    {HTTP_GET, "/sessions/{}", h_session_get, AUTH_TOKEN},
+    {HTTP_PATCH, "/sessions/{}", h_session_patch, AUTH_TOKEN},
+    {HTTP_DELETE, "/sessions/{}", h_session_delete, AUTH_TOKEN},
+    {HTTP_GET, "/sessions/{}/messages", h_session_messages, AUTH_TOKEN},
+};
+
+static const struct {
+    enum http_method method;
+    const char *name;
+} method_names[] = {
+    {HTTP_GET, "GET"}, {HTTP_POST, "POST"},     {HTTP_PATCH, "PATCH"},
+    {HTTP_PUT, "PUT"}, {HTTP_DELETE, "DELETE"}, {HTTP_OPTIONS, "OPTIONS"},
+};
+
+#define MAX_SEGMENTS 8
+
+/* Splits a "/a/b/c" path into segments, in place. One trailing slash is forgiven; an
+ * empty segment ("//") or too many segments is -1. */
+static int split(char *p, char **segs)
+{
+    int n = 0;
+    if (*p != '/')
+        return -1;
+    p++;
+    while (*p) {
+        char *end = p + strcspn(p, "/");
+        if (end == p || n == MAX_SEGMENTS)
+            return -1;
+        segs[n++] = p;
+        if (*end == '\0')
+            break;
+        *end = '\0';
+        p = end + 1;
+    }
+    return n;
+}
+
+/* Matches the request's segments against pattern; "{}" segments become parameters. */
+static bool match(const char *pattern, char *const *segs, int n, struct request *req)
+{
+    char buf[128];
+    char *pat[MAX_SEGMENTS];
+    size_t n_params = 0;
+
+    snprintf(buf, sizeof buf, "%s", pattern);
+    if (split(buf, pat) != n)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(pat[i], "{}") == 0) {
+            if (n_params == REQUEST_MAX_PARAMS)
+                return false;
+            req->params[n_params++] = segs[i];
+        } else if (strcmp(pat[i], segs[i]) != 0) {
+            return false;
+        }
+    }
+    req->n_params = n_params;
+    return true;
+}
+
+void router_dispatch(struct worker *w, struct request *req, struct response *resp)
+{
+    const struct route *found = NULL;
+    unsigned allowed = 0;
+    struct query q;
+
+    char *segs[MAX_SEGMENTS];
+    int n_segs;
+
+    req->path_buf = strdup(req->path);
+    if (!req->path_buf) {
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+        return;
+    }
+    n_segs = split(req->path_buf, segs);
+    for (size_t i = 0; n_segs >= 0 && i < sizeof routes / sizeof routes[0]; i++) {
+        if (!match(routes[i].pattern, segs, n_segs, req))
+            continue;
+        allowed |= routes[i].method;
+        if (routes[i].method == req->method ||
+            (req->method == HTTP_HEAD && routes[i].method == HTTP_GET)) {
+            found = &routes[i];
+            break;
+        }
+    }
+    if (!found) {
+        if (!allowed) {
+            response_error(resp, CODE_NOT_FOUND, NULL, "no route for %s", req->path);
+            return;
+        }
+        if (req->method == HTTP_OPTIONS) {
+            /* CORS preflight: the adapter adds the Access-Control headers. */
+            resp->status = 204;
+            return;
+        }
+        size_t at = 0;
+        for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++) {
+            if (!(allowed & method_names[i].method))
+                continue;
+            int n = snprintf(resp->allow + at, sizeof resp->allow - at, "%s%s", at ? ", " : "",
+                             method_names[i].name);
+            if (n > 0 && at + (size_t)n < sizeof resp->allow)
+                at += (size_t)n;
+        }
+        response_error(resp, CODE_METHOD_NOT_ALLOWED, NULL, "%s is not allowed on %s",
+                       req->method_name, req->path);
+        return;
+    }
+    if (query_parse(req->query, &q) < 0) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "malformed query string");
+        return;
+    }
+    if (found->auth == AUTH_NONE ||
+        http_authenticate(w, req, &q, found->auth == AUTH_TOKEN_OR_QUERY, resp) == 0)
+        found->fn(w, req, &q, resp);
+    query_free(&q);
+}
