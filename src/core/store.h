@@ -11,9 +11,12 @@
  * instead of failing with SQLITE_BUSY inside a transaction.
  *
  * Errors: every function returns enum cgw_err and fills the caller's struct
- * cgw_error. A locked database after the busy timeout, a full disk or an I/O
- * error is CGW_ERR_BACKEND; a missing row is CGW_ERR_NOT_FOUND; a unique-key
- * clash is CGW_ERR_CONFLICT. Only prepared statements with bound parameters.
+ * cgw_error with text naming what failed ("store: add user x: database is
+ * locked"). A locked database after the busy timeout, a full disk, an I/O error,
+ * a file that cannot be opened or is not a database is CGW_ERR_BACKEND; a
+ * missing row, or a reference to a missing user or session, is
+ * CGW_ERR_NOT_FOUND; a unique-key clash is CGW_ERR_CONFLICT. Only prepared
+ * statements with bound parameters; they are prepared once per connection.
  *
  * Times are integer milliseconds since the epoch (UTC).
  */
@@ -80,15 +83,17 @@ struct store_rule {
 /* ---- lifecycle ---------------------------------------------------------- */
 
 /* Opens (creating when create is true) the database at path and sets WAL
- * mode, busy_timeout (busy_timeout_ms) and foreign_keys. Does not migrate.
- * On success *out is a new handle the caller closes with store_close. */
-enum cgw_err store_open(const char *path, bool create, int64_t busy_timeout_ms,
-                        struct store **out, struct cgw_error *err);
+ * mode, busy_timeout (busy_timeout_ms), foreign_keys and synchronous=NORMAL.
+ * Does not migrate. On success *out is a new handle the caller closes with
+ * store_close; on failure *out is NULL. */
+enum cgw_err store_open(const char *path, bool create, int64_t busy_timeout_ms, struct store **out,
+                        struct cgw_error *err);
 
 /* Applies every embedded migration newer than PRAGMA user_version, each in its
  * own IMMEDIATE transaction together with the user_version bump, so concurrent
  * migrators and a crash halfway are safe. A database newer than this binary
- * knows is CGW_ERR_CONFLICT. Sets *version (may be NULL) to the final version. */
+ * knows is CGW_ERR_CONFLICT. Sets *version (may be NULL) to the final version.
+ * Not inside store_begin (CGW_ERR_INVALID). */
 enum cgw_err store_migrate(struct store *st, int *version, struct cgw_error *err);
 
 /* The schema version this binary brings (the highest embedded migration) and the
@@ -100,7 +105,10 @@ enum cgw_err store_schema_version(struct store *st, int *version, struct cgw_err
 void store_close(struct store *st);
 
 /* Explicit transactions for batching (the runner commits many events at once).
- * store_begin starts BEGIN IMMEDIATE; nesting is not supported. */
+ * store_begin starts BEGIN IMMEDIATE; nesting is not supported (CGW_ERR_INVALID).
+ * Functions called in between join it instead of committing on their own. A
+ * failed store_commit has rolled back; after an error that made SQLite roll back
+ * by itself, later writes fail (CGW_ERR_BACKEND) until store_rollback. */
 enum cgw_err store_begin(struct store *st, struct cgw_error *err);
 enum cgw_err store_commit(struct store *st, struct cgw_error *err);
 void store_rollback(struct store *st);
@@ -112,8 +120,7 @@ bool store_user_name_valid(const char *name);
 
 /* Adds a user; CGW_ERR_CONFLICT when the name exists, CGW_ERR_INVALID for a bad
  * name. *id (may be NULL) receives the new id. */
-enum cgw_err store_user_add(struct store *st, const char *name, int64_t *id,
-                            struct cgw_error *err);
+enum cgw_err store_user_add(struct store *st, const char *name, int64_t *id, struct cgw_error *err);
 enum cgw_err store_user_get(struct store *st, const char *name, struct store_user *out,
                             struct cgw_error *err);
 enum cgw_err store_user_get_by_id(struct store *st, int64_t id, struct store_user *out,
@@ -139,7 +146,8 @@ enum cgw_err store_token_add(struct store *st, int64_t user_id, const char *publ
 enum cgw_err store_token_find(struct store *st, const char *public_id, struct store_token *out,
                               bool *user_disabled, struct cgw_error *err);
 
-/* Sets last_used_ms = now, at most once a minute per token (cheap on hot paths). */
+/* Sets last_used_ms = now, at most once a minute per token (cheap on hot paths).
+ * An unknown id is not an error. */
 enum cgw_err store_token_touch(struct store *st, int64_t id, struct cgw_error *err);
 
 /* Tokens of user_id (0 = all users), oldest first; *out freed with free(). */
@@ -151,8 +159,10 @@ enum cgw_err store_token_revoke(struct store *st, int64_t id, struct cgw_error *
 
 /* ---- sessions ------------------------------------------------------------- */
 
-/* Inserts s (id, owner, provider, project_path, name, created/updated; native_id
- * and last_seq start NULL/0). CGW_ERR_CONFLICT on a duplicate id. */
+/* Inserts s (id, owner, provider, project_path, name, archived, created/updated;
+ * native_id and last_seq start NULL/0). s->id must be a UUID; a NULL name is "";
+ * created_ms <= 0 is now, updated_ms <= 0 is created_ms. CGW_ERR_CONFLICT on a
+ * duplicate id, CGW_ERR_NOT_FOUND for an unknown owner. Borrows s. */
 enum cgw_err store_session_create(struct store *st, const struct store_session *s,
                                   struct cgw_error *err);
 
@@ -162,17 +172,19 @@ enum cgw_err store_session_create(struct store *st, const struct store_session *
 enum cgw_err store_session_get(struct store *st, const char *id, int64_t owner,
                                struct store_session *out, struct cgw_error *err);
 
-/* Sessions of owner with archived == archived (archived < 0: both), newest
- * updated_ms first, then id; limit/offset page them. *total is the count
- * without paging. *out is a new array; free with store_session_list_free. */
+/* Sessions of owner (owner <= 0: every user's) with archived == archived
+ * (archived < 0: both), newest updated_ms first, then id; limit/offset page them
+ * (limit <= 0: no limit). *total (may be NULL) is the count without paging, read
+ * in the same transaction as the page. *out is a new array (NULL when empty);
+ * free with store_session_list_free. */
 enum cgw_err store_session_list(struct store *st, int64_t owner, int archived, int64_t limit,
                                 int64_t offset, struct store_session **out, size_t *n,
                                 int64_t *total, struct cgw_error *err);
 
 /* Renames and/or (un)archives; NULL name / archived < 0 leave a field alone;
  * bumps updated_ms. Owner-checked like store_session_get. */
-enum cgw_err store_session_update(struct store *st, const char *id, int64_t owner,
-                                  const char *name, int archived, struct cgw_error *err);
+enum cgw_err store_session_update(struct store *st, const char *id, int64_t owner, const char *name,
+                                  int archived, struct cgw_error *err);
 
 /* Deletes the session and its messages. Owner-checked. */
 enum cgw_err store_session_delete(struct store *st, const char *id, int64_t owner,
@@ -180,8 +192,8 @@ enum cgw_err store_session_delete(struct store *st, const char *id, int64_t owne
 
 /* Records the provider-native id (first sight wins: a different id later is
  * CGW_ERR_CONFLICT, the same id is OK). */
-enum cgw_err store_session_set_native_id(struct store *st, const char *id,
-                                         const char *native_id, struct cgw_error *err);
+enum cgw_err store_session_set_native_id(struct store *st, const char *id, const char *native_id,
+                                         struct cgw_error *err);
 
 /* Sets updated_ms = now (a run started or ended). */
 enum cgw_err store_session_touch(struct store *st, const char *id, struct cgw_error *err);
@@ -195,18 +207,20 @@ void store_session_list_free(struct store_session *list, size_t n);
 
 /* ---- messages ------------------------------------------------------------- */
 
-/* Persists one event with its seq and raises sessions.last_seq to it. A second
- * add of the same (session, seq) with the same json is OK (idempotent replay
- * after a crash); with different json it is CGW_ERR_CONFLICT. */
+/* Persists one event with its seq and raises sessions.last_seq to it (never
+ * lowers it). A second add of the same (session, seq) with the same json is OK
+ * (idempotent replay after a crash); with different json it is CGW_ERR_CONFLICT.
+ * An unknown session is CGW_ERR_NOT_FOUND; seq must be > 0, kind 1..31 bytes. */
 enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t seq,
                                const char *kind, const char *json, struct cgw_error *err);
 
 /* Messages of a session with after_seq < seq < before_seq (before_seq <= 0: no
- * upper bound), oldest first, at most limit. When before_seq is given and
- * after_seq is 0 the page is the *latest* limit messages below before_seq (still
- * returned oldest first), which is how a UI pages backwards. *has_more tells
- * whether more rows exist beyond the page in the paging direction. *out freed
- * with store_message_list_free. */
+ * upper bound), oldest first, at most limit (capped to 1..1000). When before_seq
+ * is given and after_seq is 0 the page is the *latest* limit messages below
+ * before_seq (still returned oldest first), which is how a UI pages backwards.
+ * *has_more (may be NULL) tells whether more rows exist beyond the page in the
+ * paging direction. An unknown session has no messages (not an error). *out
+ * (NULL when empty) freed with store_message_list_free. */
 enum cgw_err store_message_list(struct store *st, const char *session_id, int64_t after_seq,
                                 int64_t before_seq, int64_t limit, struct store_message **out,
                                 size_t *n, bool *has_more, struct cgw_error *err);
@@ -214,12 +228,14 @@ void store_message_list_free(struct store_message *list, size_t n);
 
 /* ---- permission rules ------------------------------------------------------ */
 
-/* Adds a remembered rule for user and project (idempotent: an identical rule is OK). */
+/* Adds a remembered rule for user and project (idempotent: an identical rule is OK).
+ * CGW_ERR_NOT_FOUND for an unknown user. */
 enum cgw_err store_rule_add(struct store *st, int64_t user_id, const char *project_path,
                             const char *rule, struct cgw_error *err);
 /* Rules of user for project, oldest first; *out freed with store_rule_list_free. */
 enum cgw_err store_rule_list(struct store *st, int64_t user_id, const char *project_path,
                              struct store_rule **out, size_t *n, struct cgw_error *err);
+/* Deletes rule rule_id of user_id; another user's rule is CGW_ERR_NOT_FOUND. */
 enum cgw_err store_rule_delete(struct store *st, int64_t user_id, int64_t rule_id,
                                struct cgw_error *err);
 void store_rule_list_free(struct store_rule *list, size_t n);
