@@ -13,10 +13,14 @@
 #include "core/err.h"
 #include "core/store.h"
 
+struct poller;
+
 /* Read-only after start; shared by all threads. */
 struct app {
     struct config cfg;
     struct bus_config bus_cfg;
+    const char *config_path; /* the file the config came from, "" when none (for runners) */
+    struct poller *poller;   /* the long-poll event loop of this process (poller.h) */
 };
 
 /* One per worker thread: its own SQLite and Redis connections (opened lazily, so a

@@ -23,4 +23,21 @@ void h_session_delete(struct worker *w, struct request *req, const struct query 
 void h_session_messages(struct worker *w, struct request *req, const struct query *q,
                         struct response *resp);
 
+/* h_chat.c */
+void h_chat_send(struct worker *w, struct request *req, const struct query *q,
+                 struct response *resp);
+void h_chat_abort(struct worker *w, struct request *req, const struct query *q,
+                  struct response *resp);
+void h_chat_permission(struct worker *w, struct request *req, const struct query *q,
+                       struct response *resp);
+void h_chat_envelope(struct worker *w, struct request *req, const struct query *q,
+                     struct response *resp);
+
+/* subscribe.c: GET (query form) and POST (body form) /chat/subscribe. */
+void h_subscribe(struct worker *w, struct request *req, const struct query *q,
+                 struct response *resp);
+/* The body form, also used by the POST /chat envelope; body is borrowed. */
+void subscribe_from_json(struct worker *w, struct request *req, json_t *body,
+                         struct response *resp);
+
 #endif

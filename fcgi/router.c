@@ -26,6 +26,12 @@ static const struct route routes[] = {
     {HTTP_PATCH, "/sessions/{}", h_session_patch, AUTH_TOKEN},
     {HTTP_DELETE, "/sessions/{}", h_session_delete, AUTH_TOKEN},
     {HTTP_GET, "/sessions/{}/messages", h_session_messages, AUTH_TOKEN},
+    {HTTP_POST, "/chat/send", h_chat_send, AUTH_TOKEN},
+    {HTTP_POST, "/chat/abort", h_chat_abort, AUTH_TOKEN},
+    {HTTP_POST, "/chat/permission", h_chat_permission, AUTH_TOKEN},
+    {HTTP_GET, "/chat/subscribe", h_subscribe, AUTH_TOKEN_OR_QUERY},
+    {HTTP_POST, "/chat/subscribe", h_subscribe, AUTH_TOKEN},
+    {HTTP_POST, "/chat", h_chat_envelope, AUTH_TOKEN},
 };
 
 static const struct {

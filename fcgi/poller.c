@@ -1,0 +1,2 @@
+/* poller.c: placeholder until it lands. */
+typedef int cgw_placeholder_;

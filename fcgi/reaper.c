@@ -1,0 +1,2 @@
+/* reaper.c: placeholder until it lands. */
+typedef int cgw_placeholder_;

@@ -1,0 +1,4 @@
+/* spawn.h: placeholder until it lands. */
+#ifndef CGW_PH_SPAWN_H
+#define CGW_PH_SPAWN_H
+#endif

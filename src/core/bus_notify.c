@@ -1,0 +1,2 @@
+/* bus_notify.c: placeholder until it lands. */
+typedef int cgw_placeholder_;

@@ -1,0 +1,2 @@
+/* claude.c: placeholder until it lands. */
+typedef int cgw_placeholder_;
