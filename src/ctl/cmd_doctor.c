@@ -1,2 +1,339 @@
-/* cmd_doctor.c: placeholder */
-typedef int cgw_placeholder_;
+/* cmd_doctor.c: `chatgwctl doctor`: one line per check of what a chatgw host needs.
+ *
+ * Required checks (a FAIL makes the exit status 1): the configuration loads, the
+ * database opens, is migrated to this binary's schema and is writable, Redis
+ * answers PING, every projects.roots directory exists, runner.path is executable.
+ * Provider CLIs that cannot be found are warnings: a host may serve only some.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl/ctl.h"
+
+enum check_status { CHECK_OK = 0, CHECK_WARN, CHECK_FAIL, CHECK_SKIP, CHECK__COUNT };
+
+static const char *const status_text[CHECK__COUNT] = {"ok", "warn", "FAIL", "skip"};
+static const char *const status_json[CHECK__COUNT] = {"ok", "warn", "fail", "skip"};
+
+#define MAX_RESULTS 64
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+struct result {
+    char name[32];
+    enum check_status status;
+    char detail[512];
+};
+
+struct doctor {
+    struct ctl *ctl;
+    struct store *st; /* the open database, or NULL */
+    struct result results[MAX_RESULTS];
+    size_t n;
+};
+
+static void report(struct doctor *d, enum check_status status, const char *name, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+
+static void report(struct doctor *d, enum check_status status, const char *name, const char *fmt,
+                   ...)
+{
+    if (d->n == MAX_RESULTS)
+        return;
+    struct result *r = &d->results[d->n++];
+    va_list ap;
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->status = status;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the checks ----------------------------------------------------------- */
+
+static void check_database(struct doctor *d)
+{
+    const struct config *cfg = &d->ctl->cfg;
+    struct cgw_error err;
+    struct stat sb;
+
+    if (stat(cfg->db_path, &sb) < 0 && errno == ENOENT) {
+        report(d, CHECK_FAIL, "database", "%s does not exist (run 'chatgwctl init')", cfg->db_path);
+        return;
+    }
+    if (store_open(cfg->db_path, false, cfg->db_busy_timeout_ms, &d->st, &err) != CGW_OK) {
+        report(d, CHECK_FAIL, "database", "%s: %s", cfg->db_path, err.text);
+        d->st = NULL;
+        return;
+    }
+    report(d, CHECK_OK, "database", "%s opens", cfg->db_path);
+}
+
+static void check_schema(struct doctor *d)
+{
+    struct cgw_error err;
+    int version = 0, latest = store_schema_latest();
+
+    if (!d->st) {
+        report(d, CHECK_SKIP, "schema", "the database did not open");
+    } else if (store_schema_version(d->st, &version, &err) != CGW_OK) {
+        report(d, CHECK_FAIL, "schema", "%s", err.text);
+    } else if (version < latest) {
+        report(d, CHECK_FAIL, "schema", "version %d, this chatgw needs %d (run 'chatgwctl init')",
+               version, latest);
+    } else if (version > latest) {
+        report(d, CHECK_FAIL, "schema", "version %d is newer than this chatgw knows (%d)", version,
+               latest);
+    } else {
+        report(d, CHECK_OK, "schema", "version %d (latest)", version);
+    }
+}
+
+static void check_writable(struct doctor *d)
+{
+    const char *path = d->ctl->cfg.db_path;
+    struct cgw_error err;
+
+    if (!d->st) {
+        report(d, CHECK_SKIP, "writable", "the database did not open");
+        return;
+    }
+    /* BEGIN IMMEDIATE takes the write lock: it fails on a read-only file and
+     * waits up to db.busy_timeout_ms for a busy one, like a real writer. */
+    if (store_begin(d->st, &err) != CGW_OK) {
+        report(d, CHECK_FAIL, "writable", "%s: %s", path, err.text);
+        return;
+    }
+    store_rollback(d->st);
+    if (access(path, W_OK) < 0) {
+        report(d, CHECK_FAIL, "writable", "%s: %s", path, strerror(errno));
+        return;
+    }
+    report(d, CHECK_OK, "writable", "%s takes a write lock", path);
+}
+
+static void check_redis(struct doctor *d)
+{
+    struct bus_config bc;
+    struct cgw_error err;
+    struct bus *b = NULL;
+
+    ctl_bus_config(d->ctl, &bc);
+    /* The bus's error texts name the address already. */
+    if (bus_open(&bc, true, &b, &err) != CGW_OK) {
+        report(d, CHECK_FAIL, "redis", "%s", err.text);
+        return;
+    }
+    if (bus_ping(b, &err) != CGW_OK)
+        report(d, CHECK_FAIL, "redis", "%s", err.text);
+    else
+        report(d, CHECK_OK, "redis", "%s answers PING", bc.address);
+    bus_close(b);
+}
+
+static void check_projects(struct doctor *d)
+{
+    const struct config *cfg = &d->ctl->cfg;
+    struct stat sb;
+
+    if (cfg->n_project_roots == 0) {
+        report(d, CHECK_WARN, "projects",
+               "projects.roots is empty: no session can be created until it names a directory");
+        return;
+    }
+    for (size_t i = 0; i < cfg->n_project_roots; i++) {
+        const char *root = cfg->project_roots[i];
+        if (stat(root, &sb) < 0)
+            report(d, CHECK_FAIL, "projects", "%s: %s", root, strerror(errno));
+        else if (!S_ISDIR(sb.st_mode))
+            report(d, CHECK_FAIL, "projects", "%s is not a directory", root);
+        else
+            report(d, CHECK_OK, "projects", "%s is a directory", root);
+    }
+}
+
+/* 0 when path is a regular file we may execute, else -1 with errno set. */
+static int executable(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) < 0)
+        return -1;
+    if (!S_ISREG(sb.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
+    return access(path, X_OK);
+}
+
+static void check_runner(struct doctor *d)
+{
+    const char *path = d->ctl->cfg.runner_path;
+    if (path[0] != '/')
+        report(d, CHECK_FAIL, "runner", "runner.path %s is not an absolute path", path);
+    else if (executable(path) < 0)
+        report(d, CHECK_FAIL, "runner", "runner.path %s: %s", path, strerror(errno));
+    else
+        report(d, CHECK_OK, "runner", "%s is executable", path);
+}
+
+/* Finds bin like execvp would: a name with a '/' as is, else each $PATH entry.
+ * Writes the file found into out; returns 0 or -1. */
+static int find_program(const char *bin, const char *path_env, char *out, size_t size)
+{
+    if (strchr(bin, '/')) {
+        snprintf(out, size, "%s", bin);
+        return executable(bin);
+    }
+    for (const char *p = path_env; p;) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        /* An empty entry means the current directory. */
+        int n = len ? snprintf(out, size, "%.*s/%s", (int)len, p, bin)
+                    : snprintf(out, size, "./%s", bin);
+        if (n > 0 && (size_t)n < size && executable(out) == 0)
+            return 0;
+        p = colon ? colon + 1 : NULL;
+    }
+    return -1;
+}
+
+static void check_providers(struct doctor *d)
+{
+    const char *path_env = NULL;
+    for (char *const *e = d->ctl->envp; e && *e; e++) {
+        if (strncmp(*e, "PATH=", 5) == 0)
+            path_env = *e + 5;
+    }
+    if (!path_env)
+        path_env = DEFAULT_PATH;
+
+    for (int p = 0; p < PROVIDER__COUNT; p++) {
+        const char *bin = d->ctl->cfg.provider_bin[p];
+        const char *name = provider_name((enum provider_id)p);
+        char found[4096];
+        if (find_program(bin, path_env, found, sizeof found) == 0)
+            report(d, CHECK_OK, name, "%s", found);
+        else if (strchr(bin, '/'))
+            report(d, CHECK_WARN, name, "%s.bin %s: %s (provider unavailable)", name, bin,
+                   strerror(errno));
+        else
+            report(d, CHECK_WARN, name, "%s.bin '%s' not found in PATH (provider unavailable)",
+                   name, bin);
+    }
+}
+
+/* In order; each adds one result or more. */
+static void (*const checks[])(struct doctor *) = {
+    check_database, check_schema, check_writable,  check_redis,
+    check_projects, check_runner, check_providers,
+};
+
+/* ---- output --------------------------------------------------------------- */
+
+static json_t *config_json(const struct config *cfg)
+{
+    json_t *o = json_object();
+    for (const struct config_key *k = config_keys; o && k->name; k++) {
+        char buf[4096];
+        if (config_format(cfg, k, buf, sizeof buf) < 0)
+            snprintf(buf, sizeof buf, "?");
+        if (strcmp(k->name, "redis.password") == 0 && buf[0])
+            snprintf(buf, sizeof buf, "(set)");
+        if (json_object_set_new(o, k->name, json_string(buf)) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
+static int print_json(struct doctor *d, bool ok, bool verbose)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < d->n; i++) {
+        const struct result *r = &d->results[i];
+        if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "check", r->name, "status",
+                                                 status_json[r->status], "detail", r->detail)) <
+            0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    json_t *root = arr ? json_pack("{s:b, s:o}", "ok", ok, "checks", arr) : NULL;
+    if (root && verbose && d->ctl->config_loaded &&
+        json_object_set_new(root, "config", config_json(&d->ctl->cfg)) < 0) {
+        json_decref(root);
+        root = NULL;
+    }
+    return ctl_json_print(d->ctl, root);
+}
+
+static void print_text(struct doctor *d, size_t failed, size_t warned, bool verbose)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const struct result *r = &d->results[i];
+        printf("%-4s  %-9s %s\n", status_text[r->status], r->name, r->detail);
+    }
+    if (verbose && d->ctl->config_loaded) {
+        printf("\neffective configuration:\n");
+        for (const struct config_key *k = config_keys; k->name; k++) {
+            char buf[4096];
+            if (config_format(&d->ctl->cfg, k, buf, sizeof buf) < 0)
+                snprintf(buf, sizeof buf, "?");
+            if (strcmp(k->name, "redis.password") == 0 && buf[0])
+                snprintf(buf, sizeof buf, "(set)");
+            printf("  %s = %s\n", k->name, buf);
+        }
+    }
+    if (failed)
+        printf("%zu required check%s failed\n", failed, failed == 1 ? "" : "s");
+    else
+        printf("all required checks passed (%zu warning%s)\n", warned, warned == 1 ? "" : "s");
+}
+
+enum { OPT_JSON, OPT_VERBOSE };
+
+const struct ctl_opt ctl_doctor_opts[] = {
+    [OPT_JSON] = {"json", 0, NULL, "print the results as a JSON object"},
+    [OPT_VERBOSE] = {"verbose", 'v', NULL, "also print the effective configuration"},
+    {NULL, 0, NULL, NULL},
+};
+
+int cmd_doctor(struct ctl *ctl, const struct ctl_args *a)
+{
+    struct doctor *d = calloc(1, sizeof *d);
+    size_t failed = 0, warned = 0;
+
+    if (!d)
+        return ctl_fail(ctl, CGW_ERR_NOMEM, "out of memory");
+    d->ctl = ctl;
+    if (ctl_config_load(ctl) != CGW_OK) {
+        report(d, CHECK_FAIL, "config", "%s", ctl->config_err.text);
+    } else {
+        if (ctl->config_file_found)
+            report(d, CHECK_OK, "config", "loaded %s", ctl->config_file);
+        else
+            report(d, CHECK_OK, "config", "defaults and environment (no %s)", ctl->config_file);
+        for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+            checks[i](d);
+    }
+    store_close(d->st);
+
+    for (size_t i = 0; i < d->n; i++) {
+        failed += d->results[i].status == CHECK_FAIL;
+        warned += d->results[i].status == CHECK_WARN;
+    }
+    int rc = CTL_EXIT_OK;
+    if (a->opt[OPT_JSON])
+        rc = print_json(d, failed == 0, a->opt[OPT_VERBOSE] != NULL);
+    else
+        print_text(d, failed, warned, a->opt[OPT_VERBOSE] != NULL);
+    free(d);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    return failed ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+}
