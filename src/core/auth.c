@@ -56,9 +56,15 @@ enum cgw_err auth_token_create(struct store *st, const char *user, const char *l
         return cgw_error_set(err, CGW_ERR_CONFLICT, "user %s is disabled", user);
     /* A public id clash is astronomically unlikely; retry a few times anyway. */
     for (int attempt = 0; attempt < 3; attempt++) {
-        if (cgw_random_bytes(pub, sizeof pub) < 0 || cgw_random_bytes(secret, sizeof secret) < 0)
+        /* A public id never starts with '-', so it can be given on a command line
+         * (chatgwctl token revoke) without looking like an option. */
+        do {
+            if (cgw_random_bytes(pub, sizeof pub) < 0)
+                return cgw_error_set(err, CGW_ERR_INTERNAL, "no randomness available");
+            cgw_base64url(pub, sizeof pub, public_id);
+        } while (public_id[0] == '-');
+        if (cgw_random_bytes(secret, sizeof secret) < 0)
             return cgw_error_set(err, CGW_ERR_INTERNAL, "no randomness available");
-        cgw_base64url(pub, sizeof pub, public_id);
         cgw_base64url(secret, sizeof secret, secret_text);
         memcpy(token, "cgw_", 4);
         memcpy(token + 4, public_id, AUTH_PUBLIC_LEN);

@@ -4,15 +4,21 @@
  * Lua script touches one slot:
  *   cgw:{S}:run      hash   runId, status (running|completed), provider, owner,
  *                           request (JSON), runnerHost, runnerPid, startedMs,
- *                           completedMs, lastEventId, lastEventSeq
- *   cgw:{S}:seq      string the session's seq counter (last assigned seq)
+ *                           completedMs, lastEventId, lastEventSeq (idempotency of
+ *                           publish/complete), claimSeq (the claim's answer, for a
+ *                           repeated claim), permSeq (arrival counter of permission
+ *                           requests); expires stream.ttl_s after complete
+ *   cgw:{S}:seq      string the session's seq counter (last assigned seq); never expires,
+ *                           so seq cannot go backwards while Redis keeps its data
  *   cgw:{S}:events   stream entry id "<seq>-0", one field "e" = event JSON with seq;
  *                           MAXLEN ~ stream.maxlen; expires stream.ttl_s after complete
  *   cgw:{S}:ctl      list   control messages for the runner (abort, permission decisions)
  *   cgw:{S}:pending  hash   requestId -> permission_request JSON (open requests)
- *   cgw:{S}:resolved hash   requestId -> "allow"|"deny"|"cancelled" (answered requests)
+ *   cgw:{S}:pendorder zset  requestId scored by permSeq: the open requests in arrival order
+ *   cgw:{S}:resolved hash   requestId -> "allow"|"deny"|"cancelled" (answered requests);
+ *                           expires stream.ttl_s after complete
  *   cgw:{S}:lease    string runId, with a TTL the runner refreshes
- *   cgw:perm:{R}     string session id of permission request R
+ *   cgw:perm:{R}     string session id of permission request R (7 days TTL)
  *   cgw:running      set    session ids with a running run (for the reaper; outside
  *                           the scripts, so the scripts stay single-slot)
  *   channel cgw:notify      PUBLISHed by publish/complete with the session id
@@ -29,8 +35,13 @@
  * Connections: one struct bus is one Redis connection, used by one thread at a time.
  * Every command has a timeout (redis.timeout_ms). After an I/O error the connection
  * is dropped and re-made on the next call (a command is retried once on a fresh
- * connection when that is safe). A Redis that cannot be reached is CGW_ERR_BACKEND.
- * No redisReply escapes this module.
+ * connection when that is safe). A Redis that cannot be reached, or that refuses
+ * to serve (LOADING, bad AUTH), is CGW_ERR_BACKEND. SIGPIPE from a dead peer is
+ * kept away from the process by the module itself. No redisReply escapes this module.
+ *
+ * Ids: session ids (at most 36 characters), run ids, event ids and permission
+ * request ids are made of [A-Za-z0-9_.:-]; anything else is CGW_ERR_INVALID (they
+ * become parts of keys, and braces would move the hash tag).
  */
 #ifndef CGW_BUS_H
 #define CGW_BUS_H
@@ -45,10 +56,10 @@
 struct bus;
 
 struct bus_config {
-    const char *address;  /* "unix:/path", "/path" (unix socket) or "host:port" */
-    const char *password; /* NULL or "" = no AUTH */
-    int64_t db;           /* SELECT db when > 0 */
-    int64_t timeout_ms;   /* connect and per-command timeout */
+    const char *address;   /* "unix:/path", "/path" (unix socket) or "host:port" */
+    const char *password;  /* NULL or "" = no AUTH */
+    int64_t db;            /* SELECT db when > 0 */
+    int64_t timeout_ms;    /* connect and per-command timeout */
     int64_t stream_maxlen; /* approximate MAXLEN of each session's stream */
     int64_t stream_ttl_s;  /* stream/run expiry after complete */
 };
@@ -67,13 +78,13 @@ struct bus_run {
     int64_t runner_pid;
     int64_t started_ms;
     int64_t completed_ms;
-    int64_t last_seq;  /* the session's seq counter */
-    bool lease_alive;  /* the lease key exists (meaningful while running) */
+    int64_t last_seq; /* the session's seq counter */
+    bool lease_alive; /* the lease key exists (meaningful while running) */
 };
 
 struct bus_claim {
     const char *session_id;
-    const char *run_id;       /* "run_<uuid>" chosen by the caller */
+    const char *run_id; /* "run_<uuid>" chosen by the caller */
     const char *provider;
     int64_t owner;
     const char *request_json; /* the run request the runner loads (prompt, options) */
@@ -88,10 +99,10 @@ struct bus_event {
 };
 
 struct bus_read {
-    int64_t last_seq;      /* the session's seq counter at the time of the read */
-    int64_t first_seq;     /* oldest seq still in the stream, 0 if the stream is empty */
-    bool truncated;        /* events after after_seq were trimmed away (a hole) */
-    bool more;             /* the answer was cut at max_count / max_bytes */
+    int64_t last_seq;  /* the session's seq counter at the time of the read */
+    int64_t first_seq; /* oldest seq still in the stream, 0 if the stream is empty */
+    bool truncated;    /* events after after_seq were trimmed away (a hole) */
+    bool more;         /* the answer was cut at max_count / max_bytes */
     enum run_status status;
     char run_id[CGW_ID_MAX];
     struct bus_event *events; /* n events in seq order */
@@ -114,7 +125,10 @@ enum cgw_err bus_ping(struct bus *b, struct cgw_error *err);
  * running. On success the run hash is replaced, the seq counter is raised to
  * max(counter, last stream id, hwm_seq), the lease set, old control messages and
  * pending permissions dropped, and *last_seq receives the counter (the high-water
- * mark before the run). Claiming again with the same run_id while it runs is OK. */
+ * mark before the run). Claiming again with the same run_id while it runs is OK
+ * (same *last_seq, lease renewed); claiming with the id of the run that has just
+ * completed is CGW_ERR_STALE (run ids are never reused). The session is added to
+ * cgw:running. */
 enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *last_seq,
                            char running_run_id[CGW_ID_MAX], struct cgw_error *err);
 
@@ -145,8 +159,8 @@ enum cgw_err bus_event_publish(struct bus *b, const char *session_id, const char
  * and sets the stream's TTL. When only_if_lease_expired is true (the reaper), a
  * run whose lease is still alive is CGW_ERR_CONFLICT and nothing happens. */
 enum cgw_err bus_run_complete(struct bus *b, const char *session_id, const char *run_id,
-                              const char *event_id, const char *json,
-                              bool only_if_lease_expired, int64_t *seq, struct cgw_error *err);
+                              const char *event_id, const char *json, bool only_if_lease_expired,
+                              int64_t *seq, struct cgw_error *err);
 
 /* Refreshes the lease of run_id to lease_ms. CGW_ERR_STALE if run_id is not the
  * running run (the runner was reaped or replaced and must stop). */
@@ -168,8 +182,11 @@ enum cgw_err bus_seq_get(struct bus *b, const char *session_id, int64_t *seq,
 /* Reads, in one atomic script, the events of the session with seq > after_seq (at
  * most max_count events and about max_bytes bytes; at least one event when any
  * exists), the counter, the first seq in the stream and the run status. Sets
- * out->truncated when after_seq < first_seq - 1 and after_seq < last_seq (some
- * events after the cursor are gone). Free with bus_read_free. */
+ * out->truncated when after_seq < first_seq - 1 and after_seq < last_seq, or when
+ * the stream is empty (expired) and after_seq < last_seq (some events after the
+ * cursor are gone). max_count 0 reads no events (out->more tells whether any
+ * exist); max_bytes <= 0 means no byte limit. Free with bus_read_free (also
+ * safe after an error). */
 enum cgw_err bus_events_read(struct bus *b, const char *session_id, int64_t after_seq,
                              int64_t max_count, int64_t max_bytes, struct bus_read *out,
                              struct cgw_error *err);
@@ -182,8 +199,8 @@ enum cgw_err bus_ctl_push(struct bus *b, const char *session_id, const char *jso
                           struct cgw_error *err);
 
 /* Takes the oldest control message. timeout_ms 0 = do not wait; otherwise waits
- * up to timeout_ms (BLPOP). *json receives a new string (free()) or NULL when
- * nothing came. */
+ * up to timeout_ms (BLPOP; the socket timeout is stretched for that call only).
+ * *json receives a new string (free()) or NULL when nothing came. */
 enum cgw_err bus_ctl_pop(struct bus *b, const char *session_id, int64_t timeout_ms, char **json,
                          struct cgw_error *err);
 
@@ -200,17 +217,20 @@ enum cgw_err bus_perm_session(struct bus *b, const char *request_id,
 
 /* Answers request_id, first answer wins: moves it from pending to resolved and
  * pushes decision_json onto the control list, atomically. CGW_ERR_CONFLICT when
- * it was already answered (or cancelled), CGW_ERR_NOT_FOUND when unknown. */
+ * it was already answered (or cancelled), CGW_ERR_NOT_FOUND when unknown. Never
+ * retried by the module (a retry would see its own answer as a conflict): a
+ * CGW_ERR_BACKEND after the command was sent leaves the outcome unknown. */
 enum cgw_err bus_perm_resolve(struct bus *b, const char *session_id, const char *request_id,
                               bool allow, const char *decision_json, struct cgw_error *err);
 
 /* The runner gives up on request_id (timeout, abort): like resolve with outcome
- * "cancelled" and nothing pushed. CGW_ERR_CONFLICT when an answer came first. */
+ * "cancelled" and nothing pushed. CGW_ERR_CONFLICT when an answer came first;
+ * cancelling an already cancelled request is CGW_OK. */
 enum cgw_err bus_perm_cancel(struct bus *b, const char *session_id, const char *request_id,
                              struct cgw_error *err);
 
-/* The open requests of the session (their JSON), oldest first. Free with
- * bus_strings_free. */
+/* The open requests of the session (their JSON), oldest first, at most 1000.
+ * *jsons is NULL when there are none. Free with bus_strings_free. */
 enum cgw_err bus_perm_list(struct bus *b, const char *session_id, char ***jsons, size_t *n,
                            struct cgw_error *err);
 

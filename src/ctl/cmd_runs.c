@@ -10,13 +10,11 @@
 #include <string.h>
 
 #include "core/event.h"
+#include "core/reap.h"
 #include "ctl/ctl.h"
 
 enum { LS_OPT_JSON };
 enum { REAP_OPT_DRY_RUN };
-
-/* The exit code a lost runner's complete carries: there was no exit status. */
-#define LOST_EXIT_CODE (-1)
 
 struct run_row {
     char *session_id; /* borrowed from the id list */
@@ -138,75 +136,25 @@ static int runs_ls(struct ctl *ctl, const struct ctl_args *a)
     return rc;
 }
 
-/* The event text as the bus published it: json with ,"seq":N before the last '}'. */
-static char *with_seq(const char *json, int64_t seq)
-{
-    size_t len = strlen(json);
-    size_t size = len + 32;
-    char *out = malloc(size);
-    if (!out || len < 2 || json[len - 1] != '}') {
-        free(out);
-        return NULL;
-    }
-    snprintf(out, size, "%.*s,\"seq\":%lld}", (int)(len - 1), json, (long long)seq);
-    return out;
-}
-
-/* Completes one lost run and persists the complete. Prints what happened;
- * returns 0, or -1 after a backend error (printed). */
+/* Completes one lost run (reap.c) and says what happened; returns 0, or -1 after a
+ * backend error (printed). */
 static int reap_one(struct ctl *ctl, struct bus *b, struct store *st, const struct run_row *row)
 {
-    const struct event_ctx ectx = {row->session_id, row->run.run_id, row->run.provider};
     struct cgw_error err;
     int64_t seq = 0;
-    int rc = -1;
-
-    json_t *ev = event_new_complete(&ectx, LOST_EXIT_CODE, false, REASON_RUNNER_LOST);
-    char *json = ev ? event_encode(ev) : NULL;
-    const char *id = ev ? event_id(ev) : NULL;
-    if (!json || !id) {
-        ctl_fail(ctl, CGW_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    enum cgw_err e =
-        bus_run_complete(b, row->session_id, row->run.run_id, id, json, true, &seq, &err);
+    enum cgw_err e = reap_run(st, b, row->session_id, &row->run, &seq, &err);
     if (e == CGW_ERR_CONFLICT || e == CGW_ERR_STALE) {
-        /* The runner came back, or the run ended meanwhile: nothing to do. */
         printf("skipped run %s of session %s: %s\n", row->run.run_id, row->session_id,
                e == CGW_ERR_CONFLICT ? "its lease is alive again" : "it is no longer running");
-        rc = 0;
-        goto out;
+        return 0;
     }
     if (e != CGW_OK) {
         ctl_fail(ctl, e, "completing run %s: %s", row->run.run_id, err.text);
-        goto out;
-    }
-
-    /* The stream keeps the event for stream.ttl_s only; history needs it in SQLite. */
-    char *stored = with_seq(json, seq);
-    if (!stored) {
-        ctl_fail(ctl, CGW_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    e = store_message_add(st, row->session_id, seq, "complete", stored, &err);
-    free(stored);
-    if (e == CGW_OK)
-        e = store_session_touch(st, row->session_id, &err);
-    if (e == CGW_ERR_NOT_FOUND) {
-        fprintf(stderr, "chatgwctl %s: note: session %s is not in the database (deleted?)\n",
-                ctl->command, row->session_id);
-    } else if (e != CGW_OK) {
-        ctl_fail(ctl, e, "database: persisting the complete of run %s: %s", row->run.run_id,
-                 err.text);
-        goto out;
+        return -1;
     }
     printf("reaped run %s of session %s (complete seq %lld, reason runner_lost)\n", row->run.run_id,
            row->session_id, (long long)seq);
-    rc = 0;
-out:
-    free(json);
-    json_decref(ev);
-    return rc;
+    return 0;
 }
 
 static int runs_reap(struct ctl *ctl, const struct ctl_args *a)

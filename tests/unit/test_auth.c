@@ -26,6 +26,13 @@ int main(void)
     is_int(auth_token_create(st, "alice", "laptop", token, &id, &err), CGW_OK, "token created");
     is_int(strlen(token), AUTH_TOKEN_LEN, "token length");
     ok(strncmp(token, "cgw_", 4) == 0, "token prefix");
+    int dash = 0;
+    for (int i = 0; i < 200; i++) {
+        char t[AUTH_TOKEN_LEN + 1];
+        if (auth_token_create(st, "bob", NULL, t, NULL, &err) == CGW_OK)
+            dash |= t[4] == '-';
+    }
+    ok(!dash, "public ids never start with '-' (they are given on command lines)");
     is_int(auth_token_create(st, "alice", NULL, token2, &id2, &err), CGW_OK, "second token");
     ok(strcmp(token, token2) != 0 && id != id2, "tokens differ");
     is_int(auth_token_create(st, "nobody", NULL, token2, NULL, &err), CGW_ERR_NOT_FOUND,

@@ -1,1 +1,57 @@
--- publish.lua: placeholder
+-- publish.lua: publish one event of the running run, or its complete (invariants 2, 3).
+-- KEYS: 1 run, 2 seq, 3 events, 4 lease, 5 ctl, 6 pending, 7 resolved, 8 pendorder
+-- ARGV: 1 runId, 2 eventId, 3 event JSON without its final "}", 4 stream maxlen,
+--       5 mode ("publish", "complete", or "reap" = complete only if the lease expired),
+--       6 now ms, 7 stream ttl s (0 = none), 8 session id (for the notification)
+-- Returns the event's seq. Errors: "STALE ..." when runId is not the running run,
+-- "CONFLICT ..." when reaping a run whose lease is alive.
+local run = redis.call('HMGET', KEYS[1], 'runId', 'status', 'lastEventId', 'lastEventSeq')
+if run[1] ~= ARGV[1] then
+    return redis.error_reply('STALE run ' .. ARGV[1] .. ' is not the running run')
+end
+-- The same event again (a retry after a lost reply) gets its first seq and adds nothing.
+if run[3] == ARGV[2] then
+    return tonumber(run[4])
+end
+if run[2] ~= 'running' then
+    return redis.error_reply('STALE run ' .. ARGV[1] .. ' has completed')
+end
+local mode = ARGV[5]
+if mode == 'reap' and redis.call('EXISTS', KEYS[4]) == 1 then
+    return redis.error_reply('CONFLICT the lease of run ' .. ARGV[1] .. ' is alive')
+end
+
+-- Next seq after both the counter and the newest entry, so that XADD (the only
+-- command here that can fail) never meets a smaller id; it runs before any write.
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if #top > 0 then
+    local t = tonumber(string.match(top[1][1], '^(%d+)'))
+    if t and t > seq then
+        seq = t
+    end
+end
+seq = seq + 1
+local s = string.format('%d', seq)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], s .. '-0', 'e', ARGV[3] .. ',"seq":' .. s .. '}')
+redis.call('SET', KEYS[2], s)
+redis.call('HSET', KEYS[1], 'lastEventId', ARGV[2], 'lastEventSeq', s)
+
+if mode ~= 'publish' then
+    redis.call('HSET', KEYS[1], 'status', 'completed', 'completedMs', ARGV[6])
+    redis.call('DEL', KEYS[4])
+    local open = redis.call('HKEYS', KEYS[6])
+    for _, id in ipairs(open) do
+        redis.call('HSET', KEYS[7], id, 'cancelled')
+    end
+    redis.call('DEL', KEYS[5], KEYS[6], KEYS[8])
+    -- The seq counter stays: it is tiny, and seq must not go backwards while Redis lives.
+    local ttl = tonumber(ARGV[7])
+    if ttl > 0 then
+        redis.call('EXPIRE', KEYS[3], ttl)
+        redis.call('EXPIRE', KEYS[1], ttl)
+        redis.call('EXPIRE', KEYS[7], ttl)
+    end
+end
+redis.call('PUBLISH', 'cgw:notify', ARGV[8])
+return seq

@@ -1,0 +1,36 @@
+/* reap.h: completing runs whose runner is gone (lease expired), shared by the reaper
+ * thread of chatgw.fcgi and `chatgwctl runs --reap`. */
+#ifndef CGW_REAP_H
+#define CGW_REAP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/bus.h"
+#include "core/err.h"
+#include "core/store.h"
+
+/* For every running run whose lease expired, publishes complete{exitCode:1,
+ * reason:"runner_lost"} exactly once (several reapers may race; one wins) and persists
+ * it. *reaped (may be NULL) receives how many this call completed. A run whose lease is
+ * alive is left alone. */
+enum cgw_err reap_expired(struct store *st, struct bus *bus, size_t *reaped, struct cgw_error *err);
+
+/* Completes one run if its lease is gone: publishes complete{exitCode:1,
+ * reason:"runner_lost"} with bus_run_complete(only_if_lease_expired) and persists it with
+ * its seq (a session that is no longer in SQLite is only logged). CGW_ERR_CONFLICT when
+ * the lease is alive, CGW_ERR_STALE when run->run_id is no longer running (another
+ * reaper or the runner itself ended it). *seq (may be NULL) gets the complete's seq. */
+enum cgw_err reap_run(struct store *st, struct bus *bus, const char *session_id,
+                      const struct bus_run *run, int64_t *seq, struct cgw_error *err);
+
+/* Publishes one event of a run and persists it when its kind is persisted; used for the
+ * events chatgw.fcgi itself publishes (run_started, spawn failures). complete events go
+ * through bus_run_complete. ev is borrowed. *seq may be NULL. */
+enum cgw_err reap_publish_persist(struct store *st, struct bus *bus, const char *session_id,
+                                  const char *run_id, json_t *ev, bool complete, int64_t *seq,
+                                  struct cgw_error *err);
+
+#endif
