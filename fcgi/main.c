@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "fcgi/adapter.h"
 #include "fcgi/app.h"
+#include "fcgi/reaper.h"
 #include "fcgi/router.h"
 
 extern char **environ;
@@ -154,6 +155,7 @@ int main(int argc, char **argv)
     log_init("chatgw.fcgi", level);
     if (!threads)
         threads = app.cfg.fcgi_threads;
+    app.config_path = config_path; /* NULL: runners find it as we did ($CHATGW_CONFIG) */
     if (!socket_path && app.cfg.fcgi_socket[0])
         socket_path = app.cfg.fcgi_socket;
     app.bus_cfg = (struct bus_config){
@@ -213,6 +215,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    reaper_start(&app);
     log_info("chatgw.fcgi %s ready: %lld threads on %s, database %s (schema %d), redis %s",
              PACKAGE_VERSION, (long long)threads, socket_path ? socket_path : "fd 0",
              app.cfg.db_path, version, app.cfg.redis_address);

@@ -1,2 +1,57 @@
-/* reaper.c: placeholder until it lands. */
-typedef int cgw_placeholder_;
+/* reaper.c: periodic runner_lost completion of runs whose lease expired. */
+#include "fcgi/reaper.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/reap.h"
+
+static void *reaper_main(void *p)
+{
+    const struct app *app = p;
+    struct worker w = {.app = app, .index = -1};
+    int64_t period_ms = app->cfg.runner_lease_s * 1000 / 3;
+    bool was_down = false;
+
+    if (period_ms < 1000)
+        period_ms = 1000;
+    for (;;) {
+        struct timespec ts = {period_ms / 1000, (period_ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) < 0)
+            ;
+        struct store *st;
+        struct bus *bus;
+        struct cgw_error err;
+        size_t reaped = 0;
+        enum cgw_err rc = worker_store(&w, &st, &err);
+        if (rc == CGW_OK)
+            rc = worker_bus(&w, &bus, &err);
+        if (rc == CGW_OK)
+            rc = reap_expired(st, bus, &reaped, &err);
+        /* A dead backend is logged once per outage, not every period. */
+        if (rc != CGW_OK && !was_down)
+            log_warn("reaper: %s", err.text);
+        else if (rc == CGW_OK && was_down)
+            log_info("reaper: backends reachable again");
+        was_down = rc != CGW_OK;
+        if (reaped)
+            log_info("reaper: completed %zu lost run%s", reaped, reaped == 1 ? "" : "s");
+    }
+    return NULL;
+}
+
+int reaper_start(const struct app *app)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, reaper_main, (void *)app);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        log_error("cannot start the reaper thread");
+        return -1;
+    }
+    return 0;
+}
