@@ -13,6 +13,8 @@
 #   CHATGW_PROJECTS    project roots sessions may use (default: your home directory)
 #   CHATGW_CLAUDE_BIN, CHATGW_CODEX_BIN, CHATGW_CURSOR_BIN, CHATGW_GEMINI_BIN,
 #   CHATGW_OPENCODE_BIN  provider CLIs to drive (a fixture or a local install)
+#   CHATGW_BIN_DIR     use the programs already built there instead of building
+#                      (the tests use it)
 # It writes CHATGW_URL and CHATGW_TOKEN to $CHATGW_STATE_DIR/env for scripts.
 set -euo pipefail
 
@@ -77,13 +79,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # 2. Build.
-cd "$top"
-[ -x configure ] || ./autogen.sh >/dev/null
-mkdir -p "$build"
-if [ ! -f "$build/Makefile" ]; then
-    (cd "$build" && "$top/configure" -q)
+if [ -n "${CHATGW_BIN_DIR:-}" ]; then
+    build=$CHATGW_BIN_DIR
+else
+    cd "$top"
+    [ -x configure ] || ./autogen.sh >/dev/null
+    mkdir -p "$build"
+    if [ ! -f "$build/Makefile" ]; then
+        (cd "$build" && "$top/configure" -q)
+    fi
+    make -C "$build" -s -j"$(nproc)" >/dev/null
 fi
-make -C "$build" -s -j"$(nproc)" >/dev/null
 ctl=$build/chatgwctl
 fcgi=$build/chatgw.fcgi
 
@@ -123,7 +129,7 @@ if [ -f "$state/env" ]; then
     # shellcheck disable=SC1091
     token=$(. "$state/env"; echo "${CHATGW_TOKEN:-}")
 fi
-if ! "$ctl" user list 2>/dev/null | awk '{print $1}' | grep -qx "$user"; then
+if ! "$ctl" user list 2>/dev/null | awk 'NR > 1 {print $2}' | grep -qx "$user"; then
     "$ctl" user add "$user" >/dev/null
     token=""
 fi
@@ -160,6 +166,11 @@ if ! pid_alive "$state/lighttpd.pid"; then
 fi
 
 curl -fsS "$url/health" >/dev/null || { say "health check failed; logs are in $state/log"; exit 1; }
+# A token from an earlier start may have been revoked: make sure the one we print works.
+if ! curl -fsS -o /dev/null -H "Authorization: Bearer $token" "$url/sessions?limit=1"; then
+    token=$("$ctl" token create "$user" --label quickstart)
+    printf 'CHATGW_URL=%s\nCHATGW_TOKEN=%s\n' "$url" "$token" > "$state/env"
+fi
 cat <<EOT
 
 chatgw is running at $url  (state: $state)
