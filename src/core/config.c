@@ -171,8 +171,9 @@ static enum cgw_err list_set(struct config *cfg, const struct config_key *k, con
             return cgw_error_set(err, CGW_ERR_INVALID, "%s: \"%.*s\" is not an absolute path",
                                  k->name, (int)len, start);
         }
-        /* A trailing slash would make the prefix test in the handlers miss. */
-        while (len > 1 && start[len - 1] == '/')
+        /* A trailing slash would make the prefix test in the handlers miss; blanks
+         * before it go too, so a value reads back the same after formatting. */
+        while (len > 1 && (start[len - 1] == '/' || isspace((unsigned char)start[len - 1])))
             len--;
         roots[n] = strndup(start, len);
         if (!roots[n]) {

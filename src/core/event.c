@@ -1,6 +1,7 @@
 /* event.c: constructors and JSON encoding of the normalized events (DESIGN §4). */
 #include "core/event.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,6 +264,11 @@ json_t *event_new_complete(const struct event_ctx *ctx, int exit_code, bool abor
 
 json_t *event_new_protocol_error(enum cgw_code code, const char *text, const char *session_id)
 {
+    /* The text may quote client input (a parser's message): keep it valid UTF-8. */
+    char clean[512];
+    snprintf(clean, sizeof clean, "%s", text ? text : "");
+    cgw_utf8_sanitize(clean);
+    text = clean;
     json_t *ev = json_object();
     if (!ev)
         return NULL;

@@ -219,6 +219,44 @@ int cgw_parse_bool(const char *s, bool *out)
     return -1;
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    if (n == 0 || c > 0xf4)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    }
+    if (c == 0xe0 && p[1] < 0xa0)
+        return 0; /* overlong */
+    if (c == 0xed && p[1] >= 0xa0)
+        return 0; /* surrogate */
+    if (c == 0xf0 && p[1] < 0x90)
+        return 0; /* overlong */
+    if (c == 0xf4 && p[1] >= 0x90)
+        return 0; /* above U+10FFFF */
+    return n;
+}
+
+char *cgw_utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (p && *p) {
+        size_t n = utf8_seq(p);
+        if (n == 0) {
+            *p++ = '?';
+        } else {
+            p += n;
+        }
+    }
+    return s;
+}
+
 char *cgw_strdup(const char *s)
 {
     return s ? strdup(s) : NULL;

@@ -52,6 +52,11 @@ int cgw_parse_size(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Parses true/false/yes/no/on/off/1/0 (case-insensitive). Returns 0 or -1. */
 int cgw_parse_bool(const char *s, bool *out);
 
+/* Replaces every byte that is not part of a valid UTF-8 sequence (overlong forms,
+ * surrogates and code points above U+10FFFF included) with '?', in place, so that text
+ * from outside (a CLI's stderr, a parser's error message) can go into JSON. Returns s. */
+char *cgw_utf8_sanitize(char *s);
+
 /* strdup that returns NULL for a NULL argument. */
 char *cgw_strdup(const char *s);
 

@@ -133,6 +133,10 @@ int main(void)
     ok(event_id(ev) == NULL, "event_id of a frame without id");
     json_decref(ev);
 
+    ev = event_new_protocol_error(CODE_INVALID_JSON, "bad \xff byte", NULL);
+    is_str(str(ev, "error"), "bad ? byte", "protocol error text is made valid UTF-8");
+    json_decref(ev);
+
     ev = event_new_text(&ctx, "assistant", "bad \xff utf8");
     ok(ev == NULL, "invalid UTF-8 is refused, not published");
     return done_testing();

@@ -69,5 +69,12 @@ int main(void)
     ok(cgw_parse_bool("Yes", &b) == 0 && b, "bool yes");
     ok(cgw_parse_bool("off", &b) == 0 && !b, "bool off");
     ok(cgw_parse_bool("maybe", &b) < 0, "bool maybe");
+    char u[64];
+    snprintf(u, sizeof u, "%s", "ok \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    is_str(cgw_utf8_sanitize(u), "ok \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "valid UTF-8 kept");
+    snprintf(u, sizeof u, "%s", "a\xff b\xc0\xaf c\xed\xa0\x80 d\xe2\x82");
+    is_str(cgw_utf8_sanitize(u), "a? b?? c??? d??", "invalid bytes become '?'");
+    snprintf(u, sizeof u, "%s", "\xf4\x90\x80\x80");
+    is_str(cgw_utf8_sanitize(u), "????", "above U+10FFFF");
     return done_testing();
 }
