@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/event.h"
+#include "core/feed.h"
 #include "core/log.h"
 #include "core/reap.h"
 #include "core/util.h"
@@ -300,6 +301,8 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     struct cgw_error terr;
     if (store_session_touch(st, s.id, &terr) != CGW_OK)
         log_warn("session %s: %s", s.id, terr.text);
+    if (feed_publish_session(st, bus, s.id, &terr) != CGW_OK)
+        log_warn("session %s: feed not updated: %s", s.id, terr.text);
     log_info("run %s started by %s (%s)", run_id, req->user.name, s.provider);
     response_json(resp, 202,
                   json_pack("{s:s, s:s, s:I}", "sessionId", s.id, "runId", run_id, "lastSeq",

@@ -5,22 +5,25 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/feed.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "fcgi/handlers.h"
 
-/* The session as clients see it (DESIGN §3.3); the provider-native id never leaves. */
-static json_t *session_json(const struct store_session *s, const struct bus_run *run)
+/* Tells the owner's other tabs (the session feed); a failure only costs a stale sidebar
+ * row until the next change, so it is logged, not returned. */
+static void feed_changed(struct worker *w, const char *id, bool deleted, int64_t owner)
 {
-    char created[CGW_ISO_TIME_LEN + 1], updated[CGW_ISO_TIME_LEN + 1];
-    int64_t last_seq = s->last_seq;
-    if (run && run->last_seq > last_seq)
-        last_seq = run->last_seq;
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:b, s:I}", "id", s->id, "provider",
-                     s->provider, "projectPath", s->project_path, "name", s->name ? s->name : "",
-                     "archived", s->archived, "createdAt", cgw_time_iso(s->created_ms, created),
-                     "updatedAt", cgw_time_iso(s->updated_ms, updated), "isProcessing",
-                     run && run->status == RUN_RUNNING, "lastSeq", (json_int_t)last_seq);
+    struct store *st;
+    struct bus *bus;
+    struct cgw_error err;
+    enum cgw_err rc = worker_bus(w, &bus, &err);
+    if (rc == CGW_OK && deleted)
+        rc = feed_publish_deleted(bus, owner, id, &err);
+    else if (rc == CGW_OK && (rc = worker_store(w, &st, &err)) == CGW_OK)
+        rc = feed_publish_session(st, bus, id, &err);
+    if (rc != CGW_OK)
+        log_warn("session %s: feed not updated: %s", id, err.text);
 }
 
 /* Reads the run of a session from Redis; a session Redis never saw has none. */
@@ -163,7 +166,7 @@ void h_session_create(struct worker *w, struct request *req, const struct query 
         goto out;
     }
     log_info("session %s created by %s (%s, %s)", s.id, req->user.name, s.provider, s.project_path);
-    response_json(resp, 201, json_pack("{s:o}", "session", session_json(&s, NULL)));
+    response_json(resp, 201, json_pack("{s:o}", "session", feed_session_json(&s, NULL)));
 out:
     store_session_clear(&s);
     json_decref(body);
@@ -223,7 +226,7 @@ void h_session_list(struct worker *w, struct request *req, const struct query *q
             response_from_err(resp, &err, NULL);
             return;
         }
-        json_array_append_new(arr, session_json(&list[i], &run));
+        json_array_append_new(arr, feed_session_json(&list[i], &run));
     }
     store_session_list_free(list, n);
     response_json(resp, 200,
@@ -243,7 +246,7 @@ void h_session_get(struct worker *w, struct request *req, const struct query *q,
     if (session_run(w, s.id, &run, &err) != CGW_OK)
         response_from_err(resp, &err, s.id);
     else
-        response_json(resp, 200, json_pack("{s:o}", "session", session_json(&s, &run)));
+        response_json(resp, 200, json_pack("{s:o}", "session", feed_session_json(&s, &run)));
     store_session_clear(&s);
 }
 
@@ -285,10 +288,11 @@ void h_session_patch(struct worker *w, struct request *req, const struct query *
     store_session_clear(&s);
     if (load_session(w, req, &s, resp) < 0)
         goto out;
+    feed_changed(w, s.id, false, s.owner);
     if (session_run(w, s.id, &run, &err) != CGW_OK)
         response_from_err(resp, &err, s.id);
     else
-        response_json(resp, 200, json_pack("{s:o}", "session", session_json(&s, &run)));
+        response_json(resp, 200, json_pack("{s:o}", "session", feed_session_json(&s, &run)));
 out:
     json_decref(body);
     store_session_clear(&s);
@@ -313,6 +317,7 @@ void h_session_delete(struct worker *w, struct request *req, const struct query 
         response_from_err(resp, &err, s.id);
     } else {
         log_info("session %s deleted by %s", s.id, req->user.name);
+        feed_changed(w, s.id, true, s.owner);
         response_json(resp, 200, json_pack("{s:s, s:b}", "sessionId", s.id, "deleted", 1));
     }
     store_session_clear(&s);

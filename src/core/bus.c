@@ -108,6 +108,7 @@ enum bus_script {
     SCRIPT_PERM_ADD,
     SCRIPT_PERM_RESOLVE,
     SCRIPT_SET_RUNNER,
+    SCRIPT_FEED,
     SCRIPT__COUNT
 };
 
@@ -115,7 +116,7 @@ static const char *const script_files[SCRIPT__COUNT] = {
     [SCRIPT_CLAIM] = "claim.lua",           [SCRIPT_PUBLISH] = "publish.lua",
     [SCRIPT_LEASE] = "lease.lua",           [SCRIPT_READ] = "read.lua",
     [SCRIPT_PERM_ADD] = "perm_add.lua",     [SCRIPT_PERM_RESOLVE] = "perm_resolve.lua",
-    [SCRIPT_SET_RUNNER] = "set_runner.lua",
+    [SCRIPT_SET_RUNNER] = "set_runner.lua", [SCRIPT_FEED] = "feed.lua",
 };
 
 /* Error replies by their first word. Our scripts answer STALE, CONFLICT, NOT_FOUND;
@@ -1062,20 +1063,18 @@ void bus_read_free(struct bus_read *r)
     r->n = 0;
 }
 
-enum cgw_err bus_events_read(struct bus *b, const char *session_id, int64_t after_seq,
-                             int64_t max_count, int64_t max_bytes, struct bus_read *out,
-                             struct cgw_error *err)
+/* Reads a stream with read.lua: keys[0] its counter, keys[1] the stream, keys[2] the run
+ * hash (a session's; any missing key for a feed). label names it in errors. */
+static enum cgw_err read_stream(struct bus *b, const char *const keys[3], const char *label,
+                                int64_t after_seq, int64_t max_count, int64_t max_bytes,
+                                struct bus_read *out, struct cgw_error *err)
 {
-    struct bus_keys k;
     char after[24], count[24], bytes[24];
-    const char *keys[3], *args[3];
+    const char *args[3];
     const redisReply *last, *first, *status, *run_id, *more, *entries;
     redisReply *r;
     enum cgw_err rc;
 
-    memset(out, 0, sizeof(*out));
-    if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
-        return rc;
     if (after_seq < 0 || after_seq >= BUS_SEQ_MAX || max_count < 0)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid read range");
     if (max_count > 100000)
@@ -1083,9 +1082,6 @@ enum cgw_err bus_events_read(struct bus *b, const char *session_id, int64_t afte
     snprintf(after, sizeof(after), "%" PRId64, after_seq);
     snprintf(count, sizeof(count), "%" PRId64, max_count);
     snprintf(bytes, sizeof(bytes), "%" PRId64, max_bytes > 0 ? max_bytes : 0);
-    keys[0] = k.k[K_SEQ];
-    keys[1] = k.k[K_EVENTS];
-    keys[2] = k.k[K_RUN];
     args[0] = after;
     args[1] = count;
     args[2] = bytes;
@@ -1128,7 +1124,7 @@ enum cgw_err bus_events_read(struct bus *b, const char *session_id, int64_t afte
         struct bus_event *ev = &out->events[out->n];
         if (!id || !json || entry_seq(id, &ev->seq) != 0) {
             rc = cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: bad stream entry of %s",
-                               b->address, session_id);
+                               b->address, label);
             goto out;
         }
         if (!(ev->json = strndup_checked(json->str, json->len))) {
@@ -1144,6 +1140,81 @@ out:
     if (rc != CGW_OK)
         bus_read_free(out);
     return rc;
+}
+
+enum cgw_err bus_events_read(struct bus *b, const char *session_id, int64_t after_seq,
+                             int64_t max_count, int64_t max_bytes, struct bus_read *out,
+                             struct cgw_error *err)
+{
+    struct bus_keys k;
+    enum cgw_err rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
+        return rc;
+    const char *keys[3] = {k.k[K_SEQ], k.k[K_EVENTS], k.k[K_RUN]};
+    return read_stream(b, keys, session_id, after_seq, max_count, max_bytes, out, err);
+}
+
+/* ---- the per-user session feed ------------------------------------------------ */
+
+#define FEED_MAXLEN "1000"
+
+/* Keys of user's feed: {u:<id>} is the hash tag, so the feed script touches one slot. */
+static void feed_keys(int64_t user, char seq[BUS_KEY_MAX], char stream[BUS_KEY_MAX],
+                      char none[BUS_KEY_MAX])
+{
+    snprintf(seq, BUS_KEY_MAX, "cgw:{u:%" PRId64 "}:feedseq", user);
+    snprintf(stream, BUS_KEY_MAX, "cgw:{u:%" PRId64 "}:feed", user);
+    snprintf(none, BUS_KEY_MAX, "cgw:{u:%" PRId64 "}:norun", user);
+}
+
+enum cgw_err bus_feed_publish(struct bus *b, int64_t user, const char *json, int64_t *feed_seq,
+                              struct cgw_error *err)
+{
+    char seq[BUS_KEY_MAX], stream[BUS_KEY_MAX], none[BUS_KEY_MAX], notify[48];
+    const char *keys[2], *args[3];
+    size_t lens[3];
+    size_t end = json_object_end(json);
+    redisReply *r;
+
+    if (user <= 0)
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid user id");
+    if (end == 0)
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: frame is not a non-empty JSON object");
+    feed_keys(user, seq, stream, none);
+    snprintf(notify, sizeof(notify), "u:%" PRId64, user);
+    keys[0] = seq;
+    keys[1] = stream;
+    args[0] = json;
+    args[1] = FEED_MAXLEN;
+    args[2] = notify;
+    lens[0] = end;
+    lens[1] = strlen(args[1]);
+    lens[2] = strlen(args[2]);
+    /* Not retried: a retry after a lost reply would add the frame twice. A lost feed
+     * frame costs a stale sidebar row until the next change; the caller logs it. */
+    enum cgw_err rc = bus_script(b, SCRIPT_FEED, 0, WANT_INT, 2, keys, 3, args, lens, &r, err);
+    if (rc != CGW_OK)
+        return rc;
+    if (feed_seq)
+        *feed_seq = r->integer;
+    freeReplyObject(r);
+    return CGW_OK;
+}
+
+enum cgw_err bus_feed_read(struct bus *b, int64_t user, int64_t after_seq, int64_t max_count,
+                           int64_t max_bytes, struct bus_read *out, struct cgw_error *err)
+{
+    char seq[BUS_KEY_MAX], stream[BUS_KEY_MAX], none[BUS_KEY_MAX], label[48];
+
+    memset(out, 0, sizeof(*out));
+    if (user <= 0)
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid user id");
+    feed_keys(user, seq, stream, none);
+    snprintf(label, sizeof(label), "the feed of user %" PRId64, user);
+    const char *keys[3] = {seq, stream, none};
+    return read_stream(b, keys, label, after_seq, max_count, max_bytes, out, err);
 }
 
 /* ---- control ------------------------------------------------------------------ */

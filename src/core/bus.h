@@ -21,7 +21,10 @@
  *   cgw:perm:{R}     string session id of permission request R (7 days TTL)
  *   cgw:running      set    session ids with a running run (for the reaper; outside
  *                           the scripts, so the scripts stay single-slot)
- *   channel cgw:notify      PUBLISHed by publish/complete with the session id
+ *   channel cgw:notify      PUBLISHed by publish/complete with the session id;
+ *                           by the feed script with "u:<user id>"
+ *   cgw:{u:U}:feed    stream the session feed of user U (session_upserted frames,
+ *                           entry id "<feedSeq>-0"), cgw:{u:U}:feedseq its counter
  *
  * Entry points: bus_open / bus_close; run lifecycle bus_run_claim -> bus_event_publish*
  * -> bus_run_complete (exactly once), bus_lease_refresh while running; readers use
@@ -191,6 +194,21 @@ enum cgw_err bus_events_read(struct bus *b, const char *session_id, int64_t afte
                              int64_t max_count, int64_t max_bytes, struct bus_read *out,
                              struct cgw_error *err);
 void bus_read_free(struct bus_read *r);
+
+/* ---- the per-user session feed --------------------------------------------------- */
+
+/* Appends a session_upserted frame (a JSON object text without "feedSeq") to user's
+ * feed (stream cgw:{u:<id>}:feed, about 1000 frames kept), assigning the next feedSeq
+ * (",\"feedSeq\":N" is appended), and notifies cgw:notify with "u:<id>". Not retried
+ * after a lost reply (it would add the frame twice). *feed_seq may be NULL. */
+enum cgw_err bus_feed_publish(struct bus *b, int64_t user, const char *json, int64_t *feed_seq,
+                              struct cgw_error *err);
+
+/* Reads user's feed after feed_seq like bus_events_read (out->last_seq is the feed's
+ * counter, out->truncated tells that frames after the cursor are gone; status and
+ * run_id are empty). Free with bus_read_free. */
+enum cgw_err bus_feed_read(struct bus *b, int64_t user, int64_t after_seq, int64_t max_count,
+                           int64_t max_bytes, struct bus_read *out, struct cgw_error *err);
 
 /* ---- control ------------------------------------------------------------- */
 

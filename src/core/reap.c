@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/event.h"
+#include "core/feed.h"
 #include "core/log.h"
 
 enum cgw_err reap_publish_persist(struct store *st, struct bus *bus, const char *session_id,
@@ -69,6 +70,8 @@ enum cgw_err reap_run(struct store *st, struct bus *bus, const char *session_id,
                                   : cgw_error_set(&e2, CGW_ERR_NOMEM, "out of memory");
         if (prc == CGW_OK)
             prc = store_session_touch(st, session_id, &e2);
+        if (prc == CGW_OK)
+            prc = feed_publish_session(st, bus, session_id, &e2);
         if (prc != CGW_OK)
             log_error("session %s: persisting the runner_lost complete: %s", session_id, e2.text);
         free(stored);

@@ -990,6 +990,50 @@ static void test_down(void)
     bus_close(b);
 }
 
+/* The per-user session feed: its own gapless feedSeq, appended like seq, readable
+ * after a cursor, separate per user. */
+static void test_feed(void)
+{
+    struct bus *b = open_bus(&R);
+    struct cgw_error err;
+    struct bus_read rd;
+    int64_t fs = 0;
+    int64_t user = 1000 + (random() % 100000);
+
+    is_int(
+        bus_feed_publish(b, user, "{\"kind\":\"session_upserted\",\"sessionId\":\"a\"}", &fs, &err),
+        CGW_OK, "feed: publish");
+    is_int(fs, 1, "feed: first feedSeq is 1");
+    is_int(
+        bus_feed_publish(b, user, "{\"kind\":\"session_upserted\",\"sessionId\":\"b\"}", &fs, &err),
+        CGW_OK, "feed: publish again");
+    is_int(fs, 2, "feed: feedSeq 2");
+    is_int(bus_feed_publish(b, user + 1, "{\"kind\":\"x\"}", &fs, &err), CGW_OK,
+           "feed: another user");
+    is_int(fs, 1, "feed: every user has its own sequence");
+    is_int(bus_feed_publish(b, user, "{}", &fs, &err), CGW_ERR_INVALID, "feed: empty object");
+    is_int(bus_feed_publish(b, 0, "{\"a\":1}", &fs, &err), CGW_ERR_INVALID, "feed: bad user");
+
+    is_int(bus_feed_read(b, user, 0, 100, 0, &rd, &err), CGW_OK, "feed: read from 0");
+    is_int(rd.n, 2, "feed: two frames");
+    is_int(rd.last_seq, 2, "feed: counter");
+    ok(!rd.truncated, "feed: not truncated");
+    if (rd.n == 2) {
+        is_str(rd.events[1].json,
+               "{\"kind\":\"session_upserted\",\"sessionId\":\"b\",\"feedSeq\":2}",
+               "feed: feedSeq appended to the frame");
+        is_int(rd.events[1].seq, 2, "feed: entry seq");
+    }
+    bus_read_free(&rd);
+    is_int(bus_feed_read(b, user, 1, 100, 0, &rd, &err), CGW_OK, "feed: read after 1");
+    is_int(rd.n, 1, "feed: one frame after the cursor");
+    bus_read_free(&rd);
+    is_int(bus_feed_read(b, user + 2, 0, 100, 0, &rd, &err), CGW_OK, "feed: empty feed");
+    ok(rd.n == 0 && rd.last_seq == 0 && !rd.truncated, "feed: nothing, no hole");
+    bus_read_free(&rd);
+    bus_close(b);
+}
+
 int main(void)
 {
     char dir[600];
@@ -1016,6 +1060,7 @@ int main(void)
     test_perm();
     test_noscript();
     test_runs_running();
+    test_feed();
     test_addresses();
     test_timeout();
     test_down();
