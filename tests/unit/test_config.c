@@ -12,7 +12,7 @@ static enum cgw_err parse(struct config *cfg, const char *text, struct cgw_error
 int main(void)
 {
     struct config cfg;
-    struct cgw_error err;
+    struct cgw_error err = {0};
     char buf[512];
 
     plan_lazy();
