@@ -200,9 +200,15 @@ class Stack:
     def start_fcgi(self):
         if os.path.exists(self.socket):
             os.unlink(self.socket)
-        self._spawn("fcgi", [self.fcgi_bin, "-c", self.config], env=self.env())
+        # CGW_VALGRIND=1 runs chatgw.fcgi under valgrind (a plain build); its report goes
+        # to valgrind-fcgi.<pid>.log in the stack's temp dir (keep it with CGW_KEEP_TMP=1).
+        wrap = []
+        if os.environ.get("CGW_VALGRIND"):
+            wrap = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-possibly-lost=no",
+                    "--log-file=" + os.path.join(self.tmp, "valgrind-fcgi.%p.log")]
+        self._spawn("fcgi", wrap + [self.fcgi_bin, "-c", self.config], env=self.env())
         wait_for(lambda: os.path.exists(self.socket) or self.procs["fcgi"].poll() is not None,
-                 what="chatgw.fcgi socket")
+                 timeout=60 if wrap else 10, what="chatgw.fcgi socket")
         if self.procs["fcgi"].poll() is not None:
             raise RuntimeError("chatgw.fcgi exited: " + self.log("fcgi"))
 
