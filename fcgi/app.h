@@ -14,6 +14,7 @@
 #include "core/store.h"
 
 struct poller;
+struct park;
 
 /* Read-only after start; shared by all threads. */
 struct app {
@@ -76,9 +77,11 @@ struct request {
 
 struct response {
     int status;
-    json_t *body;   /* owned; NULL = no body */
-    char allow[64]; /* Allow header for 405, "" = none */
-    bool cors;      /* add CORS headers for the request's origin */
+    json_t *body;      /* owned; NULL = no body */
+    char allow[64];    /* Allow header for 405, "" = none */
+    bool cors;         /* add CORS headers for the request's origin */
+    struct park *park; /* set by a handler that holds the request (subscribe): main.c
+                        * hands the request to the poller instead of answering it */
 };
 
 /* Sets resp to the protocol error of code with printf-style text (DESIGN §3.2).

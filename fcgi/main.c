@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -15,6 +16,7 @@
 #include "core/log.h"
 #include "fcgi/adapter.h"
 #include "fcgi/app.h"
+#include "fcgi/poller.h"
 #include "fcgi/reaper.h"
 #include "fcgi/router.h"
 
@@ -57,10 +59,13 @@ void worker_close(struct worker *w)
     w->bus = NULL;
 }
 
-static void serve(struct worker *w, FCGX_Request *fr)
+/* Serves one accepted request. Returns the park when the handler holds the request
+ * (the caller hands fr to the poller), else NULL after the answer was written. */
+static struct park *serve(struct worker *w, FCGX_Request *fr)
 {
     struct request req;
     struct response resp = {.status = 500};
+    struct park *park = NULL;
 
     if (adapter_read(fr, &w->app->cfg, &req) < 0) {
         response_error(&resp, CODE_INTERNAL_ERROR, NULL, "internal error");
@@ -68,34 +73,64 @@ static void serve(struct worker *w, FCGX_Request *fr)
         log_context_set(req.request_id, NULL, NULL);
         router_dispatch(w, &req, &resp);
     }
-    if (adapter_write(fr, &w->app->cfg, &req, &resp) < 0)
-        log_info("client went away before the answer to %s %s", req.method_name,
-                 req.path ? req.path : "?");
-    if (resp.status >= 500 || w->app->cfg.log_level[0] == 'd')
-        log_info("%s %s -> %d", req.method_name, req.path ? req.path : "?", resp.status);
+    if (resp.park) {
+        park = resp.park;
+        if (w->app->cfg.log_level[0] == 'd')
+            log_info("%s %s -> held", req.method_name, req.path ? req.path : "?");
+    } else {
+        if (adapter_write(fr, &w->app->cfg, &req, &resp) < 0)
+            log_info("client went away before the answer to %s %s", req.method_name,
+                     req.path ? req.path : "?");
+        if (resp.status >= 500 || w->app->cfg.log_level[0] == 'd')
+            log_info("%s %s -> %d", req.method_name, req.path ? req.path : "?", resp.status);
+    }
     json_decref(resp.body);
     request_free(&req);
     log_context_clear();
+    return park;
+}
+
+/* Each accepted request has its own FCGX_Request on the heap: a held one goes to the
+ * poller with it, and the worker accepts the next into a fresh one. */
+static FCGX_Request *request_new(int sock)
+{
+    FCGX_Request *fr = malloc(sizeof *fr);
+    if (fr && FCGX_InitRequest(fr, sock, 0) != 0) {
+        free(fr);
+        fr = NULL;
+    }
+    return fr;
 }
 
 static void *worker_main(void *p)
 {
     struct thread_arg *t = p;
-    FCGX_Request fr;
+    FCGX_Request *fr = NULL;
 
-    if (FCGX_InitRequest(&fr, t->sock, 0) != 0) {
-        log_error("worker %d: cannot initialise a FastCGI request", t->worker.index);
-        return NULL;
-    }
     for (;;) {
-        if (FCGX_Accept_r(&fr) < 0) {
+        if (!fr && !(fr = request_new(t->sock))) {
+            log_error("worker %d: cannot allocate a FastCGI request", t->worker.index);
+            struct timespec pause = {0, 100 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        if (FCGX_Accept_r(fr) < 0) {
             if (errno == EINTR)
                 continue;
             log_error("worker %d: accept failed: %s", t->worker.index, strerror(errno));
             break;
         }
-        serve(&t->worker, &fr);
-        FCGX_Finish_r(&fr);
+        struct park *park = serve(&t->worker, fr);
+        if (park) {
+            poller_park(t->worker.app->poller, fr, park); /* the poller owns both now */
+            fr = NULL;
+        } else {
+            FCGX_Finish_r(fr);
+        }
+    }
+    if (fr) {
+        FCGX_Finish_r(fr);
+        free(fr);
     }
     worker_close(&t->worker);
     return NULL;
@@ -184,7 +219,10 @@ int main(int argc, char **argv)
     int sock = 0;
     if (socket_path) {
         mode_t old = umask(007); /* the web server's group may connect */
-        sock = FCGX_OpenSocket(socket_path, 1024);
+        /* A deep backlog: after a restart every client's long-poll comes back at once,
+         * and a web server that finds the queue full fails those requests (capped by
+         * net.core.somaxconn). */
+        sock = FCGX_OpenSocket(socket_path, 4096);
         umask(old);
         if (sock < 0) {
             log_error("cannot listen on %s: %s", socket_path, strerror(errno));
@@ -200,6 +238,12 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /* The long-poll loop: one thread, started before the workers can park anything. */
+    if (poller_start(&app.cfg, &app.bus_cfg, &app.poller, &err) != CGW_OK) {
+        log_error("cannot start the long-poll loop: %s", err.text);
+        return 1;
+    }
 
     struct thread_arg *ta = calloc((size_t)threads, sizeof *ta);
     if (!ta) {
@@ -225,6 +269,8 @@ int main(int argc, char **argv)
     FCGX_ShutdownPending();
     if (socket_path && socket_path[0] == '/')
         unlink(socket_path);
+    /* Held long-polls get their acks now rather than a dropped connection. */
+    poller_stop(app.poller, 2000);
     /* Workers block in accept(); exiting the process ends them. Runs are detached. */
     _exit(0);
 }

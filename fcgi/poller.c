@@ -1,2 +1,900 @@
-/* poller.c: placeholder until it lands. */
-typedef int cgw_placeholder_;
+/* poller.c: the long-poll event loop: held subscribe requests, notifications, deadlines.
+ *
+ * Entry points: poller_start (starts the thread), poller_park_new / park_free (a
+ * worker prepares a held request), poller_park (main.c hands the request over),
+ * poller_held, poller_stop.
+ *
+ * States of a parked request:
+ *   NEW        made by a worker with poller_park_new; holds one of the user's slots
+ *              (limits.max_polls_per_user per process).
+ *   QUEUED     handed over with poller_park: on the incoming list, the wake eventfd
+ *              signalled. From here on only the poller thread touches it.
+ *   HELD       registered by the loop: its FastCGI connection is in the epoll set, it
+ *              is in the deadline heap and in the waiter list of each of its found
+ *              sessions (a "watch" per session id). Registering marks those sessions
+ *              dirty, so they are read once more: an event published between the
+ *              worker's read and the registration is not missed.
+ *   ANSWERING  on this round's answer list: a read showed news for its cursor, its
+ *              waitMs passed (acks alone), or the poller is stopping.
+ *   DONE       answered (adapter_write, FastCGI end-request, close), or dropped
+ *              without a word when its connection became readable or hung up (the
+ *              web server gave up on it because the client went away); the user's
+ *              slot is given back and everything is freed.
+ *
+ * A round of the loop: epoll_wait (until the next deadline or retry) -> take new
+ * requests, notifications (mark their sessions dirty), dropped connections -> read
+ * each dirty session once, after the smallest cursor of its waiters, and queue the
+ * waiters with news -> queue expired requests -> answer the queue -> free the round's
+ * reads. A session is read at most once per round, however many requests wait on it.
+ *
+ * Redis: one subscriber connection (bus_notify) and one ordinary connection (struct
+ * bus) for reads. A lost subscriber is reopened with backoff (100 ms doubling to 5 s)
+ * and then every watched session is read again (events may have been published while
+ * nobody listened). A failed read marks the bus down for a second: requests answered
+ * meanwhile get 503 BACKEND_UNAVAILABLE, and every session is read again after it.
+ */
+#include "fcgi/poller.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/bus_notify.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "fcgi/adapter.h"
+
+#define USER_BUCKETS 256
+#define EPOLL_BATCH 128
+#define SUB_BACKOFF_MIN_MS 100
+#define SUB_BACKOFF_MAX_MS 5000
+#define BUS_RETRY_MS 1000
+#define WRITE_TIMEOUT_S 5 /* a stalled web server cannot hold the loop longer per write */
+#define NOT_IN_HEAP SIZE_MAX
+
+struct watch;
+
+/* One found session of a parked request, linked into the session's watch. */
+struct waiter {
+    struct park *park;
+    struct sub_session *ss;
+    struct watch *watch; /* NULL when it could not be linked (no memory) */
+    struct waiter *prev, *next;
+};
+
+struct park {
+    struct poller *poller;
+    int64_t user_id;
+    enum http_method method;
+    char *origin;     /* for CORS headers; NULL when none */
+    int64_t deadline; /* cgw_mono_ms */
+    struct sub_session *sessions;
+    size_t n;
+    struct waiter *waiters; /* one per found session, in request order */
+    size_t n_waiters;
+    FCGX_Request *fr;
+    int fd;
+    bool in_epoll;
+    bool answering;
+    size_t heap_idx;
+    struct park *next; /* incoming list, then answer list */
+};
+
+/* The parked requests of one session, and this round's read of it. */
+struct watch {
+    char id[CGW_UUID_LEN + 1];
+    struct watch *hnext;
+    struct waiter *head;
+    size_t n;
+    bool dirty, snapped, snap_failed;
+    struct watch *dirty_next, *snap_next;
+    struct sub_snapshot snap;
+};
+
+struct user_slot {
+    int64_t user;
+    int64_t held;
+    struct user_slot *next;
+};
+
+struct poller {
+    const struct config *cfg;
+    const struct bus_config *bus_cfg;
+    pthread_t thread;
+
+    /* Shared with the workers, under lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t idle; /* signalled when stopping and nothing is held */
+    struct park *incoming, **incoming_tail;
+    struct user_slot *users[USER_BUCKETS];
+    size_t held;
+    bool stopping, stopped;
+
+    /* The poller thread's own. */
+    int ep, wake_fd;
+    struct bus *bus;
+    struct bus_notify *sub;
+    int64_t sub_retry_at, sub_backoff;
+    bool sub_lost_logged;
+    bool bus_down;        /* reads fail: none before bus_retry_at, then all re-read */
+    int64_t bus_retry_at; /* cgw_mono_ms */
+    struct watch **buckets;
+    size_t n_buckets, n_watches;
+    struct park **heap;
+    size_t heap_n, heap_cap;
+    struct watch *dirty, *snapped;
+    struct park *answer, **answer_tail;
+};
+
+/* epoll data for the two fds that are not requests. */
+static char wake_token, sub_token;
+
+/* ---- users' slots (any thread) --------------------------------------------------- */
+
+static struct user_slot **user_find(struct poller *p, int64_t user)
+{
+    struct user_slot **u = &p->users[(uint64_t)user % USER_BUCKETS];
+    while (*u && (*u)->user != user)
+        u = &(*u)->next;
+    return u;
+}
+
+static enum cgw_err user_take(struct poller *p, int64_t user, struct cgw_error *err)
+{
+    enum cgw_err rc = CGW_OK;
+    pthread_mutex_lock(&p->lock);
+    struct user_slot **u = user_find(p, user);
+    if (*u && (*u)->held >= p->cfg->max_polls_per_user) {
+        rc = cgw_error_set(err, CGW_ERR_LIMIT, "user %lld holds %lld subscribe requests",
+                           (long long)user, (long long)(*u)->held);
+    } else if (!*u && !(*u = calloc(1, sizeof **u))) {
+        rc = cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
+    } else {
+        (*u)->user = user;
+        (*u)->held++;
+        p->held++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static void user_give(struct poller *p, int64_t user)
+{
+    pthread_mutex_lock(&p->lock);
+    struct user_slot **u = user_find(p, user);
+    if (*u && --(*u)->held <= 0) {
+        struct user_slot *gone = *u;
+        *u = gone->next;
+        free(gone);
+    }
+    p->held--;
+    if (p->stopping && p->held == 0) {
+        p->stopped = true;
+        pthread_cond_broadcast(&p->idle);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- parks (any thread until handed over) ------------------------------------------ */
+
+enum cgw_err poller_park_new(struct poller *p, int64_t user_id, enum http_method method,
+                             const char *origin, int64_t wait_ms, struct sub_session *sessions,
+                             size_t n, struct park **out, struct cgw_error *err)
+{
+    struct park *pk = calloc(1, sizeof *pk);
+    size_t n_found = 0;
+    enum cgw_err rc;
+
+    *out = NULL;
+    for (size_t i = 0; i < n; i++)
+        n_found += sessions[i].found;
+    if (!pk || (n_found && !(pk->waiters = calloc(n_found, sizeof *pk->waiters))) ||
+        (origin && !(pk->origin = strdup(origin)))) {
+        rc = cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = user_take(p, user_id, err)) != CGW_OK)
+        goto fail;
+    pk->poller = p;
+    pk->user_id = user_id;
+    pk->method = method;
+    pk->deadline = cgw_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
+    pk->sessions = sessions;
+    pk->n = n;
+    pk->fd = -1;
+    pk->heap_idx = NOT_IN_HEAP;
+    for (size_t i = 0; i < n; i++) {
+        if (!sessions[i].found)
+            continue;
+        struct waiter *wt = &pk->waiters[pk->n_waiters++];
+        wt->park = pk;
+        wt->ss = &sessions[i];
+    }
+    *out = pk;
+    return CGW_OK;
+fail:
+    sub_sessions_free(sessions, n);
+    if (pk) {
+        free(pk->waiters);
+        free(pk->origin);
+        free(pk);
+    }
+    return rc;
+}
+
+void park_free(struct park *pk)
+{
+    if (!pk)
+        return;
+    user_give(pk->poller, pk->user_id);
+    sub_sessions_free(pk->sessions, pk->n);
+    free(pk->waiters);
+    free(pk->origin);
+    free(pk);
+}
+
+void poller_park(struct poller *p, FCGX_Request *fr, struct park *pk)
+{
+    pk->fr = fr;
+    pk->fd = fr->ipcFd;
+    /* The body has been read: the input stream's 8 KiB buffer is not needed while the
+     * request waits (request_close finishes the request without it). */
+    FCGX_FreeStream(&fr->in);
+    pthread_mutex_lock(&p->lock);
+    pk->next = NULL;
+    *p->incoming_tail = pk;
+    p->incoming_tail = &pk->next;
+    pthread_mutex_unlock(&p->lock);
+    uint64_t one = 1;
+    if (write(p->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_error("poller: cannot wake the loop: %s", strerror(errno));
+}
+
+size_t poller_held(struct poller *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->held;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+/* ---- the deadline heap --------------------------------------------------------------- */
+
+static void heap_set(struct poller *p, size_t i, struct park *pk)
+{
+    p->heap[i] = pk;
+    pk->heap_idx = i;
+}
+
+static void heap_up(struct poller *p, size_t i)
+{
+    struct park *pk = p->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (p->heap[parent]->deadline <= pk->deadline)
+            break;
+        heap_set(p, i, p->heap[parent]);
+        i = parent;
+    }
+    heap_set(p, i, pk);
+}
+
+static void heap_down(struct poller *p, size_t i)
+{
+    struct park *pk = p->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= p->heap_n)
+            break;
+        if (c + 1 < p->heap_n && p->heap[c + 1]->deadline < p->heap[c]->deadline)
+            c++;
+        if (p->heap[c]->deadline >= pk->deadline)
+            break;
+        heap_set(p, i, p->heap[c]);
+        i = c;
+    }
+    heap_set(p, i, pk);
+}
+
+static int heap_push(struct poller *p, struct park *pk)
+{
+    if (p->heap_n == p->heap_cap) {
+        size_t cap = p->heap_cap ? p->heap_cap * 2 : 64;
+        struct park **bigger = realloc(p->heap, cap * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        p->heap = bigger;
+        p->heap_cap = cap;
+    }
+    heap_set(p, p->heap_n++, pk);
+    heap_up(p, pk->heap_idx);
+    return 0;
+}
+
+static void heap_remove(struct poller *p, struct park *pk)
+{
+    size_t i = pk->heap_idx;
+    if (i == NOT_IN_HEAP)
+        return;
+    pk->heap_idx = NOT_IN_HEAP;
+    struct park *last = p->heap[--p->heap_n];
+    if (i == p->heap_n)
+        return;
+    heap_set(p, i, last);
+    heap_down(p, i);
+    heap_up(p, last->heap_idx);
+}
+
+/* ---- watches ------------------------------------------------------------------------- */
+
+static size_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static struct watch *watch_find(struct poller *p, const char *id)
+{
+    struct watch *w = p->buckets[id_hash(id) & (p->n_buckets - 1)];
+    while (w && strcmp(w->id, id) != 0)
+        w = w->hnext;
+    return w;
+}
+
+static void watches_grow(struct poller *p)
+{
+    size_t n = p->n_buckets * 2;
+    struct watch **b = calloc(n, sizeof *b);
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < p->n_buckets; i++) {
+        struct watch *w = p->buckets[i];
+        while (w) {
+            struct watch *next = w->hnext;
+            size_t j = id_hash(w->id) & (n - 1);
+            w->hnext = b[j];
+            b[j] = w;
+            w = next;
+        }
+    }
+    free(p->buckets);
+    p->buckets = b;
+    p->n_buckets = n;
+}
+
+static struct watch *watch_get(struct poller *p, const char *id)
+{
+    struct watch *w = watch_find(p, id);
+    if (w || strlen(id) > CGW_UUID_LEN)
+        return w;
+    if (!(w = calloc(1, sizeof *w)))
+        return NULL;
+    memcpy(w->id, id, strlen(id) + 1);
+    size_t j = id_hash(id) & (p->n_buckets - 1);
+    w->hnext = p->buckets[j];
+    p->buckets[j] = w;
+    if (++p->n_watches > p->n_buckets)
+        watches_grow(p);
+    return w;
+}
+
+/* Frees w when nobody waits on it and no list of this round refers to it. */
+static void watch_maybe_free(struct poller *p, struct watch *w)
+{
+    if (w->n > 0 || w->dirty || w->snapped)
+        return;
+    struct watch **at = &p->buckets[id_hash(w->id) & (p->n_buckets - 1)];
+    while (*at != w)
+        at = &(*at)->hnext;
+    *at = w->hnext;
+    p->n_watches--;
+    free(w);
+}
+
+static void mark_dirty(struct poller *p, struct watch *w)
+{
+    if (w->dirty)
+        return;
+    w->dirty = true;
+    w->dirty_next = p->dirty;
+    p->dirty = w;
+}
+
+static void mark_all_dirty(struct poller *p)
+{
+    for (size_t i = 0; i < p->n_buckets; i++)
+        for (struct watch *w = p->buckets[i]; w; w = w->hnext)
+            mark_dirty(p, w);
+}
+
+static void waiter_link(struct poller *p, struct waiter *wt)
+{
+    struct watch *w = watch_get(p, wt->ss->id);
+    if (!w)
+        return;
+    wt->watch = w;
+    wt->prev = NULL;
+    wt->next = w->head;
+    if (w->head)
+        w->head->prev = wt;
+    w->head = wt;
+    w->n++;
+    mark_dirty(p, w);
+}
+
+static void waiter_unlink(struct poller *p, struct waiter *wt)
+{
+    struct watch *w = wt->watch;
+    if (!w)
+        return;
+    if (wt->prev)
+        wt->prev->next = wt->next;
+    else
+        w->head = wt->next;
+    if (wt->next)
+        wt->next->prev = wt->prev;
+    wt->watch = NULL;
+    w->n--;
+    watch_maybe_free(p, w);
+}
+
+/* ---- Redis ------------------------------------------------------------------------- */
+
+static bool bus_usable(struct poller *p)
+{
+    return !p->bus_down || cgw_mono_ms() >= p->bus_retry_at;
+}
+
+static void bus_failed(struct poller *p, const struct cgw_error *err)
+{
+    if (!p->bus_down)
+        log_warn("poller: reading from Redis failed: %s", err->text);
+    p->bus_down = true;
+    p->bus_retry_at = cgw_mono_ms() + BUS_RETRY_MS;
+}
+
+/* A read of a session that worked: the bus is up again. */
+static void bus_worked(struct poller *p)
+{
+    if (p->bus_down) {
+        log_info("poller: reading from Redis works again");
+        p->bus_down = false;
+        mark_all_dirty(p); /* requests checked while it was down get their re-read */
+    }
+}
+
+/* This round's read of w (after the smallest cursor of its waiters), or NULL when
+ * Redis cannot be read. */
+static struct sub_snapshot *watch_snapshot(struct poller *p, struct watch *w)
+{
+    struct cgw_error err;
+    if (w->snapped)
+        return w->snap_failed ? NULL : &w->snap;
+    w->snapped = true;
+    w->snap_next = p->snapped;
+    p->snapped = w;
+    if (!bus_usable(p)) {
+        w->snap_failed = true;
+        return NULL;
+    }
+    int64_t min = INT64_MAX;
+    for (struct waiter *wt = w->head; wt; wt = wt->next)
+        if (wt->ss->cursor < min)
+            min = wt->ss->cursor;
+    if (min == INT64_MAX)
+        min = 0;
+    if (sub_snapshot_read(p->bus, w->id, min, p->cfg->max_frames, p->cfg->max_answer_bytes,
+                          &w->snap, &err) != CGW_OK) {
+        bus_failed(p, &err);
+        w->snap_failed = true;
+        return NULL;
+    }
+    bus_worked(p);
+    return &w->snap;
+}
+
+static void on_notify(const char *session_id, void *ctx)
+{
+    struct poller *p = ctx;
+    struct watch *w = watch_find(p, session_id);
+    if (w)
+        mark_dirty(p, w);
+}
+
+static void sub_close(struct poller *p)
+{
+    if (!p->sub)
+        return;
+    epoll_ctl(p->ep, EPOLL_CTL_DEL, bus_notify_fd(p->sub), NULL);
+    bus_notify_close(p->sub);
+    p->sub = NULL;
+}
+
+static void sub_open(struct poller *p)
+{
+    struct cgw_error err;
+    if (bus_notify_open(p->bus_cfg, &p->sub, &err) == CGW_OK) {
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = &sub_token};
+        if (epoll_ctl(p->ep, EPOLL_CTL_ADD, bus_notify_fd(p->sub), &e) == 0) {
+            if (p->sub_lost_logged)
+                log_info("poller: Redis notifications are back");
+            p->sub_lost_logged = false;
+            p->sub_backoff = SUB_BACKOFF_MIN_MS;
+            p->bus_down = false;
+            mark_all_dirty(p); /* whatever was published while nobody listened */
+            return;
+        }
+        cgw_error_set(&err, CGW_ERR_INTERNAL, "epoll_ctl: %s", strerror(errno));
+        bus_notify_close(p->sub);
+        p->sub = NULL;
+    }
+    if (!p->sub_lost_logged)
+        log_warn("poller: no Redis notifications (%s); retrying", err.text);
+    p->sub_lost_logged = true;
+    p->sub_retry_at = cgw_mono_ms() + p->sub_backoff;
+    p->sub_backoff =
+        p->sub_backoff * 2 > SUB_BACKOFF_MAX_MS ? SUB_BACKOFF_MAX_MS : p->sub_backoff * 2;
+}
+
+static void sub_readable(struct poller *p)
+{
+    struct cgw_error err;
+    if (bus_notify_read(p->sub, on_notify, p, &err) == CGW_OK)
+        return;
+    log_warn("poller: Redis notifications lost (%s); reconnecting", err.text);
+    p->sub_lost_logged = true;
+    sub_close(p);
+    p->sub_retry_at = cgw_mono_ms() + SUB_BACKOFF_MIN_MS;
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+/* Ends the FastCGI request and frees fr. An answered request gets its end-request
+ * record; either way the connection is closed without libfcgi's shutdown-and-wait
+ * (up to 2 s in OS_Close), which would stall the loop: what the web server sent since
+ * is read away first, so the close does not reset the connection under the answer. */
+static void request_close(FCGX_Request *fr, bool answered)
+{
+    if (answered) {
+        FCGX_FClose(fr->err);
+        FCGX_FClose(fr->out);
+    }
+    if (fr->ipcFd >= 0) {
+        char junk[512];
+        for (int i = 0; i < 16 && recv(fr->ipcFd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
+            ;
+    }
+    FCGX_Detach(fr); /* fails only for fd 0; libfcgi then shuts down the usual way */
+    FCGX_Free(fr, 1);
+    free(fr);
+}
+
+/* Takes pk out of every structure, writes resp (when not NULL) and frees it all. */
+static void release(struct poller *p, struct park *pk, const struct response *resp)
+{
+    heap_remove(p, pk);
+    if (pk->in_epoll)
+        epoll_ctl(p->ep, EPOLL_CTL_DEL, pk->fd, NULL);
+    for (size_t i = 0; i < pk->n_waiters; i++)
+        waiter_unlink(p, &pk->waiters[i]);
+    if (resp) {
+        struct request req = {.method = pk->method, .origin = pk->origin};
+        if (adapter_write(pk->fr, p->cfg, &req, resp) < 0)
+            log_info("poller: client went away before its subscribe answer");
+        else
+            log_debug("poller: held request answered: %d", resp->status);
+    } else {
+        log_debug("poller: held request dropped: the web server closed its connection");
+    }
+    request_close(pk->fr, resp != NULL);
+    park_free(pk);
+}
+
+static void queue_answer(struct poller *p, struct park *pk)
+{
+    if (pk->answering)
+        return;
+    pk->answering = true;
+    heap_remove(p, pk);
+    pk->next = NULL;
+    *p->answer_tail = pk;
+    p->answer_tail = &pk->next;
+}
+
+static void take_incoming(struct poller *p)
+{
+    uint64_t count;
+    if (read(p->wake_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+        log_error("poller: reading the wake fd: %s", strerror(errno));
+    pthread_mutex_lock(&p->lock);
+    struct park *list = p->incoming;
+    p->incoming = NULL;
+    p->incoming_tail = &p->incoming;
+    pthread_mutex_unlock(&p->lock);
+
+    while (list) {
+        struct park *pk = list;
+        list = pk->next;
+        pk->next = NULL;
+        struct timeval tv = {.tv_sec = WRITE_TIMEOUT_S};
+        if (setsockopt(pk->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+            log_debug("poller: SO_SNDTIMEO: %s", strerror(errno));
+        /* Readable or hung up means the web server dropped the request; level-triggered,
+         * so a connection that closed before this point shows up at once. */
+        struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = pk};
+        if (epoll_ctl(p->ep, EPOLL_CTL_ADD, pk->fd, &e) == 0)
+            pk->in_epoll = true;
+        else
+            log_error("poller: cannot watch a held request: %s", strerror(errno));
+        for (size_t i = 0; i < pk->n_waiters; i++)
+            waiter_link(p, &pk->waiters[i]);
+        /* Without epoll or a heap slot it cannot wait: answer it in this round. */
+        if (!pk->in_epoll || heap_push(p, pk) < 0)
+            queue_answer(p, pk);
+    }
+}
+
+/* Reads every dirty session once and queues the requests it has news for. */
+static void check_dirty(struct poller *p)
+{
+    struct watch *w;
+    while ((w = p->dirty)) {
+        p->dirty = w->dirty_next;
+        w->dirty = false;
+        w->dirty_next = NULL;
+        if (w->n == 0) {
+            watch_maybe_free(p, w);
+            continue;
+        }
+        struct sub_snapshot *s = watch_snapshot(p, w);
+        if (!s)
+            continue; /* Redis is down: everything is read again when it is back */
+        for (struct waiter *wt = w->head; wt; wt = wt->next)
+            if (!wt->park->answering && sub_snapshot_news(s, wt->ss))
+                queue_answer(p, wt->park);
+    }
+}
+
+static void queue_expired(struct poller *p)
+{
+    pthread_mutex_lock(&p->lock);
+    bool stopping = p->stopping;
+    pthread_mutex_unlock(&p->lock);
+    int64_t now = cgw_mono_ms();
+    while (p->heap_n > 0 && (stopping || p->heap[0]->deadline <= now))
+        queue_answer(p, p->heap[0]);
+}
+
+/* Answers pk: acks for all its sessions as they are now, and the events after its
+ * cursors, from this round's reads (a read of its own when the shared one was cut
+ * before its cursor). */
+static void answer_one(struct poller *p, struct park *pk)
+{
+    struct response resp = {.status = 500};
+    struct sub_snapshot **snaps = pk->n ? calloc(pk->n, sizeof *snaps) : NULL;
+    struct sub_snapshot *own = NULL;
+    struct cgw_error err;
+    enum cgw_code failed = CODE__COUNT;
+
+    if (pk->n && !snaps)
+        failed = CODE_INTERNAL_ERROR;
+    for (size_t i = 0, k = 0; failed == CODE__COUNT && i < pk->n; i++) {
+        struct sub_session *ss = &pk->sessions[i];
+        if (!ss->found)
+            continue;
+        struct waiter *wt = &pk->waiters[k++];
+        struct sub_snapshot *s = NULL;
+        if (wt->watch && !(s = watch_snapshot(p, wt->watch))) {
+            failed = CODE_BACKEND_UNAVAILABLE;
+            break;
+        }
+        if (!s || !sub_snapshot_covers(s, ss)) {
+            if (!own && !(own = calloc(pk->n, sizeof *own))) {
+                failed = CODE_INTERNAL_ERROR;
+                break;
+            }
+            s = &own[i];
+            if (!bus_usable(p) || sub_snapshot_read(p->bus, ss->id, ss->cursor, p->cfg->max_frames,
+                                                    p->cfg->max_answer_bytes, s, &err) != CGW_OK) {
+                if (bus_usable(p))
+                    bus_failed(p, &err);
+                failed = CODE_BACKEND_UNAVAILABLE;
+                break;
+            }
+        }
+        if (!s->have_perms &&
+            (!bus_usable(p) || sub_snapshot_perms(p->bus, ss->id, s, &err) != CGW_OK)) {
+            if (bus_usable(p))
+                bus_failed(p, &err);
+            failed = CODE_BACKEND_UNAVAILABLE;
+            break;
+        }
+        snaps[i] = s;
+    }
+    if (failed == CODE_BACKEND_UNAVAILABLE) {
+        response_error(&resp, failed, NULL, "backend unavailable");
+    } else if (failed != CODE__COUNT) {
+        response_error(&resp, failed, NULL, "internal error");
+    } else {
+        json_t *body = sub_answer(p->cfg, pk->sessions, pk->n, snaps);
+        if (body)
+            response_json(&resp, 200, body);
+        else
+            response_error(&resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+    }
+    release(p, pk, &resp);
+    json_decref(resp.body);
+    for (size_t i = 0; own && i < pk->n; i++)
+        sub_snapshot_free(&own[i]);
+    free(own);
+    free(snaps);
+}
+
+static void answer_queued(struct poller *p)
+{
+    struct park *pk;
+    while ((pk = p->answer)) {
+        p->answer = pk->next;
+        if (!p->answer)
+            p->answer_tail = &p->answer;
+        answer_one(p, pk);
+    }
+}
+
+/* Frees this round's reads, and the watches nobody waits on any more. */
+static void round_end(struct poller *p)
+{
+    struct watch *w;
+    while ((w = p->snapped)) {
+        p->snapped = w->snap_next;
+        w->snap_next = NULL;
+        sub_snapshot_free(&w->snap);
+        w->snapped = w->snap_failed = false;
+        watch_maybe_free(p, w);
+    }
+}
+
+/* Milliseconds until the next deadline or retry, for epoll_wait; -1 = none. */
+static int next_timeout(struct poller *p)
+{
+    int64_t now = cgw_mono_ms(), at = INT64_MAX;
+    if (p->heap_n > 0)
+        at = p->heap[0]->deadline;
+    if (!p->sub && p->sub_retry_at < at)
+        at = p->sub_retry_at;
+    if (p->bus_down && p->n_watches > 0 && p->bus_retry_at < at)
+        at = p->bus_retry_at;
+    if (at == INT64_MAX)
+        return -1;
+    if (at <= now)
+        return 0;
+    return at - now > INT_MAX ? INT_MAX : (int)(at - now);
+}
+
+static void *poller_main(void *arg)
+{
+    struct poller *p = arg;
+    struct epoll_event ev[EPOLL_BATCH];
+
+    sub_open(p);
+    for (;;) {
+        int n = epoll_wait(p->ep, ev, EPOLL_BATCH, next_timeout(p));
+        if (n < 0) {
+            if (errno != EINTR) {
+                log_error("poller: epoll_wait: %s", strerror(errno));
+                struct timespec pause = {0, 10 * 1000 * 1000};
+                nanosleep(&pause, NULL);
+            }
+            n = 0;
+        }
+        for (int i = 0; i < n; i++) {
+            void *ptr = ev[i].data.ptr;
+            if (ptr == &wake_token)
+                take_incoming(p);
+            else if (ptr == &sub_token)
+                sub_readable(p);
+            else
+                release(p, ptr, NULL); /* the web server dropped it: no answer */
+        }
+        int64_t now = cgw_mono_ms();
+        if (!p->sub && now >= p->sub_retry_at)
+            sub_open(p);
+        if (p->bus_down && now >= p->bus_retry_at)
+            mark_all_dirty(p); /* try again; bus_worked clears bus_down */
+        check_dirty(p);
+        queue_expired(p);
+        answer_queued(p);
+        round_end(p);
+    }
+    return NULL;
+}
+
+enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus_cfg,
+                          struct poller **out, struct cgw_error *err)
+{
+    struct poller *p = calloc(1, sizeof *p);
+    enum cgw_err rc;
+
+    *out = NULL;
+    if (!p)
+        return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
+    p->cfg = cfg;
+    p->bus_cfg = bus_cfg;
+    p->ep = p->wake_fd = -1;
+    p->incoming_tail = &p->incoming;
+    p->answer_tail = &p->answer;
+    p->sub_backoff = SUB_BACKOFF_MIN_MS;
+    p->n_buckets = 64;
+    if (pthread_mutex_init(&p->lock, NULL) != 0 || pthread_cond_init(&p->idle, NULL) != 0) {
+        free(p);
+        return cgw_error_set(err, CGW_ERR_INTERNAL, "poller: cannot create a lock");
+    }
+    if (!(p->buckets = calloc(p->n_buckets, sizeof *p->buckets))) {
+        rc = cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    p->ep = epoll_create1(EPOLL_CLOEXEC);
+    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->ep < 0 || p->wake_fd < 0) {
+        rc = cgw_error_set(err, CGW_ERR_IO, "poller: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &wake_token};
+    if (epoll_ctl(p->ep, EPOLL_CTL_ADD, p->wake_fd, &e) < 0) {
+        rc = cgw_error_set(err, CGW_ERR_IO, "poller: epoll_ctl: %s", strerror(errno));
+        goto fail;
+    }
+    if ((rc = bus_open(bus_cfg, true, &p->bus, err)) != CGW_OK)
+        goto fail;
+    if (pthread_create(&p->thread, NULL, poller_main, p) != 0) {
+        rc = cgw_error_set(err, CGW_ERR_INTERNAL, "poller: cannot start its thread");
+        goto fail;
+    }
+    *out = p;
+    return CGW_OK;
+fail:
+    bus_close(p->bus);
+    if (p->ep >= 0)
+        close(p->ep);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    free(p->buckets);
+    pthread_cond_destroy(&p->idle);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    return rc;
+}
+
+void poller_stop(struct poller *p, int64_t timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(timeout_ms / 1000);
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    p->stopped = p->held == 0;
+    pthread_mutex_unlock(&p->lock);
+    uint64_t one = 1;
+    if (write(p->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        log_error("poller: cannot wake the loop: %s", strerror(errno));
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopped)
+        if (pthread_cond_timedwait(&p->idle, &p->lock, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&p->lock);
+}

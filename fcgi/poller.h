@@ -1,4 +1,57 @@
-/* poller.h: placeholder until it lands. */
-#ifndef CGW_PH_POLLER_H
-#define CGW_PH_POLLER_H
+/* poller.h: the long-poll event loop of a chatgw.fcgi process: held subscribe requests
+ * wait here without a thread or a Redis connection each (DESIGN §7, doc/internals.md).
+ *
+ * A worker whose subscribe has nothing to answer yet creates a park (poller_park_new,
+ * which also takes one of the user's limits.max_polls_per_user slots), puts it in
+ * resp->park, and main.c hands the accepted FCGX_Request and the park over with
+ * poller_park; from then on the poller thread alone owns both and answers, or drops,
+ * the request.
+ */
+#ifndef CGW_FCGI_POLLER_H
+#define CGW_FCGI_POLLER_H
+
+#include <fcgiapp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/bus.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "fcgi/app.h"
+#include "fcgi/subscribe.h"
+
+struct poller;
+struct park;
+
+/* Starts the poller thread. cfg and bus_cfg are borrowed for the life of the
+ * process. Redis need not be up: the loop connects and reconnects by itself. */
+enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus_cfg,
+                          struct poller **out, struct cgw_error *err);
+
+/* Answers every held request with its acks, as if its waitMs had passed, and stops
+ * the loop; returns when that is done or after timeout_ms. Requests handed over
+ * later are answered at once. Thread-safe. */
+void poller_stop(struct poller *p, int64_t timeout_ms);
+
+/* The held state of one request: the user, what adapter_write needs of the request
+ * (method, origin copied), wait_ms from now, and sessions[0..n) (takes ownership of
+ * the array and its ids; the cursors of from-now sessions already resolved). n may
+ * be 0 (a request held only until wait_ms). CGW_ERR_LIMIT when the user already
+ * holds cfg->max_polls_per_user requests in this process (sessions are then freed
+ * too), CGW_ERR_NOMEM. Thread-safe. */
+enum cgw_err poller_park_new(struct poller *p, int64_t user_id, enum http_method method,
+                             const char *origin, int64_t wait_ms, struct sub_session *sessions,
+                             size_t n, struct park **out, struct cgw_error *err);
+
+/* Frees a park that was not handed over, giving back the user's slot. */
+void park_free(struct park *pk);
+
+/* Hands an accepted request and its park to the poller thread, which takes
+ * ownership of both (fr must come from malloc; it is finished and freed there).
+ * Never blocks for long. Thread-safe. */
+void poller_park(struct poller *p, FCGX_Request *fr, struct park *pk);
+
+/* Requests held right now (for logs and tests). Thread-safe. */
+size_t poller_held(struct poller *p);
+
 #endif

@@ -1,2 +1,259 @@
-/* bus_notify.c: placeholder until it lands. */
-typedef int cgw_placeholder_;
+/* bus_notify.c: a non-blocking Redis subscriber on cgw:notify (hiredis 0.14). */
+#include "core/bus_notify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/util.h"
+
+#define NOTIFY_DEFAULT_TIMEOUT_MS 2000
+
+struct bus_notify {
+    redisContext *ctx;
+    char address[160]; /* for messages */
+};
+
+/* hiredis writes with write(2): keep a SIGPIPE from a dead peer away from the
+ * process while AUTH and SUBSCRIBE are sent (like bus.c). */
+struct pipe_guard {
+    sigset_t old;
+    bool was_pending;
+};
+
+static void guard_on(struct pipe_guard *g)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+}
+
+static void guard_off(struct pipe_guard *g)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    if (!g->was_pending && sigismember(&pending, SIGPIPE) == 1) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* Session ids are made of the bus id alphabet (bus.h); anything else is not ours. */
+static bool session_id_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > CGW_UUID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+/* The same address forms as bus_open: "unix:/path", "/path", "host:port",
+ * "[v6]:port", or a host alone (port 6379). */
+static redisContext *connect_address(const char *address, struct timeval tv)
+{
+    char host[256];
+    int64_t port = 6379;
+
+    if (strncmp(address, "unix:", 5) == 0)
+        return address[5] ? redisConnectUnixWithTimeout(address + 5, tv) : NULL;
+    if (address[0] == '/')
+        return redisConnectUnixWithTimeout(address, tv);
+    const char *a = address, *colon = strrchr(a, ':'), *hend;
+    if (a[0] == '[') {
+        const char *close = strchr(a, ']');
+        if (!close || (close[1] != '\0' && close[1] != ':'))
+            return NULL;
+        a++;
+        hend = close;
+        colon = close[1] == ':' ? close + 1 : NULL;
+    } else {
+        if (colon && strchr(a, ':') != colon)
+            colon = NULL; /* a bare IPv6 address */
+        hend = colon ? colon : a + strlen(a);
+    }
+    if (colon && cgw_parse_int64(colon + 1, 1, 65535, &port) != 0)
+        return NULL;
+    if (hend == a || (size_t)(hend - a) >= sizeof host)
+        return NULL;
+    memcpy(host, a, (size_t)(hend - a));
+    host[hend - a] = '\0';
+    redisContext *c = redisConnectWithTimeout(host, (int)port, tv);
+    if (c && !c->err)
+        redisEnableKeepAlive(c); /* notice a vanished peer on a connection idle for hours */
+    return c;
+}
+
+/* Runs one blocking command during setup and checks its reply. */
+static enum cgw_err setup_cmd(struct bus_notify *n, int argc, const char **argv,
+                              bool (*good)(const redisReply *), struct cgw_error *err)
+{
+    struct pipe_guard g;
+    size_t lens[4];
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    guard_on(&g);
+    redisReply *r = redisCommandArgv(n->ctx, argc, argv, lens);
+    guard_off(&g);
+    if (!r)
+        return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: %s: %s", n->address, argv[0],
+                             n->ctx->err ? n->ctx->errstr : "no reply");
+    enum cgw_err rc = CGW_OK;
+    if (r->type == REDIS_REPLY_ERROR)
+        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: %s: %s", n->address, argv[0],
+                           r->str ? r->str : "");
+    else if (!good(r))
+        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: %s: unexpected reply", n->address,
+                           argv[0]);
+    freeReplyObject(r);
+    return rc;
+}
+
+static bool auth_ok(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STATUS;
+}
+
+static bool subscribe_ok(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0] &&
+           r->element[0]->type == REDIS_REPLY_STRING &&
+           strcmp(r->element[0]->str, "subscribe") == 0;
+}
+
+enum cgw_err bus_notify_open(const struct bus_config *cfg, struct bus_notify **out,
+                             struct cgw_error *err)
+{
+    struct bus_notify *n;
+    enum cgw_err rc;
+
+    *out = NULL;
+    if (!cfg || !cfg->address || !cfg->address[0])
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: no Redis address");
+    if (!(n = calloc(1, sizeof *n)))
+        return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+    snprintf(n->address, sizeof n->address, "%s", cfg->address);
+
+    int64_t ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : NOTIFY_DEFAULT_TIMEOUT_MS;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    n->ctx = connect_address(cfg->address, tv);
+    if (!n->ctx) {
+        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: bad address or out of memory",
+                           n->address);
+        goto fail;
+    }
+    if (n->ctx->err) {
+        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: %s", n->address, n->ctx->errstr);
+        goto fail;
+    }
+    /* Setup replies must come within the timeout; afterwards the socket never blocks. */
+    if (redisSetTimeout(n->ctx, tv) != REDIS_OK) {
+        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: cannot set the timeout", n->address);
+        goto fail;
+    }
+    if (cfg->password && cfg->password[0]) {
+        const char *argv[2] = {"AUTH", cfg->password};
+        if ((rc = setup_cmd(n, 2, argv, auth_ok, err)) != CGW_OK)
+            goto fail;
+    }
+    /* Channels are not per database: no SELECT. */
+    const char *argv[2] = {"SUBSCRIBE", BUS_NOTIFY_CHANNEL};
+    if ((rc = setup_cmd(n, 2, argv, subscribe_ok, err)) != CGW_OK)
+        goto fail;
+
+    int flags = fcntl(n->ctx->fd, F_GETFL);
+    if (flags < 0 || fcntl(n->ctx->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        rc =
+            cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: fcntl: %s", n->address, strerror(errno));
+        goto fail;
+    }
+    /* redisBufferRead treats EAGAIN as "try later" only without REDIS_BLOCK. */
+    n->ctx->flags &= ~REDIS_BLOCK;
+    *out = n;
+    return CGW_OK;
+
+fail:
+    bus_notify_close(n);
+    return rc;
+}
+
+int bus_notify_fd(const struct bus_notify *n)
+{
+    return n->ctx->fd;
+}
+
+/* One reply in subscribed mode: a message, or the echo of (un)subscribe/pong. */
+static enum cgw_err handle_reply(struct bus_notify *n, const redisReply *r, bus_notify_fn fn,
+                                 void *ctx, struct cgw_error *err)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !r->element[0] ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: unexpected reply in subscribed mode",
+                             n->address);
+    const char *what = r->element[0]->str;
+    if (strcmp(what, "message") == 0) {
+        const redisReply *payload = r->elements == 3 ? r->element[2] : NULL;
+        if (!payload || payload->type != REDIS_REPLY_STRING)
+            return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: malformed message", n->address);
+        /* hiredis NUL-terminates string replies. */
+        if (session_id_ok(payload->str, payload->len))
+            fn(payload->str, ctx);
+        return CGW_OK;
+    }
+    if (strcmp(what, "subscribe") == 0 || strcmp(what, "unsubscribe") == 0 ||
+        strcmp(what, "pong") == 0)
+        return CGW_OK;
+    return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: unexpected \"%s\" in subscribed mode",
+                         n->address, what);
+}
+
+enum cgw_err bus_notify_read(struct bus_notify *n, bus_notify_fn fn, void *ctx,
+                             struct cgw_error *err)
+{
+    if (redisBufferRead(n->ctx) != REDIS_OK)
+        return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: subscriber: %s", n->address,
+                             n->ctx->errstr[0] ? n->ctx->errstr : "connection lost");
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(n->ctx, &reply) != REDIS_OK)
+            return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: subscriber: %s", n->address,
+                                 n->ctx->errstr[0] ? n->ctx->errstr : "protocol error");
+        if (!reply)
+            return CGW_OK;
+        enum cgw_err rc = handle_reply(n, reply, fn, ctx, err);
+        freeReplyObject(reply);
+        if (rc != CGW_OK)
+            return rc;
+    }
+}
+
+void bus_notify_close(struct bus_notify *n)
+{
+    if (!n)
+        return;
+    if (n->ctx)
+        redisFree(n->ctx);
+    free(n);
+}

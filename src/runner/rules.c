@@ -1,2 +1,177 @@
-/* rules.c: placeholder until it lands. */
-typedef int cgw_placeholder_;
+/* rules.c: strict matching of permission rules against a tool use (DESIGN §8). */
+#include "runner/rules.h"
+
+#include <string.h>
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* True when the n bytes at s hold no shell operator (see rules.h). */
+static bool simple_n(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case ';':  /* a; b */
+        case '&':  /* a && b, a & b, 2>&1 */
+        case '|':  /* a | b, a || b */
+        case '`':  /* `b` */
+        case '\n': /* a\nb */
+        case '\r':
+        case '>': /* a > file, >(b) */
+        case '<': /* <(b), a < file */
+        case '\0':
+            return false;
+        case '$':
+            if (i + 1 < n && s[i + 1] == '(') /* $(b) */
+                return false;
+            break;
+        default:
+            break;
+        }
+    }
+    return true;
+}
+
+bool rules_command_is_simple(const char *cmd)
+{
+    return simple_n(cmd, strlen(cmd));
+}
+
+/* The next blank-separated word in [*s, end): its start and length; advances *s past
+ * it. Returns false at the end. */
+static bool next_word(const char **s, const char *end, const char **word, size_t *len)
+{
+    const char *p = *s;
+    while (p < end && is_blank(*p))
+        p++;
+    if (p == end) {
+        *s = p;
+        return false;
+    }
+    *word = p;
+    while (p < end && !is_blank(*p))
+        p++;
+    *len = (size_t)(p - *word);
+    *s = p;
+    return true;
+}
+
+/* True when the words of the pattern (n bytes) are the first words of cmd; when
+ * whole is true, cmd must have no further word. An empty pattern matches nothing. */
+static bool words_match(const char *pattern, size_t n, const char *cmd, bool whole)
+{
+    const char *pp = pattern, *pend = pattern + n, *cp = cmd, *cend = cmd + strlen(cmd);
+    const char *pw, *cw;
+    size_t pl, cl;
+    bool any = false;
+
+    while (next_word(&pp, pend, &pw, &pl)) {
+        if (!next_word(&cp, cend, &cw, &cl) || cl != pl || memcmp(cw, pw, pl) != 0)
+            return false;
+        any = true;
+    }
+    if (whole && next_word(&cp, cend, &cw, &cl))
+        return false;
+    return any;
+}
+
+/* The Bash command of a tool input, or NULL. */
+static const char *bash_command(const json_t *input)
+{
+    if (json_is_string(input))
+        return json_string_value(input);
+    return json_string_value(json_object_get(input, "command"));
+}
+
+/* s without blanks and line ends at both ends: start and length. */
+static void trim(const char *s, size_t len, const char **start, size_t *out_len)
+{
+    while (len > 0 && (is_blank(*s) || *s == '\n' || *s == '\r')) {
+        s++;
+        len--;
+    }
+    while (len > 0 && (is_blank(s[len - 1]) || s[len - 1] == '\n' || s[len - 1] == '\r'))
+        len--;
+    *start = s;
+    *out_len = len;
+}
+
+/* Bash(<content>): content is "<words>:*" (a prefix rule) or an exact command. */
+static bool bash_content_matches(const char *content, size_t len, const char *cmd)
+{
+    const char *c, *t;
+    size_t clen, tlen;
+
+    if (len >= 2 && content[len - 2] == ':' && content[len - 1] == '*') {
+        /* A prefix rule never matches a command line that could do more than it says. */
+        if (!rules_command_is_simple(cmd))
+            return false;
+        return words_match(content, len - 2, cmd, false);
+    }
+    /* An exact rule: the same bytes (after trimming), which also covers a rule that
+     * spells out a compound line itself; else the same words when neither side has
+     * an operator. */
+    trim(content, len, &c, &clen);
+    trim(cmd, strlen(cmd), &t, &tlen);
+    if (clen == 0)
+        return false;
+    if (clen == tlen && memcmp(c, t, clen) == 0)
+        return true;
+    if (!rules_command_is_simple(cmd) || !simple_n(c, clen))
+        return false;
+    return words_match(c, clen, cmd, true);
+}
+
+bool rules_match(const char *rule, const char *tool_name, const json_t *input)
+{
+    if (!rule || !tool_name || !*rule || !*tool_name)
+        return false;
+
+    const char *paren = strchr(rule, '(');
+    if (!paren)
+        return strcmp(rule, tool_name) == 0;
+
+    /* ToolName(content): only Bash patterns are understood. */
+    size_t name_len = (size_t)(paren - rule);
+    size_t rule_len = strlen(rule);
+    if (name_len != 4 || memcmp(rule, "Bash", 4) != 0 || strcmp(tool_name, "Bash") != 0)
+        return false;
+    if (rule[rule_len - 1] != ')' || rule_len < name_len + 3)
+        return false;
+
+    const char *cmd = bash_command(input);
+    if (!cmd)
+        return false;
+    return bash_content_matches(paren + 1, rule_len - name_len - 2, cmd);
+}
+
+bool rules_match_any(char *const *rules, size_t n, const char *tool_name, const json_t *input)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rules_match(rules[i], tool_name, input))
+            return true;
+    return false;
+}
+
+bool rules_tool_is_interactive(const char *tool_name)
+{
+    return tool_name &&
+           (strcmp(tool_name, "AskUserQuestion") == 0 || strcmp(tool_name, "ExitPlanMode") == 0);
+}
+
+enum rules_verdict rules_decide(const struct rules_policy *p, const char *tool_name,
+                                const json_t *input)
+{
+    if (rules_match_any(p->disallowed, p->n_disallowed, tool_name, input))
+        return RULES_DENY;
+    if (rules_tool_is_interactive(tool_name))
+        return RULES_ASK;
+    if (p->skip_permissions)
+        return RULES_ALLOW;
+    if (rules_match_any(p->allowed, p->n_allowed, tool_name, input) ||
+        rules_match_any(p->remembered, p->n_remembered, tool_name, input))
+        return RULES_ALLOW;
+    return RULES_ASK;
+}

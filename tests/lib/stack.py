@@ -287,3 +287,39 @@ class Stack:
             return Response(r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
         finally:
             c.close()
+
+
+# ---- following a session like a client does ------------------------------------
+def follow(st, token, sid, cursor, until=None, timeout=30.0, wait_ms=5000, seen=None):
+    """Long-polls /chat/subscribe for one session from cursor, applying each event once
+    (dropping seq <= cursor, as DESIGN says clients do), until until(events) is true or
+    timeout. Returns (events, cursor). Every event returned is recorded in seen (a list)
+    when given, duplicates included, so callers can check exactly-once delivery."""
+    if until is None:
+        def until(evs):
+            return any(e.get("kind") == "complete" for e in evs)
+    events = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            r = st.request("POST", "/chat/subscribe",
+                           {"sessions": [{"sessionId": sid, "lastSeq": cursor}],
+                            "waitMs": wait_ms}, token=token, timeout=wait_ms / 1000.0 + 10)
+        except OSError:
+            time.sleep(0.2)  # the web server or the app is restarting: poll again
+            continue
+        if r.status != 200:
+            time.sleep(0.2)
+            continue
+        for f in r.json.get("frames", []):
+            if "seq" not in f:
+                continue
+            if seen is not None:
+                seen.append(f)
+            if f["seq"] <= cursor:
+                continue
+            events.append(f)
+            cursor = f["seq"]
+        if until(events):
+            break
+    return events, cursor

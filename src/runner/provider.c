@@ -1,0 +1,373 @@
+/* provider.c: the provider table, the run request decoder, and the containers adapters fill. */
+#include "runner/provider.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+/* One adapter per provider; NULL until the provider has one (codex, cursor, gemini and
+ * opencode come as one file each). */
+static const struct runner_provider *const provider_table[PROVIDER__COUNT] = {
+    [PROVIDER_CLAUDE] = &claude_provider,
+    [PROVIDER_CODEX] = NULL,
+    [PROVIDER_CURSOR] = NULL,
+    [PROVIDER_GEMINI] = NULL,
+    [PROVIDER_OPENCODE] = NULL,
+};
+
+const struct runner_provider *runner_provider_for(enum provider_id p)
+{
+    if ((unsigned)p >= PROVIDER__COUNT)
+        return NULL;
+    return provider_table[p];
+}
+
+/* ---- the run request ------------------------------------------------------------- */
+
+/* A copy of the string member key of obj into *out: required or optional (absent or
+ * null leaves *out NULL). Returns 0, or -1 with err set. */
+static int take_string(const json_t *obj, const char *key, bool required, char **out,
+                       struct cgw_error *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (!required)
+            return 0;
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: %s is missing", key);
+        return -1;
+    }
+    if (!json_is_string(v)) {
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: %s must be a string", key);
+        return -1;
+    }
+    *out = strdup(json_string_value(v));
+    if (!*out) {
+        cgw_error_set(err, CGW_ERR_NOMEM, "run request: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The string array member key of obj (absent or null: empty). */
+static int take_strings(const json_t *obj, const char *key, char ***out, size_t *n,
+                        struct cgw_error *err)
+{
+    const json_t *arr = json_object_get(obj, key);
+    size_t i;
+    json_t *v;
+
+    *out = NULL;
+    *n = 0;
+    if (!arr || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr)) {
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: %s must be an array", key);
+        return -1;
+    }
+    *out = calloc(json_array_size(arr) + 1, sizeof **out);
+    if (!*out) {
+        cgw_error_set(err, CGW_ERR_NOMEM, "run request: out of memory");
+        return -1;
+    }
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v)) {
+            cgw_error_set(err, CGW_ERR_INVALID, "run request: %s[%zu] must be a string", key, i);
+            return -1;
+        }
+        (*out)[*n] = strdup(json_string_value(v));
+        if (!(*out)[*n]) {
+            cgw_error_set(err, CGW_ERR_NOMEM, "run request: out of memory");
+            return -1;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+enum cgw_err runner_request_parse(const char *json, size_t len, struct runner_request *req,
+                                  struct cgw_error *err)
+{
+    json_error_t jerr;
+    char *provider = NULL;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+
+    memset(req, 0, sizeof *req);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return cgw_error_set(err, CGW_ERR_INVALID, "run request: not a JSON object");
+    }
+    const json_t *owner = json_object_get(root, "owner");
+    const json_t *opts = json_object_get(root, "options");
+    const json_t *tools = opts ? json_object_get(opts, "toolsSettings") : NULL;
+    const json_t *skip = tools ? json_object_get(tools, "skipPermissions") : NULL;
+    if (opts && !json_is_object(opts) && !json_is_null(opts))
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: options must be an object");
+    else if (tools && !json_is_object(tools) && !json_is_null(tools))
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: toolsSettings must be an object");
+    else if (skip && !json_is_boolean(skip) && !json_is_null(skip))
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: skipPermissions must be a boolean");
+    else if (!json_is_integer(owner) || json_integer_value(owner) <= 0)
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: owner must be a positive integer");
+    else if (take_string(root, "sessionId", true, &req->session_id, err) == 0 &&
+             take_string(root, "runId", true, &req->run_id, err) == 0 &&
+             take_string(root, "provider", true, &provider, err) == 0 &&
+             take_string(root, "projectPath", true, &req->project_path, err) == 0 &&
+             take_string(root, "content", true, &req->content, err) == 0 &&
+             take_string(root, "nativeId", false, &req->native_id, err) == 0 &&
+             take_string(opts, "model", false, &req->model, err) == 0 &&
+             take_string(opts, "permissionMode", false, &req->permission_mode, err) == 0 &&
+             take_strings(tools, "allowedTools", &req->allowed_tools, &req->n_allowed, err) == 0 &&
+             take_strings(tools, "disallowedTools", &req->disallowed_tools, &req->n_disallowed,
+                          err) == 0) {
+        if (provider_from_name(provider, &req->provider) < 0)
+            cgw_error_set(err, CGW_ERR_INVALID, "run request: unknown provider '%s'", provider);
+        else
+            cgw_error_clear(err);
+    }
+    req->owner = json_is_integer(owner) ? (int64_t)json_integer_value(owner) : 0;
+    req->skip_permissions = json_is_true(skip);
+    free(provider);
+    json_decref(root);
+    if (err->code != CGW_OK) {
+        runner_request_free(req);
+        return err->code;
+    }
+    if (req->native_id && !*req->native_id) {
+        free(req->native_id);
+        req->native_id = NULL;
+    }
+    return CGW_OK;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void runner_request_free(struct runner_request *req)
+{
+    free(req->session_id);
+    free(req->run_id);
+    free(req->project_path);
+    free(req->native_id);
+    free(req->content);
+    free(req->model);
+    free(req->permission_mode);
+    free_strings(req->allowed_tools, req->n_allowed);
+    free_strings(req->disallowed_tools, req->n_disallowed);
+    memset(req, 0, sizeof *req);
+}
+
+/* ---- buffers --------------------------------------------------------------------- */
+
+int runner_buf_append(struct runner_buf *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (b->len + n < b->len)
+        return -1;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) {
+            if (cap > SIZE_MAX / 2)
+                return -1;
+            cap *= 2;
+        }
+        char *p = realloc(b->data, cap);
+        if (!p)
+            return -1;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+int runner_buf_append_json_line(struct runner_buf *b, const json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!text)
+        return -1;
+    size_t len = strlen(text);
+    size_t old = b->len;
+    int rc = runner_buf_append(b, text, len);
+    if (rc == 0 && runner_buf_append(b, "\n", 1) < 0) {
+        b->len = old;
+        rc = -1;
+    }
+    free(text);
+    return rc;
+}
+
+void runner_buf_consume(struct runner_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+void runner_buf_free(struct runner_buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- string vectors -------------------------------------------------------------- */
+
+/* Appends s (taking ownership; NULL = out of memory). */
+static int strv_push(struct runner_strv *sv, char *s)
+{
+    if (!s)
+        return -1;
+    if (sv->n + 2 > sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 16;
+        char **v = realloc(sv->v, cap * sizeof *v);
+        if (!v) {
+            free(s);
+            return -1;
+        }
+        sv->v = v;
+        sv->cap = cap;
+    }
+    sv->v[sv->n++] = s;
+    sv->v[sv->n] = NULL;
+    return 0;
+}
+
+int runner_strv_add(struct runner_strv *sv, const char *s)
+{
+    return strv_push(sv, strdup(s));
+}
+
+int runner_strv_add2(struct runner_strv *sv, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+    }
+    return strv_push(sv, s);
+}
+
+void runner_strv_free(struct runner_strv *sv)
+{
+    for (size_t i = 0; i < sv->n; i++)
+        free(sv->v[i]);
+    free(sv->v);
+    memset(sv, 0, sizeof *sv);
+}
+
+/* ---- items ----------------------------------------------------------------------- */
+
+static struct runner_item *item_new(struct runner_items *it, enum runner_item_type type)
+{
+    if (it->n == it->cap) {
+        size_t cap = it->cap ? it->cap * 2 : 8;
+        struct runner_item *v = realloc(it->v, cap * sizeof *v);
+        if (!v) {
+            it->failed = true;
+            return NULL;
+        }
+        it->v = v;
+        it->cap = cap;
+    }
+    struct runner_item *item = &it->v[it->n];
+    memset(item, 0, sizeof *item);
+    item->type = type;
+    return item;
+}
+
+static void item_free(struct runner_item *item)
+{
+    json_decref(item->ev);
+    json_decref(item->input);
+    free(item->id);
+    free(item->tool_name);
+    free(item->text);
+}
+
+/* Keeps a filled item, or drops it when one of its copies failed. */
+static void item_commit(struct runner_items *it, struct runner_item *item, bool ok)
+{
+    if (!ok) {
+        item_free(item);
+        it->failed = true;
+        return;
+    }
+    it->n++;
+}
+
+void runner_items_event(struct runner_items *it, json_t *ev)
+{
+    if (!ev) {
+        it->failed = true;
+        return;
+    }
+    struct runner_item *item = item_new(it, RUNNER_ITEM_EVENT);
+    if (!item) {
+        json_decref(ev);
+        return;
+    }
+    item->ev = ev;
+    item_commit(it, item, true);
+}
+
+void runner_items_native_id(struct runner_items *it, const char *id)
+{
+    struct runner_item *item = item_new(it, RUNNER_ITEM_NATIVE_ID);
+    if (!item)
+        return;
+    item->id = strdup(id);
+    item_commit(it, item, item->id != NULL);
+}
+
+void runner_items_permission(struct runner_items *it, const char *id, const char *tool_name,
+                             json_t *input)
+{
+    struct runner_item *item = item_new(it, RUNNER_ITEM_PERMISSION);
+    if (!item) {
+        json_decref(input);
+        return;
+    }
+    item->id = strdup(id);
+    item->tool_name = strdup(tool_name);
+    item->input = input;
+    item_commit(it, item, item->id && item->tool_name && input);
+}
+
+void runner_items_cancel(struct runner_items *it, const char *id)
+{
+    struct runner_item *item = item_new(it, RUNNER_ITEM_CANCEL);
+    if (!item)
+        return;
+    item->id = strdup(id);
+    item_commit(it, item, item->id != NULL);
+}
+
+void runner_items_result(struct runner_items *it, bool is_error, const char *text)
+{
+    struct runner_item *item = item_new(it, RUNNER_ITEM_RESULT);
+    if (!item)
+        return;
+    item->is_error = is_error;
+    item->text = text ? strdup(text) : NULL;
+    item_commit(it, item, !text || item->text);
+}
+
+void runner_items_clear(struct runner_items *it)
+{
+    for (size_t i = 0; i < it->n; i++)
+        item_free(&it->v[i]);
+    free(it->v);
+    memset(it, 0, sizeof *it);
+}

@@ -1,0 +1,237 @@
+/* publish.c: publishing a run's events to Redis and persisting them to SQLite in batches. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "runner/run_priv.h"
+
+int64_t runner_now_ms(void)
+{
+    return cgw_mono_ms();
+}
+
+void runner_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* How long Redis writes are retried before the runner gives up. */
+static int64_t backend_budget_ms(const struct run *r)
+{
+    return 2 * r->cfg->runner_lease_s * 1000;
+}
+
+/* Pauses before retry number attempt (1, 2, ...) of a Redis write; false when the
+ * budget that started at t0 is spent. */
+bool runner_retry_pause(const struct run *r, int64_t t0, int attempt)
+{
+    int64_t pause = RUN_RETRY_FIRST_MS << (attempt < 5 ? attempt - 1 : 4);
+    if (runner_now_ms() + pause - t0 > backend_budget_ms(r))
+        return false;
+    runner_sleep_ms(pause);
+    return true;
+}
+
+/* Replaces bytes that are not valid UTF-8 with '?' (event text must be UTF-8). */
+static void utf8_sanitize(char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
+        bool ok = n > 0 && i + n <= len && !(n == 2 && c < 0xc2);
+        for (size_t k = 1; ok && k < n; k++)
+            ok = ((unsigned char)s[i + k] & 0xc0) == 0x80;
+        if (!ok || c == 0) {
+            s[i++] = '?';
+            continue;
+        }
+        i += n;
+    }
+}
+
+/* ---- persistence ----------------------------------------------------------------- */
+
+static void batch_clear(struct run *r)
+{
+    for (size_t i = 0; i < r->n_batch; i++)
+        free(r->batch[i].json);
+    r->n_batch = 0;
+}
+
+/* After a failed batch: adds its events one by one (store_message_add is idempotent). */
+static void batch_replay(struct run *r)
+{
+    struct cgw_error err;
+    for (size_t i = 0; i < r->n_batch; i++) {
+        struct batch_item *b = &r->batch[i];
+        if (store_message_add(r->store, r->session_id, b->seq, b->kind, b->json, &err) != CGW_OK)
+            log_error("event seq %" PRId64 " is not persisted: %s", b->seq, err.text);
+    }
+    batch_clear(r);
+}
+
+void runner_batch_commit(struct run *r)
+{
+    struct cgw_error err;
+    if (!r->in_tx)
+        return;
+    r->in_tx = false;
+    if (store_commit(r->store, &err) != CGW_OK) {
+        log_warn("committing %zu events: %s; adding them one by one", r->n_batch, err.text);
+        batch_replay(r);
+        return;
+    }
+    batch_clear(r);
+}
+
+/* Persists one published event (json with its seq), in the open batch. */
+void runner_persist(struct run *r, int64_t seq, const char *kind, const char *json)
+{
+    struct cgw_error err;
+
+    if (!r->store)
+        return;
+    if (!r->in_tx) {
+        if (store_begin(r->store, &err) != CGW_OK) {
+            log_warn("starting a transaction: %s", err.text);
+            if (store_message_add(r->store, r->session_id, seq, kind, json, &err) != CGW_OK)
+                log_error("event seq %" PRId64 " is not persisted: %s", seq, err.text);
+            return;
+        }
+        r->in_tx = true;
+        r->batch_start = runner_now_ms();
+    }
+    struct batch_item *b = &r->batch[r->n_batch];
+    b->seq = seq;
+    snprintf(b->kind, sizeof b->kind, "%s", kind);
+    b->json = strdup(json);
+    if (b->json)
+        r->n_batch++;
+    enum cgw_err rc = store_message_add(r->store, r->session_id, seq, kind, json, &err);
+    if (rc == CGW_ERR_NOT_FOUND) {
+        /* The session row is gone: nothing of this run can be persisted any more. */
+        log_error("the session is not in the database: events are no longer persisted");
+        store_rollback(r->store);
+        r->in_tx = false;
+        batch_clear(r);
+        store_close(r->store);
+        r->store = NULL;
+        return;
+    }
+    if (rc != CGW_OK) {
+        log_warn("persisting event seq %" PRId64 ": %s; retrying the batch", seq, err.text);
+        store_rollback(r->store);
+        r->in_tx = false;
+        batch_replay(r);
+        return;
+    }
+    if (r->n_batch >= RUN_BATCH_MAX)
+        runner_batch_commit(r);
+}
+
+/* ---- publishing ------------------------------------------------------------------ */
+
+/* The event as the bus stored it: json with ,"seq":N before its final '}'. */
+char *runner_with_seq(const char *json, int64_t seq)
+{
+    size_t len = strlen(json);
+    size_t size = len + 32;
+    char *out;
+    if (len < 2 || json[len - 1] != '}' || !(out = malloc(size)))
+        return NULL;
+    snprintf(out, size, "%.*s,\"seq\":%" PRId64 "}", (int)(len - 1), json, seq);
+    return out;
+}
+
+/* The outcome of a Redis write for the run: retried on CGW_ERR_BACKEND; STALE marks the
+ * run lost, an exhausted retry budget marks it failed. */
+enum cgw_err runner_settle(struct run *r, enum cgw_err rc, const struct cgw_error *err,
+                           const char *what)
+{
+    if (rc == CGW_ERR_STALE) {
+        if (!r->lost)
+            log_warn("%s: the run is no longer running (reaped or replaced): %s", what, err->text);
+        r->lost = true;
+    } else if (rc == CGW_ERR_BACKEND) {
+        log_error("%s: Redis stayed unreachable: %s; giving up", what, err->text);
+        r->failed = true;
+    } else if (rc != CGW_OK) {
+        log_error("%s: %s", what, err->text);
+    }
+    return rc;
+}
+
+/* Publishes ev (taken) as an event of the run and persists it. *stored (may be NULL)
+ * receives the stored JSON (with seq; free()). Returns 0, or -1 when it was not
+ * published (then r->lost or r->failed may be set). */
+int runner_publish(struct run *r, json_t *ev, char **stored)
+{
+    struct cgw_error err;
+    enum cgw_err rc = CGW_ERR_NOMEM;
+    enum event_kind kind;
+    int64_t seq = 0, t0 = runner_now_ms();
+    char *json = NULL, *text = NULL;
+    int ret = -1;
+
+    if (stored)
+        *stored = NULL;
+    if (!ev) {
+        log_error("out of memory building an event; it is lost");
+        return -1;
+    }
+    if (r->lost || r->failed || r->completed)
+        goto out;
+    const char *id = event_id(ev);
+    const char *kname = json_string_value(json_object_get(ev, "kind"));
+    json = event_encode(ev);
+    if (!json || !id || !kname || event_kind_from_name(kname, &kind) < 0) {
+        log_error("out of memory encoding an event; it is lost");
+        goto out;
+    }
+    for (int attempt = 1;; attempt++) {
+        rc = bus_event_publish(r->bus, r->session_id, r->run_id, id, json, &seq, &err);
+        if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))
+            break;
+    }
+    if (runner_settle(r, rc, &err, "publishing an event") != CGW_OK)
+        goto out;
+    text = runner_with_seq(json, seq);
+    if (!text) {
+        log_error("out of memory: event seq %" PRId64 " is not persisted", seq);
+    } else if (event_kind_is_persisted(kind)) {
+        runner_persist(r, seq, kname, text);
+    }
+    if (stored) {
+        *stored = text;
+        text = NULL;
+    }
+    ret = 0;
+out:
+    free(text);
+    free(json);
+    json_decref(ev);
+    return ret;
+}
+
+/* Publishes an `error` event with text (made valid UTF-8). */
+void runner_publish_error(struct run *r, const char *text)
+{
+    char *copy = strdup(text);
+    if (copy)
+        utf8_sanitize(copy, strlen(copy));
+    log_info("error event: %s", copy ? copy : text);
+    runner_publish(r, event_new_error(&r->ctx, copy ? copy : "error"), NULL);
+    free(copy);
+}
