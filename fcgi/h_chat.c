@@ -281,6 +281,13 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     rc = ev ? reap_publish_persist(st, bus, s.id, run_id, ev, false, NULL, &err)
             : cgw_error_set(&err, CGW_ERR_NOMEM, "out of memory");
     json_decref(ev);
+    /* The prompt is part of the conversation: history and every tab show it. */
+    if (rc == CGW_OK) {
+        ev = event_new_text(&ctx, "user", content);
+        rc = ev ? reap_publish_persist(st, bus, s.id, run_id, ev, false, NULL, &err)
+                : cgw_error_set(&err, CGW_ERR_NOMEM, "out of memory");
+        json_decref(ev);
+    }
     char why[512] = "";
     if (rc == CGW_OK && spawn_runner(w->app, s.id, run_id, why, sizeof why) < 0) {
         /* No runner will ever end this run: end it here, once, with the reason. */
