@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/feed.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "runner/run_priv.h"
@@ -380,6 +381,9 @@ static void complete(struct run *r, int code, bool aborted, enum complete_reason
     runner_batch_commit(r);
     if (r->store && store_session_touch(r->store, r->session_id, &err) != CGW_OK)
         log_warn("touching the session: %s", err.text);
+    /* The owner's other tabs see the run end in their sidebars (the session feed). */
+    if (r->store && feed_publish_session(r->store, r->bus, r->session_id, &err) != CGW_OK)
+        log_warn("session feed not updated: %s", err.text);
 out:
     free(json);
     json_decref(ev);
