@@ -515,7 +515,8 @@ static void sub_close(struct poller *p)
 {
     if (!p->sub)
         return;
-    epoll_ctl(p->ep, EPOLL_CTL_DEL, bus_notify_fd(p->sub), NULL);
+    if (epoll_ctl(p->ep, EPOLL_CTL_DEL, bus_notify_fd(p->sub), NULL) < 0)
+        log_debug("poller: epoll_ctl: %s", strerror(errno)); /* closing removes it anyway */
     bus_notify_close(p->sub);
     p->sub = NULL;
 }
@@ -583,8 +584,8 @@ static void request_close(FCGX_Request *fr, bool answered)
 static void release(struct poller *p, struct park *pk, const struct response *resp)
 {
     heap_remove(p, pk);
-    if (pk->in_epoll)
-        epoll_ctl(p->ep, EPOLL_CTL_DEL, pk->fd, NULL);
+    if (pk->in_epoll && epoll_ctl(p->ep, EPOLL_CTL_DEL, pk->fd, NULL) < 0)
+        log_debug("poller: epoll_ctl: %s", strerror(errno)); /* closing removes it anyway */
     for (size_t i = 0; i < pk->n_waiters; i++)
         waiter_unlink(p, &pk->waiters[i]);
     if (resp) {
@@ -877,8 +878,9 @@ fail:
 
 void poller_stop(struct poller *p, int64_t timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    struct timespec until = {.tv_sec = time(NULL)};
+    if (clock_gettime(CLOCK_REALTIME, &until) != 0)
+        until.tv_nsec = 0;
     until.tv_sec += (time_t)(timeout_ms / 1000);
     until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {

@@ -75,9 +75,11 @@ static bool hole(const struct sub_snapshot *s, const struct sub_session *ss)
     size_t i = first_after(s, ss->cursor);
     if (i < s->read.n)
         return s->read.events[i].seq != ss->cursor + 1;
-    /* Nothing after the cursor in s: gone, unless s was cut before the cursor (then
-     * the caller reads again after the cursor, see sub_snapshot_covers). */
-    return !s->read.more;
+    /* Nothing after the cursor in s: without more, those events are gone; with more (s
+     * was cut before them), the start of the live buffer tells. */
+    if (!s->read.more)
+        return true;
+    return s->read.first_seq > 0 && ss->cursor + 1 < s->read.first_seq;
 }
 
 bool sub_snapshot_news(const struct sub_snapshot *s, const struct sub_session *ss)
