@@ -166,6 +166,7 @@ void h_session_create(struct worker *w, struct request *req, const struct query 
         goto out;
     }
     log_info("session %s created by %s (%s, %s)", s.id, req->user.name, s.provider, s.project_path);
+    feed_changed(w, s.id, false, s.owner);
     response_json(resp, 201, json_pack("{s:o}", "session", feed_session_json(&s, NULL)));
 out:
     store_session_clear(&s);

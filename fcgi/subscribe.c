@@ -23,14 +23,22 @@ enum cgw_err sub_snapshot_read(struct bus *b, const char *id, int64_t after, int
         max_count = 0;
     if (max_bytes <= 0)
         max_bytes = 1; /* 0 would mean "no limit" to the bus */
+    int64_t user;
+    if (strncmp(id, "u:", 2) == 0) {
+        if (cgw_parse_int64(id + 2, 1, INT64_MAX, &user) < 0)
+            return cgw_error_set(err, CGW_ERR_INVALID, "bad feed id %s", id);
+        return bus_feed_read(b, user, after, max_count, max_bytes, &out->read, err);
+    }
     return bus_events_read(b, id, after, max_count, max_bytes, &out->read, err);
 }
 
 enum cgw_err sub_snapshot_perms(struct bus *b, const char *id, struct sub_snapshot *s,
                                 struct cgw_error *err)
 {
-    if (s->have_perms)
+    if (s->have_perms || strncmp(id, "u:", 2) == 0) {
+        s->have_perms = true; /* a feed has no permission requests */
         return CGW_OK;
+    }
     enum cgw_err rc = bus_perm_list(b, id, &s->perms, &s->n_perms, err);
     if (rc == CGW_OK)
         s->have_perms = true;
@@ -159,6 +167,10 @@ json_t *sub_answer(const struct config *cfg, const struct sub_session *ss, size_
         return NULL;
     cgw_time_iso(cgw_now_ms(), ts);
     for (size_t i = 0; i < n; i++) {
+        if (ss[i].feed) {
+            frames_left++; /* the feed has no ack */
+            continue;
+        }
         json_t *ack = ack_new(&ss[i], ss[i].found ? snaps[i] : NULL, ts);
         if (!ack || json_array_append_new(frames, ack) < 0)
             goto fail;
@@ -186,7 +198,18 @@ json_t *sub_answer(const struct config *cfg, const struct sub_session *ss, size_
         if (j == s->read.n && s->read.more)
             more = true;
     }
-    return json_pack("{s:o, s:b}", "frames", frames, "more", more);
+    json_t *body = json_pack("{s:o, s:b}", "frames", frames, "more", more);
+    /* The feed's cursor travels at the top: the client polls again with feed=feedSeq;
+     * feedTruncated says frames after its cursor are gone (reload the session list). */
+    for (size_t i = 0; body && i < n; i++) {
+        if (ss[i].feed && snaps[i]) {
+            int64_t last =
+                snaps[i]->read.last_seq > ss[i].cursor ? snaps[i]->read.last_seq : ss[i].cursor;
+            json_object_set_new(body, "feedSeq", json_integer(last));
+            json_object_set_new(body, "feedTruncated", json_boolean(hole(snaps[i], &ss[i])));
+        }
+    }
+    return body;
 fail:
     json_decref(frames);
     return NULL;
@@ -207,6 +230,7 @@ struct sub_request {
     size_t n_given; /* entries as sent, before duplicates were merged */
     int64_t wait_ms;
     bool has_feed;
+    int64_t feed; /* the feed cursor (feedSeq) when has_feed */
 };
 
 /* waitMs is clamped, not refused: below 0 is 0 (answer at once), above
@@ -320,6 +344,7 @@ static int parse_query(const struct config *cfg, const struct query *q, struct s
                 return -1;
             }
             r->has_feed = true;
+            r->feed = v;
         }
     }
     if (pending && add_session(cfg, r, pending, has_cursor, cursor, resp) < 0)
@@ -349,6 +374,7 @@ static int parse_json(const struct config *cfg, json_t *body, struct sub_request
             return -1;
         }
         r->has_feed = true;
+        r->feed = json_integer_value(feed);
     }
     if (!sessions || json_is_null(sessions))
         return 0;
@@ -404,13 +430,33 @@ static void answer_or_park(struct worker *w, struct request *req, struct sub_req
     bool news = false, any_found = false;
     size_t n = r->n; /* r->s moves into the park below */
 
-    /* The feed (per-user session_upserted stream, DESIGN §3.4) is not built yet: feed is
-     * validated and otherwise ignored, so a request with only feed waits for waitMs. */
     if (r->n == 0 && !r->has_feed) {
         response_error(resp, CODE_SESSION_ID_REQUIRED, NULL, "sessionId is required");
         return;
     }
-    if (r->n > 0 && worker_store(w, &st, &err) != CGW_OK) {
+    /* The caller's session feed (DESIGN §3.4) is followed like one more session whose
+     * id is "u:<user id>": read, watched and woken the same way, answered without ack. */
+    if (r->has_feed) {
+        struct sub_session *bigger = realloc(r->s, (r->n + 1) * sizeof *bigger);
+        char id[32];
+        snprintf(id, sizeof id, "u:%lld", (long long)req->user.id);
+        if (!bigger || !(bigger[r->n].id = strdup(id))) {
+            if (bigger)
+                r->s = bigger;
+            response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+            return;
+        }
+        r->s = bigger;
+        r->cap = r->n + 1;
+        struct sub_session *f = &r->s[r->n++];
+        f->cursor = r->feed;
+        f->store_last = 0;
+        f->from_now = false;
+        f->found = f->feed = true;
+        any_found = true;
+        n = r->n;
+    }
+    if (r->n > (r->has_feed ? 1u : 0u) && worker_store(w, &st, &err) != CGW_OK) {
         response_from_err(resp, &err, NULL);
         return;
     }
@@ -418,7 +464,7 @@ static void answer_or_park(struct worker *w, struct request *req, struct sub_req
     for (size_t i = 0; i < r->n; i++) {
         struct store_session row;
         struct sub_session *s = &r->s[i];
-        if (!cgw_uuid_valid(s->id))
+        if (s->feed || !cgw_uuid_valid(s->id))
             continue;
         enum cgw_err rc = store_session_get(st, s->id, req->user.id, &row, &err);
         if (rc == CGW_ERR_NOT_FOUND)

@@ -27,6 +27,8 @@ struct sub_session {
     int64_t store_last; /* the SQLite high-water mark when the request came */
     bool from_now;      /* no lastSeq given: cursor is the counter at request time */
     bool found;         /* the caller's session; false = unknown or not the caller's */
+    bool feed;          /* not a session: the caller's session feed, id "u:<user id>",
+                         * cursor a feedSeq (DESIGN §3.4 "feed") */
 };
 
 /* A session as read from Redis for one answer: the events after `after` (at most
