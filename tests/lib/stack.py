@@ -102,7 +102,7 @@ class Response:
 class Stack:
     """The whole stack; use as a context manager."""
 
-    def __init__(self, extra_config=None, roots=True):
+    def __init__(self, extra_config=None, roots=True, lighttpd_extra="", spawn_fcgi=False):
         self.tmp = tempfile.mkdtemp(prefix="cgw-it-")
         self.procs = {}
         self.extra_config = extra_config or {}
@@ -117,6 +117,8 @@ class Stack:
         self.socket = os.path.join(self.tmp, "chatgw.sock")
         self.config = os.path.join(self.tmp, "chatgw.conf")
         self.with_roots = roots
+        self.lighttpd_extra = lighttpd_extra  # appended to the lighttpd config
+        self.spawn_fcgi = spawn_fcgi  # start chatgw.fcgi the way spawn-fcgi/systemd do
 
     def missing(self):
         """Why the stack cannot run here, or None."""
@@ -173,7 +175,7 @@ class Stack:
         cfg = {
             "db.path": os.path.join(self.tmp, "chatgw.db"),
             "redis.address": "127.0.0.1:%d" % self.redis_port,
-            "fcgi.socket": self.socket,
+            "fcgi.socket": "" if self.spawn_fcgi else self.socket,
             "fcgi.threads": "4",
             "runner.path": os.path.join(TOP_BUILDDIR, "chatgw-runner"),
             "log.level": "info",
@@ -206,7 +208,12 @@ class Stack:
         if os.environ.get("CGW_VALGRIND"):
             wrap = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-possibly-lost=no",
                     "--log-file=" + os.path.join(self.tmp, "valgrind-fcgi.%p.log")]
-        self._spawn("fcgi", wrap + [self.fcgi_bin, "-c", self.config], env=self.env())
+        argv = wrap + [self.fcgi_bin, "-c", self.config]
+        if self.spawn_fcgi:
+            # spawn-fcgi opens the socket and hands it over as fd 0 (no fcgi.socket).
+            argv = [which("spawn-fcgi", ["/usr/bin", "/usr/sbin"]), "-n", "-s", self.socket,
+                    "-M", "0660", "--"] + argv
+        self._spawn("fcgi", argv, env=self.env())
         wait_for(lambda: os.path.exists(self.socket) or self.procs["fcgi"].poll() is not None,
                  timeout=60 if wrap else 10, what="chatgw.fcgi socket")
         if self.procs["fcgi"].poll() is not None:
@@ -221,7 +228,7 @@ class Stack:
                 .replace("@PREFIX@", "/api").replace("@SOCKET@", self.socket))
         path = os.path.join(self.tmp, "lighttpd.conf")
         with open(path, "w") as f:
-            f.write(conf)
+            f.write(conf + "\n" + self.lighttpd_extra + "\n")
         self._spawn("lighttpd", [self.lighttpd_bin, "-D", "-f", path])
 
         def up():
