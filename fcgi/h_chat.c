@@ -50,31 +50,6 @@ static const char *required_id(json_t *body, const char *key, enum cgw_code code
     return s;
 }
 
-/* Loads the caller's session; another user's session is the same 404 as a missing one. */
-static int own_session(struct worker *w, const struct request *req, const char *id,
-                       struct store_session *s, struct response *resp)
-{
-    struct store *st;
-    struct cgw_error err;
-    memset(s, 0, sizeof *s);
-    if (!cgw_uuid_valid(id)) {
-        response_error(resp, CODE_SESSION_NOT_FOUND, NULL, "session not found");
-        return -1;
-    }
-    enum cgw_err rc = worker_store(w, &st, &err);
-    if (rc == CGW_OK)
-        rc = store_session_get(st, id, req->user.id, s, &err);
-    if (rc == CGW_ERR_NOT_FOUND) {
-        response_error(resp, CODE_SESSION_NOT_FOUND, id, "session not found");
-        return -1;
-    }
-    if (rc != CGW_OK) {
-        response_from_err(resp, &err, id);
-        return -1;
-    }
-    return 0;
-}
-
 static bool is_string_array(json_t *v)
 {
     size_t i;
@@ -218,7 +193,7 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
                        (long long)cfg->max_prompt);
         return;
     }
-    if (own_session(w, req, sid, &s, resp) < 0)
+    if (session_load_owned(w, req, sid, &s, resp) < 0)
         return;
     if (provider_from_name(s.provider, &provider) < 0) {
         response_error(resp, CODE_UNSUPPORTED_PROVIDER, s.id, "provider \"%s\" is not available",
@@ -338,7 +313,7 @@ static void chat_abort(struct worker *w, struct request *req, json_t *body, bool
     if (http_only_fields(body, envelope ? abort_fields_env : abort_fields, resp) < 0)
         return;
     const char *sid = required_id(body, "sessionId", CODE_SESSION_ID_REQUIRED, resp);
-    if (!sid || own_session(w, req, sid, &s, resp) < 0)
+    if (!sid || session_load_owned(w, req, sid, &s, resp) < 0)
         return;
     enum cgw_err rc = worker_bus(w, &bus, &err);
     if (rc == CGW_OK)

@@ -42,15 +42,11 @@ static enum cgw_err session_run(struct worker *w, const char *id, struct bus_run
     return rc;
 }
 
-/* Loads the caller's session params[0]; a malformed id or another user's session is the
- * same 404 as a missing one. Returns 0, or -1 with resp set. */
-static int load_session(struct worker *w, struct request *req, struct store_session *s,
-                        struct response *resp)
+int session_load_owned(struct worker *w, const struct request *req, const char *id,
+                       struct store_session *s, struct response *resp)
 {
     struct store *st;
     struct cgw_error err;
-    const char *id = req->params[0];
-
     memset(s, 0, sizeof *s);
     if (!cgw_uuid_valid(id)) {
         response_error(resp, CODE_SESSION_NOT_FOUND, NULL, "session not found");
@@ -242,7 +238,7 @@ void h_session_get(struct worker *w, struct request *req, const struct query *q,
     struct bus_run run;
     struct cgw_error err;
 
-    if (load_session(w, req, &s, resp) < 0)
+    if (session_load_owned(w, req, req->params[0], &s, resp) < 0)
         return;
     if (session_run(w, s.id, &run, &err) != CGW_OK)
         response_from_err(resp, &err, s.id);
@@ -261,7 +257,7 @@ void h_session_patch(struct worker *w, struct request *req, const struct query *
     struct bus_run run;
     json_t *body;
 
-    if (load_session(w, req, &s, resp) < 0)
+    if (session_load_owned(w, req, req->params[0], &s, resp) < 0)
         return;
     body = http_json_body(req, &w->app->cfg, false, resp);
     if (!body || http_only_fields(body, fields, resp) < 0)
@@ -287,7 +283,7 @@ void h_session_patch(struct worker *w, struct request *req, const struct query *
         goto out;
     }
     store_session_clear(&s);
-    if (load_session(w, req, &s, resp) < 0)
+    if (session_load_owned(w, req, req->params[0], &s, resp) < 0)
         goto out;
     feed_changed(w, s.id, false, s.owner);
     if (session_run(w, s.id, &run, &err) != CGW_OK)
@@ -307,7 +303,7 @@ void h_session_delete(struct worker *w, struct request *req, const struct query 
     struct bus_run run;
     struct cgw_error err;
 
-    if (load_session(w, req, &s, resp) < 0)
+    if (session_load_owned(w, req, req->params[0], &s, resp) < 0)
         return;
     if (session_run(w, s.id, &run, &err) != CGW_OK) {
         response_from_err(resp, &err, s.id);
@@ -335,7 +331,7 @@ void h_session_messages(struct worker *w, struct request *req, const struct quer
     bool has_more = false;
     int64_t after, before, limit;
 
-    if (load_session(w, req, &s, resp) < 0)
+    if (session_load_owned(w, req, req->params[0], &s, resp) < 0)
         return;
     if (query_int(q, "afterSeq", 0, 0, INT64_MAX, &after, resp) < 0 ||
         query_int(q, "beforeSeq", 0, 0, INT64_MAX, &before, resp) < 0 ||

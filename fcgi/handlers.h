@@ -10,6 +10,12 @@ void h_providers(struct worker *w, struct request *req, const struct query *q,
                  struct response *resp);
 
 /* h_sessions.c */
+
+/* Loads the caller's session id into *s (free with store_session_clear); a malformed id
+ * or another user's session is the same 404 SESSION_NOT_FOUND as a missing one. Returns
+ * 0, or -1 with resp set. */
+int session_load_owned(struct worker *w, const struct request *req, const char *id,
+                       struct store_session *s, struct response *resp);
 void h_session_create(struct worker *w, struct request *req, const struct query *q,
                       struct response *resp);
 void h_session_list(struct worker *w, struct request *req, const struct query *q,
