@@ -3,8 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/bus_priv.h"
 #include "core/util.h"
 
 #define NOTIFY_DEFAULT_TIMEOUT_MS 2000
@@ -22,39 +21,6 @@ struct bus_notify {
     redisContext *ctx;
     char address[160]; /* for messages */
 };
-
-/* hiredis writes with write(2): keep a SIGPIPE from a dead peer away from the
- * process while AUTH and SUBSCRIBE are sent (like bus.c). */
-struct pipe_guard {
-    sigset_t old;
-    bool was_pending;
-};
-
-static void guard_on(struct pipe_guard *g)
-{
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-    sigemptyset(&pending);
-    sigpending(&pending);
-    g->was_pending = sigismember(&pending, SIGPIPE) == 1;
-}
-
-static void guard_off(struct pipe_guard *g)
-{
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigemptyset(&pending);
-    sigpending(&pending);
-    if (!g->was_pending && sigismember(&pending, SIGPIPE) == 1) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
-            ;
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
 
 /* Session ids are made of the bus id alphabet (bus.h); anything else is not ours. */
 static bool session_id_ok(const char *s, size_t len)
@@ -74,33 +40,15 @@ static bool session_id_ok(const char *s, size_t len)
  * "[v6]:port", or a host alone (port 6379). */
 static redisContext *connect_address(const char *address, struct timeval tv)
 {
+    const char *unix_path;
     char host[256];
-    int64_t port = 6379;
+    int port;
 
-    if (strncmp(address, "unix:", 5) == 0)
-        return address[5] ? redisConnectUnixWithTimeout(address + 5, tv) : NULL;
-    if (address[0] == '/')
-        return redisConnectUnixWithTimeout(address, tv);
-    const char *a = address, *colon = strrchr(a, ':'), *hend;
-    if (a[0] == '[') {
-        const char *close = strchr(a, ']');
-        if (!close || (close[1] != '\0' && close[1] != ':'))
-            return NULL;
-        a++;
-        hend = close;
-        colon = close[1] == ':' ? close + 1 : NULL;
-    } else {
-        if (colon && strchr(a, ':') != colon)
-            colon = NULL; /* a bare IPv6 address */
-        hend = colon ? colon : a + strlen(a);
-    }
-    if (colon && cgw_parse_int64(colon + 1, 1, 65535, &port) != 0)
+    if (bus_address_parse(address, &unix_path, host, sizeof host, &port) != 0)
         return NULL;
-    if (hend == a || (size_t)(hend - a) >= sizeof host)
-        return NULL;
-    memcpy(host, a, (size_t)(hend - a));
-    host[hend - a] = '\0';
-    redisContext *c = redisConnectWithTimeout(host, (int)port, tv);
+    if (unix_path)
+        return redisConnectUnixWithTimeout(unix_path, tv);
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (c && !c->err)
         redisEnableKeepAlive(c); /* notice a vanished peer on a connection idle for hours */
     return c;
@@ -110,13 +58,13 @@ static redisContext *connect_address(const char *address, struct timeval tv)
 static enum cgw_err setup_cmd(struct bus_notify *n, int argc, const char **argv,
                               bool (*good)(const redisReply *), struct cgw_error *err)
 {
-    struct pipe_guard g;
+    struct sigpipe_guard g;
     size_t lens[4];
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    guard_on(&g);
+    sigpipe_block(&g);
     redisReply *r = redisCommandArgv(n->ctx, argc, argv, lens);
-    guard_off(&g);
+    sigpipe_restore(&g);
     if (!r)
         return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: %s: %s", n->address, argv[0],
                              n->ctx->err ? n->ctx->errstr : "no reply");
@@ -157,7 +105,7 @@ enum cgw_err bus_notify_open(const struct bus_config *cfg, struct bus_notify **o
     snprintf(n->address, sizeof n->address, "%s", cfg->address);
 
     int64_t ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : NOTIFY_DEFAULT_TIMEOUT_MS;
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = ms_to_tv(ms);
     n->ctx = connect_address(cfg->address, tv);
     if (!n->ctx) {
         rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: bad address or out of memory",

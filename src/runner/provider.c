@@ -10,7 +10,7 @@
  * opencode come as one file each). */
 static const struct runner_provider *const provider_table[PROVIDER__COUNT] = {
     [PROVIDER_CLAUDE] = &claude_provider,
-    [PROVIDER_CODEX] = NULL,
+    [PROVIDER_CODEX] = &codex_provider,
     [PROVIDER_CURSOR] = NULL,
     [PROVIDER_GEMINI] = NULL,
     [PROVIDER_OPENCODE] = NULL,

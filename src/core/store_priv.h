@@ -1,0 +1,102 @@
+/* store_priv.h: the store's internals, shared by store.c and the per-table files. */
+#ifndef CGW_STORE_PRIV_H
+#define CGW_STORE_PRIV_H
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/store.h"
+
+/* Every statement the store runs; prepared on first use (the tables do not exist
+ * before store_migrate) and kept until store_close, so hot paths never re-prepare. */
+enum stmt_id {
+    STMT_BEGIN,
+    STMT_BEGIN_READ,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_USER_VERSION,
+    STMT_USER_ADD,
+    STMT_USER_GET,
+    STMT_USER_GET_BY_ID,
+    STMT_USER_SET_DISABLED,
+    STMT_USER_LIST,
+    STMT_TOKEN_ADD,
+    STMT_TOKEN_FIND,
+    STMT_TOKEN_TOUCH,
+    STMT_TOKEN_LIST,
+    STMT_TOKEN_REVOKE,
+    STMT_SESSION_CREATE,
+    STMT_SESSION_GET,
+    /* The four list variants are in the order session_list_variant() computes. */
+    STMT_SESSION_COUNT_OWNER_ARCHIVED,
+    STMT_SESSION_COUNT_OWNER,
+    STMT_SESSION_COUNT_ARCHIVED,
+    STMT_SESSION_COUNT_ALL,
+    STMT_SESSION_PAGE_OWNER_ARCHIVED,
+    STMT_SESSION_PAGE_OWNER,
+    STMT_SESSION_PAGE_ARCHIVED,
+    STMT_SESSION_PAGE_ALL,
+    STMT_SESSION_UPDATE,
+    STMT_SESSION_DELETE,
+    STMT_SESSION_SET_NATIVE,
+    STMT_SESSION_GET_NATIVE,
+    STMT_SESSION_TOUCH,
+    STMT_SESSION_LAST_SEQ,
+    STMT_MESSAGE_INSERT,
+    STMT_MESSAGE_GET_JSON,
+    STMT_MESSAGE_RAISE_SEQ,
+    STMT_MESSAGE_LIST_AFTER,
+    STMT_MESSAGE_LIST_BEFORE,
+    STMT_RULE_ADD,
+    STMT_RULE_LIST,
+    STMT_RULE_DELETE,
+    STMT__COUNT
+};
+
+struct store {
+    sqlite3 *db;
+    bool in_txn; /* store_begin is open: inner functions skip their own BEGIN/COMMIT */
+    sqlite3_stmt *stmts[STMT__COUNT];
+};
+
+/* Errors (store.c). */
+
+/* The cgw_err for an SQLite (extended) result code. */
+enum cgw_err store_code(int rc);
+
+/* Fills err with "store: <what>: <SQLite's message>" and resets s (may be NULL) so
+ * that it holds no lock. Returns the cgw_err that rc maps to. */
+enum cgw_err store_fail(struct store *st, sqlite3_stmt *s, int rc, struct cgw_error *err,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Statements (store.c). */
+
+/* Sets *out to the cached statement id, preparing it on first use (borrowed). */
+enum cgw_err stmt_get(struct store *st, enum stmt_id id, sqlite3_stmt **out, struct cgw_error *err);
+/* Resets s and clears its bindings. */
+void stmt_done(sqlite3_stmt *s);
+/* Binders that stop at the first failure, so a run of binds needs one check. */
+void bind_int64(sqlite3_stmt *s, int i, int64_t v, int *rc);
+void bind_text(sqlite3_stmt *s, int i, const char *v, int *rc);
+void bind_named_int64(sqlite3_stmt *s, const char *name, int64_t v, int *rc);
+/* Copies a text column into a fixed buffer, cut to fit. */
+void col_copy(sqlite3_stmt *s, int i, char *buf, size_t size);
+/* Sets *out to a new copy of a text column (NULL for SQL NULL). Returns 0 or -1. */
+int col_dup(sqlite3_stmt *s, int i, char **out);
+/* Makes room for one more element in a growing result array. Returns 0 or -1. */
+int grow(void **arr, size_t *cap, size_t n, size_t elem);
+/* Steps a statement that returns no rows, then resets it. Returns the step's code. */
+int step_once(sqlite3_stmt *s);
+
+/* Transactions (store.c). */
+
+/* Fails when the caller's store_begin transaction was rolled back by SQLite. */
+enum cgw_err txn_check(struct store *st, struct cgw_error *err);
+/* Begins a transaction unless store_begin opened one; *own says whether txn_end commits. */
+enum cgw_err txn_begin(struct store *st, enum stmt_id begin, bool *own, struct cgw_error *err);
+/* Commits (e == CGW_OK) or rolls back an owned transaction; returns the outcome. */
+enum cgw_err txn_end(struct store *st, bool own, enum cgw_err e, struct cgw_error *err);
+
+#endif
