@@ -364,6 +364,26 @@ void runner_items_result(struct runner_items *it, bool is_error, const char *tex
     item_commit(it, item, !text || item->text);
 }
 
+#define UNREADABLE_SNIPPET 160
+
+void runner_items_unreadable(struct runner_items *it, const struct event_ctx *ctx,
+                             const char *provider, const char *why, const char *line, size_t len)
+{
+    char snippet[UNREADABLE_SNIPPET + 4];
+    char text[UNREADABLE_SNIPPET + 256];
+    size_t n = len < UNREADABLE_SNIPPET ? len : UNREADABLE_SNIPPET;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)line[i];
+        snippet[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    snippet[n] = '\0';
+    if (len > n)
+        memcpy(snippet + n, "...", 4);
+    snprintf(text, sizeof text, "%s: unreadable output line (%s): %s", provider, why, snippet);
+    runner_items_event(it, event_new_error(ctx, text));
+}
+
 void runner_items_clear(struct runner_items *it)
 {
     for (size_t i = 0; i < it->n; i++)

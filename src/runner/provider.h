@@ -116,6 +116,10 @@ void runner_items_permission(struct runner_items *it, const char *id, const char
                              json_t *input);
 void runner_items_cancel(struct runner_items *it, const char *id);
 void runner_items_result(struct runner_items *it, bool is_error, const char *text);
+/* Appends an `error` event for a stdout line the adapter cannot read: "<provider>:
+ * unreadable output line (<why>): <the first 160 bytes, unprintable ones as '?'>". */
+void runner_items_unreadable(struct runner_items *it, const struct event_ctx *ctx,
+                             const char *provider, const char *why, const char *line, size_t len);
 /* Frees every item and empties the list (it stays usable). */
 void runner_items_clear(struct runner_items *it);
 

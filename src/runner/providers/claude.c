@@ -40,7 +40,6 @@
 #define CLAUDE_DEFAULT_CONTEXT 160000
 
 /* How much of an unreadable line goes into its error event. */
-#define CLAUDE_SNIPPET 160
 
 struct claude_state {
     const struct event_ctx *ctx;
@@ -232,23 +231,11 @@ static const char *str_member(const json_t *obj, const char *key)
     return json_string_value(json_object_get(obj, key));
 }
 
-/* An `error` event for a line we cannot read, with a printable start of the line. */
+/* An `error` event for a line we cannot read (provider.c). */
 static void unreadable(struct claude_state *st, const char *why, const char *line, size_t len,
                        struct runner_items *out)
 {
-    char snippet[CLAUDE_SNIPPET + 4];
-    char text[CLAUDE_SNIPPET + 256];
-    size_t n = len < CLAUDE_SNIPPET ? len : CLAUDE_SNIPPET;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)line[i];
-        snippet[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    snippet[n] = '\0';
-    if (len > n)
-        memcpy(snippet + n, "...", 4);
-    snprintf(text, sizeof text, "claude: unreadable output line (%s): %s", why, snippet);
-    runner_items_event(out, event_new_error(st->ctx, text));
+    runner_items_unreadable(out, st->ctx, "claude", why, line, len);
 }
 
 /* Ends a streamed text block, if one is open. */

@@ -50,7 +50,6 @@
 #include "runner/provider.h"
 
 /* How much of an unreadable line goes into its error event. */
-#define CODEX_SNIPPET 160
 
 struct codex_state {
     const struct event_ctx *ctx;
@@ -142,23 +141,11 @@ static int64_t int_member(const json_t *obj, const char *key)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
-/* An `error` event for a line we cannot read, with a printable start of the line. */
+/* An `error` event for a line we cannot read (provider.c). */
 static void unreadable(struct codex_state *st, const char *why, const char *line, size_t len,
                        struct runner_items *out)
 {
-    char snippet[CODEX_SNIPPET + 4];
-    char text[CODEX_SNIPPET + 256];
-    size_t n = len < CODEX_SNIPPET ? len : CODEX_SNIPPET;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)line[i];
-        snippet[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    snippet[n] = '\0';
-    if (len > n)
-        memcpy(snippet + n, "...", 4);
-    snprintf(text, sizeof text, "codex: unreadable output line (%s): %s", why, snippet);
-    runner_items_event(out, event_new_error(st->ctx, text));
+    runner_items_unreadable(out, st->ctx, "codex", why, line, len);
 }
 
 /* Sets key of ev to a copy of v when v is present (ev NULL or a failed copy: failed). */
