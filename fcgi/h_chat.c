@@ -22,16 +22,6 @@ static const char *const perm_fields[] = {"requestId", "allow",         "updated
 static const char *const perm_fields_env[] = {"type",    "requestId",     "allow", "updatedInput",
                                               "message", "rememberEntry", NULL};
 
-/* Permission modes each provider accepts (options.permissionMode). */
-static const char *const permission_modes[PROVIDER__COUNT][8] = {
-    [PROVIDER_CLAUDE] = {"default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto",
-                         NULL},
-    [PROVIDER_CODEX] = {"default", "acceptEdits", "bypassPermissions", NULL},
-    [PROVIDER_CURSOR] = {"default", "bypassPermissions", NULL},
-    [PROVIDER_GEMINI] = {"default", "acceptEdits", "bypassPermissions", NULL},
-    [PROVIDER_OPENCODE] = {"default", "bypassPermissions", NULL},
-};
-
 /* Reads a required, non-blank string id member. Returns it (borrowed) or NULL with resp
  * set: missing/blank -> code_missing, wrong type -> INVALID_REQUEST. */
 static const char *required_id(json_t *body, const char *key, enum cgw_code code_missing,
@@ -94,8 +84,8 @@ static json_t *send_options(json_t *options, enum provider_id provider, const ch
     }
     if ((v = json_object_get(options, "permissionMode"))) {
         bool known = false;
-        for (int i = 0; json_is_string(v) && permission_modes[provider][i] && !known; i++)
-            known = strcmp(permission_modes[provider][i], json_string_value(v)) == 0;
+        for (int i = 0; json_is_string(v) && provider_caps[provider].modes[i] && !known; i++)
+            known = strcmp(provider_caps[provider].modes[i], json_string_value(v)) == 0;
         if (!known) {
             response_error(resp, CODE_INVALID_REQUEST, sid,
                            "options.permissionMode is not a permission mode of %s",

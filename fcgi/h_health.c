@@ -48,19 +48,23 @@ static bool binary_found(const char *bin)
     return false;
 }
 
-/* What each provider can do through chatgw, and its permission modes. */
-static const struct {
-    const char *modes[8];
-    bool permission_requests, abort, resume;
-} provider_caps[PROVIDER__COUNT] = {
-    [PROVIDER_CLAUDE] = {{"default", "acceptEdits", "plan", "bypassPermissions", NULL},
-                         true,
-                         true,
-                         true},
-    [PROVIDER_CODEX] = {{"default", "acceptEdits", "bypassPermissions", NULL}, false, true, true},
-    [PROVIDER_CURSOR] = {{"default", "bypassPermissions", NULL}, false, true, true},
-    [PROVIDER_GEMINI] = {{"default", "acceptEdits", "bypassPermissions", NULL}, false, true, true},
-    [PROVIDER_OPENCODE] = {{"default", "bypassPermissions", NULL}, false, true, true},
+/* What each provider can do through chatgw, and the permission modes a send may ask
+ * for (h_chat.c checks options.permissionMode against the same table). The runner has
+ * adapters for Claude and Codex so far; the others are listed but not available. */
+const struct provider_caps provider_caps[PROVIDER__COUNT] = {
+    [PROVIDER_CLAUDE] = {.modes = {"default", "acceptEdits", "plan", "bypassPermissions", "dontAsk",
+                                   "auto", NULL},
+                         .adapter = true,
+                         .permission_requests = true,
+                         .abort = true,
+                         .resume = true},
+    [PROVIDER_CODEX] = {.modes = {"default", "acceptEdits", "plan", "bypassPermissions", NULL},
+                        .adapter = true,
+                        .abort = true,
+                        .resume = true},
+    [PROVIDER_CURSOR] = {.modes = {"default", "bypassPermissions", NULL}},
+    [PROVIDER_GEMINI] = {.modes = {"default", "acceptEdits", "bypassPermissions", NULL}},
+    [PROVIDER_OPENCODE] = {.modes = {"default", "bypassPermissions", NULL}},
 };
 
 void h_providers(struct worker *w, struct request *req, const struct query *q,
@@ -72,11 +76,12 @@ void h_providers(struct worker *w, struct request *req, const struct query *q,
         for (int m = 0; modes && provider_caps[p].modes[m]; m++)
             json_array_append_new(modes, json_string(provider_caps[p].modes[m]));
         json_array_append_new(
-            list, json_pack("{s:s, s:b, s:o, s:b, s:b, s:b}", "provider", provider_name(p),
-                            "available", binary_found(w->app->cfg.provider_bin[p]),
-                            "permissionModes", modes, "supportsPermissionRequests",
-                            provider_caps[p].permission_requests, "supportsAbort",
-                            provider_caps[p].abort, "supportsResume", provider_caps[p].resume));
+            list,
+            json_pack("{s:s, s:b, s:o, s:b, s:b, s:b}", "provider", provider_name(p), "available",
+                      provider_caps[p].adapter && binary_found(w->app->cfg.provider_bin[p]),
+                      "permissionModes", modes, "supportsPermissionRequests",
+                      provider_caps[p].permission_requests, "supportsAbort", provider_caps[p].abort,
+                      "supportsResume", provider_caps[p].resume));
     }
     response_json(resp, 200, list);
 }
