@@ -50,7 +50,7 @@ static bool binary_found(const char *bin)
 
 /* What each provider can do through chatgw, and the permission modes a send may ask
  * for (h_chat.c checks options.permissionMode against the same table). The runner has
- * adapters for Claude and Codex so far; the others are listed but not available. */
+ * adapters for every provider but Cursor so far; Cursor is listed but not available. */
 const struct provider_caps provider_caps[PROVIDER__COUNT] = {
     [PROVIDER_CLAUDE] = {.modes = {"default", "acceptEdits", "plan", "bypassPermissions", "dontAsk",
                                    "auto", NULL},
@@ -63,8 +63,14 @@ const struct provider_caps provider_caps[PROVIDER__COUNT] = {
                         .abort = true,
                         .resume = true},
     [PROVIDER_CURSOR] = {.modes = {"default", "bypassPermissions", NULL}},
-    [PROVIDER_GEMINI] = {.modes = {"default", "acceptEdits", "bypassPermissions", NULL}},
-    [PROVIDER_OPENCODE] = {.modes = {"default", "bypassPermissions", NULL}},
+    [PROVIDER_GEMINI] = {.modes = {"default", "acceptEdits", "plan", "bypassPermissions", NULL},
+                         .adapter = true,
+                         .abort = true,
+                         .resume = true},
+    [PROVIDER_OPENCODE] = {.modes = {"default", "bypassPermissions", NULL},
+                           .adapter = true,
+                           .abort = true,
+                           .resume = true},
 };
 
 void h_providers(struct worker *w, struct request *req, const struct query *q,

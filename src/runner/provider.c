@@ -12,8 +12,8 @@ static const struct runner_provider *const provider_table[PROVIDER__COUNT] = {
     [PROVIDER_CLAUDE] = &claude_provider,
     [PROVIDER_CODEX] = &codex_provider,
     [PROVIDER_CURSOR] = NULL,
-    [PROVIDER_GEMINI] = NULL,
-    [PROVIDER_OPENCODE] = NULL,
+    [PROVIDER_GEMINI] = &gemini_provider,
+    [PROVIDER_OPENCODE] = &opencode_provider,
 };
 
 const struct runner_provider *runner_provider_for(enum provider_id p)

@@ -173,6 +173,8 @@ struct runner_provider {
 
 extern const struct runner_provider claude_provider;
 extern const struct runner_provider codex_provider;
+extern const struct runner_provider gemini_provider;
+extern const struct runner_provider opencode_provider;
 
 /* The adapter of p, or NULL when this runner does not support it yet. */
 const struct runner_provider *runner_provider_for(enum provider_id p);
