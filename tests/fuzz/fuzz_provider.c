@@ -1,5 +1,6 @@
-/* fuzz_claude.c: libFuzzer target for the Claude stream-json line parser: the input is
- * a CLI's stdout, split into lines as the runner does. Seeds: the recorded transcripts. */
+/* fuzz_provider.c: libFuzzer target for one provider adapter's line parser, chosen at
+ * build time with -DFUZZ_PROVIDER=<name>_provider: the input is a CLI's stdout, split
+ * into lines as the runner does. Seeds: that CLI's recorded transcripts. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,11 +8,15 @@
 
 #include "runner/provider.h"
 
+#ifndef FUZZ_PROVIDER
+#error "build with -DFUZZ_PROVIDER=<name>_provider"
+#endif
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct event_ctx ctx = {"2b1f0d6e-1111-4222-8333-444455556666", "run_f", "claude"};
+    static const struct event_ctx ctx = {"2b1f0d6e-1111-4222-8333-444455556666", "run_f", "fuzz"};
     struct runner_request req = {0};
     struct runner_items items = {0};
     struct runner_buf in = {0};
@@ -21,11 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.project_path = "/srv/ws";
     req.content = "fuzz";
     req.owner = 1;
-    void *st = claude_provider.state_new(&ctx, &req);
+    void *st = FUZZ_PROVIDER.state_new(&ctx, &req);
     if (!st)
         return 0;
-    if (claude_provider.start)
-        claude_provider.start(st, &in);
+    if (FUZZ_PROVIDER.start)
+        FUZZ_PROVIDER.start(st, &in);
     size_t at = 0;
     while (at < size) {
         const uint8_t *nl = memchr(data + at, '\n', size - at);
@@ -36,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(line, data + at, n);
         line[n] = '\0';
         /* Lines with a NUL inside are cut there, as the runner's reader does. */
-        claude_provider.parse_line(st, line, strlen(line), &items, &in);
+        FUZZ_PROVIDER.parse_line(st, line, strlen(line), &items, &in);
         for (size_t i = 0; i < items.n; i++) {
             if (items.v[i].type == RUNNER_ITEM_EVENT && !items.v[i].ev)
                 __builtin_trap();
@@ -45,10 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(line);
         at += n + 1;
     }
-    if (claude_provider.finish)
-        claude_provider.finish(st, &items);
+    if (FUZZ_PROVIDER.finish)
+        FUZZ_PROVIDER.finish(st, &items);
     runner_items_clear(&items);
     runner_buf_free(&in);
-    claude_provider.state_free(st);
+    FUZZ_PROVIDER.state_free(st);
     return 0;
 }
