@@ -364,6 +364,26 @@ void runner_items_result(struct runner_items *it, bool is_error, const char *tex
     item_commit(it, item, !text || item->text);
 }
 
+const char *runner_json_str(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+int64_t runner_json_int(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+void runner_json_set_copy(json_t *ev, const char *key, const json_t *v, struct runner_items *out)
+{
+    if (!ev || !v)
+        return;
+    json_t *copy = json_deep_copy(v);
+    if (!copy || json_object_set_new(ev, key, copy) < 0)
+        out->failed = true;
+}
+
 #define UNREADABLE_SNIPPET 160
 
 void runner_items_unreadable(struct runner_items *it, const struct event_ctx *ctx,

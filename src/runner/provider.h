@@ -123,6 +123,15 @@ void runner_items_unreadable(struct runner_items *it, const struct event_ctx *ct
 /* Frees every item and empties the list (it stays usable). */
 void runner_items_clear(struct runner_items *it);
 
+/* ---- helpers for adapters reading JSON lines ------------------------------------- */
+
+/* obj[key] as a string (borrowed), or NULL when absent or not a string. */
+const char *runner_json_str(const json_t *obj, const char *key);
+/* obj[key] as an integer, or 0 when absent or not an integer. */
+int64_t runner_json_int(const json_t *obj, const char *key);
+/* Sets key of ev to a deep copy of v when both are there; a failed copy marks out failed. */
+void runner_json_set_copy(json_t *ev, const char *key, const json_t *v, struct runner_items *out);
+
 /* ---- the adapter interface ----------------------------------------------------- */
 
 struct runner_provider {

@@ -226,11 +226,6 @@ static int claude_answer(void *p, const char *id, bool allow, json_t *input, con
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-static const char *str_member(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
 /* An `error` event for a line we cannot read (provider.c). */
 static void unreadable(struct claude_state *st, const char *why, const char *line, size_t len,
                        struct runner_items *out)
@@ -250,14 +245,14 @@ static void end_stream(struct claude_state *st, struct runner_items *out)
 static void on_stream_event(struct claude_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *event = json_object_get(msg, "event");
-    const char *type = str_member(event, "type");
+    const char *type = runner_json_str(event, "type");
 
     if (!type)
         return;
     if (strcmp(type, "content_block_delta") == 0) {
         const json_t *delta = json_object_get(event, "delta");
-        const char *dtype = str_member(delta, "type");
-        const char *text = str_member(delta, "text");
+        const char *dtype = runner_json_str(delta, "type");
+        const char *text = runner_json_str(delta, "text");
         if (dtype && strcmp(dtype, "text_delta") == 0 && text && *text) {
             st->text_streaming = true;
             runner_items_event(out, event_new_stream_delta(st->ctx, text));
@@ -283,21 +278,21 @@ static void on_assistant(struct claude_state *st, const json_t *msg, struct runn
     }
     json_array_foreach(content, i, block)
     {
-        const char *type = str_member(block, "type");
+        const char *type = runner_json_str(block, "type");
         if (!type)
             continue;
         if (strcmp(type, "text") == 0) {
-            const char *text = str_member(block, "text");
+            const char *text = runner_json_str(block, "text");
             end_stream(st, out);
             if (text && *text)
                 runner_items_event(out, event_new_text(st->ctx, "assistant", text));
         } else if (strcmp(type, "thinking") == 0) {
-            const char *text = str_member(block, "thinking");
+            const char *text = runner_json_str(block, "thinking");
             if (text && *text)
                 runner_items_event(out, event_new_thinking(st->ctx, text));
         } else if (strcmp(type, "tool_use") == 0) {
-            runner_items_event(out, event_new_tool_use(st->ctx, str_member(block, "id"),
-                                                       str_member(block, "name"),
+            runner_items_event(out, event_new_tool_use(st->ctx, runner_json_str(block, "id"),
+                                                       runner_json_str(block, "name"),
                                                        json_object_get(block, "input")));
         } else {
             log_debug("claude: ignoring assistant block of type %s", type);
@@ -334,7 +329,7 @@ static void on_tool_result(struct claude_state *st, const json_t *block, struct 
         }
     }
     runner_items_event(out,
-                       event_new_tool_result(st->ctx, str_member(block, "tool_use_id"),
+                       event_new_tool_result(st->ctx, runner_json_str(block, "tool_use_id"),
                                              text ? text : json_string_value(content),
                                              json_is_true(json_object_get(block, "is_error"))));
     free(text);
@@ -352,18 +347,12 @@ static void on_user(struct claude_state *st, const json_t *msg, struct runner_it
     }
     json_array_foreach(content, i, block)
     {
-        const char *type = str_member(block, "type");
+        const char *type = runner_json_str(block, "type");
         if (type && strcmp(type, "tool_result") == 0)
             on_tool_result(st, block, out);
         else if (type && strcmp(type, "text") == 0)
-            user_text(st, str_member(block, "text"), out);
+            user_text(st, runner_json_str(block, "text"), out);
     }
-}
-
-static int64_t int_member(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
 }
 
 /* The context window from modelUsage.<model>.contextWindow, else the default. */
@@ -373,7 +362,7 @@ static int64_t context_window(const json_t *msg)
     json_t *model;
     json_object_foreach((json_t *)json_object_get(msg, "modelUsage"), key, model)
     {
-        int64_t w = int_member(model, "contextWindow");
+        int64_t w = runner_json_int(model, "contextWindow");
         if (w > 0)
             return w;
     }
@@ -390,10 +379,10 @@ static void on_result(struct claude_state *st, const json_t *msg, struct runner_
     end_stream(st, out);
     if (json_is_object(usage)) {
         struct token_budget tb = {
-            .input_tokens = int_member(usage, "input_tokens"),
-            .output_tokens = int_member(usage, "output_tokens"),
-            .cache_read_tokens = int_member(usage, "cache_read_input_tokens"),
-            .cache_creation_tokens = int_member(usage, "cache_creation_input_tokens"),
+            .input_tokens = runner_json_int(usage, "input_tokens"),
+            .output_tokens = runner_json_int(usage, "output_tokens"),
+            .cache_read_tokens = runner_json_int(usage, "cache_read_input_tokens"),
+            .cache_creation_tokens = runner_json_int(usage, "cache_creation_input_tokens"),
             .total = context_window(msg),
         };
         tb.used =
@@ -403,9 +392,9 @@ static void on_result(struct claude_state *st, const json_t *msg, struct runner_
     if (is_error) {
         /* The result text when there is one ("API Error: 400 ..."); `errors` holds
          * diagnostics, not messages for people. */
-        const char *result = str_member(msg, "result");
-        const char *subtype = str_member(msg, "subtype");
-        const char *reason = str_member(msg, "terminal_reason");
+        const char *result = runner_json_str(msg, "result");
+        const char *subtype = runner_json_str(msg, "subtype");
+        const char *reason = runner_json_str(msg, "terminal_reason");
         if (result && *result) {
             error = result;
         } else {
@@ -420,9 +409,9 @@ static void on_result(struct claude_state *st, const json_t *msg, struct runner_
 static void on_control_request(struct claude_state *st, const json_t *msg, struct runner_items *out,
                                struct runner_buf *in)
 {
-    const char *id = str_member(msg, "request_id");
+    const char *id = runner_json_str(msg, "request_id");
     const json_t *request = json_object_get(msg, "request");
-    const char *subtype = str_member(request, "subtype");
+    const char *subtype = runner_json_str(request, "subtype");
     char why[128];
 
     if (!id || !*id) {
@@ -430,7 +419,7 @@ static void on_control_request(struct claude_state *st, const json_t *msg, struc
         return;
     }
     if (subtype && strcmp(subtype, "can_use_tool") == 0) {
-        const char *tool = str_member(request, "tool_name");
+        const char *tool = runner_json_str(request, "tool_name");
         json_t *input = json_object_get(request, "input");
         if (tool && *tool) {
             runner_items_permission(out, id, tool, input ? json_incref(input) : json_object());
@@ -456,11 +445,11 @@ static void on_control_request(struct claude_state *st, const json_t *msg, struc
 static void on_control_response(const json_t *msg)
 {
     const json_t *resp = json_object_get(msg, "response");
-    const char *subtype = str_member(resp, "subtype");
-    const char *id = str_member(resp, "request_id");
+    const char *subtype = runner_json_str(resp, "subtype");
+    const char *id = runner_json_str(resp, "request_id");
     if (subtype && strcmp(subtype, "error") == 0)
         log_warn("claude: control request %s failed: %s", id ? id : "?",
-                 str_member(resp, "error") ? str_member(resp, "error") : "(no text)");
+                 runner_json_str(resp, "error") ? runner_json_str(resp, "error") : "(no text)");
     else
         log_debug("claude: control request %s answered", id ? id : "?");
 }
@@ -477,12 +466,12 @@ static void claude_parse_line(void *p, const char *line, size_t len, struct runn
         unreadable(st, "invalid JSON", line, len, out);
         return;
     }
-    type = str_member(msg, "type");
+    type = runner_json_str(msg, "type");
     if (!type) {
         unreadable(st, "no type", line, len, out);
     } else if (strcmp(type, "system") == 0) {
-        const char *subtype = str_member(msg, "subtype");
-        const char *sid = str_member(msg, "session_id");
+        const char *subtype = runner_json_str(msg, "subtype");
+        const char *sid = runner_json_str(msg, "session_id");
         if (subtype && strcmp(subtype, "init") == 0 && sid && *sid)
             runner_items_native_id(out, sid);
         else
@@ -498,7 +487,7 @@ static void claude_parse_line(void *p, const char *line, size_t len, struct runn
     } else if (strcmp(type, "control_request") == 0) {
         on_control_request(st, msg, out, in);
     } else if (strcmp(type, "control_cancel_request") == 0) {
-        const char *id = str_member(msg, "request_id");
+        const char *id = runner_json_str(msg, "request_id");
         if (id && *id)
             runner_items_cancel(out, id);
     } else if (strcmp(type, "control_response") == 0) {

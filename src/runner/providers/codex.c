@@ -130,17 +130,6 @@ static int codex_answer(void *p, const char *id, bool allow, json_t *input, cons
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-static const char *str_member(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static int64_t int_member(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
 /* An `error` event for a line we cannot read (provider.c). */
 static void unreadable(struct codex_state *st, const char *why, const char *line, size_t len,
                        struct runner_items *out)
@@ -148,25 +137,16 @@ static void unreadable(struct codex_state *st, const char *why, const char *line
     runner_items_unreadable(out, st->ctx, "codex", why, line, len);
 }
 
-/* Sets key of ev to a copy of v when v is present (ev NULL or a failed copy: failed). */
-static void set_extra(json_t *ev, const char *key, const json_t *v, struct runner_items *out)
-{
-    if (!ev || !v)
-        return;
-    json_t *copy = json_deep_copy(v);
-    if (!copy || json_object_set_new(ev, key, copy) < 0)
-        out->failed = true;
-}
-
 /* A tool_use event (input taken), with the extra members of item named in extras. */
 static json_t *tool_use(struct codex_state *st, const json_t *item, const char *name, json_t *input,
                         const char *const *extras, const char *const *as, size_t n_extras,
                         struct runner_items *out)
 {
-    json_t *ev = input ? event_new_tool_use(st->ctx, str_member(item, "id"), name, input) : NULL;
+    json_t *ev =
+        input ? event_new_tool_use(st->ctx, runner_json_str(item, "id"), name, input) : NULL;
     json_decref(input);
     for (size_t i = 0; ev && i < n_extras; i++)
-        set_extra(ev, as[i], json_object_get(item, extras[i]), out);
+        runner_json_set_copy(ev, as[i], json_object_get(item, extras[i]), out);
     return ev;
 }
 
@@ -174,23 +154,23 @@ static void on_command(struct codex_state *st, const json_t *item, struct runner
 {
     static const char *const extras[] = {"aggregated_output", "exit_code", "status"};
     static const char *const as[] = {"output", "exitCode", "status"};
-    const char *status = str_member(item, "status");
+    const char *status = runner_json_str(item, "status");
     const json_t *code = json_object_get(item, "exit_code");
-    const char *output = str_member(item, "aggregated_output");
-    json_t *input = json_pack("{s:s}", "command", str_member(item, "command") ?: "");
+    const char *output = runner_json_str(item, "aggregated_output");
+    json_t *input = json_pack("{s:s}", "command", runner_json_str(item, "command") ?: "");
 
     runner_items_event(out, tool_use(st, item, "Bash", input, extras, as, 3, out));
     bool failed = (status && strcmp(status, "failed") == 0) ||
                   (json_is_integer(code) && json_integer_value(code) != 0);
-    runner_items_event(
-        out, event_new_tool_result(st->ctx, str_member(item, "id"), output ? output : "", failed));
+    runner_items_event(out, event_new_tool_result(st->ctx, runner_json_str(item, "id"),
+                                                  output ? output : "", failed));
 }
 
 static void on_file_change(struct codex_state *st, const json_t *item, struct runner_items *out)
 {
     static const char *const extras[] = {"status"};
     const json_t *changes = json_object_get(item, "changes");
-    const char *status = str_member(item, "status");
+    const char *status = runner_json_str(item, "status");
     struct runner_buf text = {0};
     size_t i;
     json_t *c;
@@ -200,8 +180,8 @@ static void on_file_change(struct codex_state *st, const json_t *item, struct ru
     runner_items_event(out, tool_use(st, item, "FileChanges", input, extras, extras, 1, out));
     json_array_foreach(changes, i, c)
     {
-        const char *kind = str_member(c, "kind") ?: "update";
-        const char *path = str_member(c, "path") ?: "?";
+        const char *kind = runner_json_str(c, "kind") ?: "update";
+        const char *path = runner_json_str(c, "path") ?: "?";
         if (rc == 0 && i > 0)
             rc = runner_buf_append(&text, "\n", 1);
         if (rc == 0)
@@ -217,7 +197,7 @@ static void on_file_change(struct codex_state *st, const json_t *item, struct ru
         out->failed = true;
     } else {
         bool failed = status && strcmp(status, "failed") == 0;
-        runner_items_event(out, event_new_tool_result(st->ctx, str_member(item, "id"),
+        runner_items_event(out, event_new_tool_result(st->ctx, runner_json_str(item, "id"),
                                                       text.data ? text.data : "", failed));
     }
     runner_buf_free(&text);
@@ -229,8 +209,8 @@ static void on_mcp_call(struct codex_state *st, const json_t *item, struct runne
     const json_t *args = json_object_get(item, "arguments");
     const json_t *result = json_object_get(item, "result");
     const json_t *error = json_object_get(item, "error");
-    const char *status = str_member(item, "status");
-    const char *tool = str_member(item, "tool");
+    const char *status = runner_json_str(item, "status");
+    const char *tool = runner_json_str(item, "tool");
     char *text = NULL;
 
     json_t *input = args && json_is_object(args) ? json_deep_copy(args) : json_object();
@@ -238,8 +218,8 @@ static void on_mcp_call(struct codex_state *st, const json_t *item, struct runne
         out, tool_use(st, item, tool && *tool ? tool : "mcp", input, extras, extras, 4, out));
     if (error && !json_is_null(error)) {
         const char *msg =
-            json_is_string(error) ? json_string_value(error) : str_member(error, "message");
-        runner_items_event(out, event_new_tool_result(st->ctx, str_member(item, "id"),
+            json_is_string(error) ? json_string_value(error) : runner_json_str(error, "message");
+        runner_items_event(out, event_new_tool_result(st->ctx, runner_json_str(item, "id"),
                                                       msg ? msg : "MCP tool call failed", true));
         return;
     }
@@ -250,26 +230,27 @@ static void on_mcp_call(struct codex_state *st, const json_t *item, struct runne
             return;
         }
     }
-    runner_items_event(out, event_new_tool_result(st->ctx, str_member(item, "id"), text ? text : "",
-                                                  status && strcmp(status, "failed") == 0));
+    runner_items_event(out,
+                       event_new_tool_result(st->ctx, runner_json_str(item, "id"), text ? text : "",
+                                             status && strcmp(status, "failed") == 0));
     free(text);
 }
 
 static void on_item_completed(struct codex_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *item = json_object_get(msg, "item");
-    const char *type = str_member(item, "type");
+    const char *type = runner_json_str(item, "type");
 
     if (!type) {
         log_debug("codex: ignoring item.completed without an item type");
         return;
     }
     if (strcmp(type, "agent_message") == 0) {
-        const char *text = str_member(item, "text");
+        const char *text = runner_json_str(item, "text");
         if (text && *text)
             runner_items_event(out, event_new_text(st->ctx, "assistant", text));
     } else if (strcmp(type, "reasoning") == 0) {
-        const char *text = str_member(item, "text");
+        const char *text = runner_json_str(item, "text");
         if (text && *text)
             runner_items_event(out, event_new_thinking(st->ctx, text));
     } else if (strcmp(type, "command_execution") == 0) {
@@ -279,14 +260,14 @@ static void on_item_completed(struct codex_state *st, const json_t *msg, struct 
     } else if (strcmp(type, "mcp_tool_call") == 0) {
         on_mcp_call(st, item, out);
     } else if (strcmp(type, "web_search") == 0) {
-        json_t *input = json_pack("{s:s}", "query", str_member(item, "query") ?: "");
+        json_t *input = json_pack("{s:s}", "query", runner_json_str(item, "query") ?: "");
         runner_items_event(out, tool_use(st, item, "WebSearch", input, NULL, NULL, 0, out));
     } else if (strcmp(type, "todo_list") == 0) {
         const json_t *items = json_object_get(item, "items");
         json_t *input = json_pack("{s:o}", "items", items ? json_deep_copy(items) : json_array());
         runner_items_event(out, tool_use(st, item, "TodoList", input, NULL, NULL, 0, out));
     } else if (strcmp(type, "error") == 0) {
-        const char *text = str_member(item, "message");
+        const char *text = runner_json_str(item, "message");
         runner_items_event(out, event_new_error(st->ctx, text && *text ? text : "codex: error"));
     } else {
         log_debug("codex: ignoring an item of type %s", type);
@@ -300,13 +281,13 @@ static void on_turn_completed(struct codex_state *st, const json_t *msg, struct 
     if (json_is_object(usage)) {
         /* OpenAI counts cached input inside input_tokens: used is input + output. */
         struct token_budget tb = {
-            .input_tokens = int_member(usage, "input_tokens"),
-            .output_tokens = int_member(usage, "output_tokens"),
+            .input_tokens = runner_json_int(usage, "input_tokens"),
+            .output_tokens = runner_json_int(usage, "output_tokens"),
             .cache_read_tokens = json_object_get(usage, "cached_input_tokens")
-                                     ? int_member(usage, "cached_input_tokens")
+                                     ? runner_json_int(usage, "cached_input_tokens")
                                      : -1,
             .cache_creation_tokens = json_object_get(usage, "cache_write_input_tokens")
-                                         ? int_member(usage, "cache_write_input_tokens")
+                                         ? runner_json_int(usage, "cache_write_input_tokens")
                                          : -1,
             .total = 0,
         };
@@ -320,9 +301,9 @@ static void on_turn_completed(struct codex_state *st, const json_t *msg, struct 
  * JSON ({"type":"error","error":{"message":...}}). */
 static void on_turn_failed(const json_t *msg, struct runner_items *out)
 {
-    const char *text = str_member(json_object_get(msg, "error"), "message");
+    const char *text = runner_json_str(json_object_get(msg, "error"), "message");
     json_t *inner = text ? json_loads(text, 0, NULL) : NULL;
-    const char *api = str_member(json_object_get(inner, "error"), "message");
+    const char *api = runner_json_str(json_object_get(inner, "error"), "message");
     char buf[1024];
 
     if (api && *api) {
@@ -347,11 +328,11 @@ static void codex_parse_line(void *p, const char *line, size_t len, struct runne
         unreadable(st, "invalid JSON", line, len, out);
         return;
     }
-    type = str_member(msg, "type");
+    type = runner_json_str(msg, "type");
     if (!type) {
         unreadable(st, "no type", line, len, out);
     } else if (strcmp(type, "thread.started") == 0) {
-        const char *id = str_member(msg, "thread_id");
+        const char *id = runner_json_str(msg, "thread_id");
         if (id && *id)
             runner_items_native_id(out, id);
         else
@@ -363,7 +344,7 @@ static void codex_parse_line(void *p, const char *line, size_t len, struct runne
     } else if (strcmp(type, "turn.failed") == 0) {
         on_turn_failed(msg, out);
     } else if (strcmp(type, "error") == 0) {
-        const char *text = str_member(msg, "message");
+        const char *text = runner_json_str(msg, "message");
         log_info("codex: %s", text ? text : "(error line without message)");
     } else {
         log_debug("codex: ignoring a line of type %s", type);

@@ -176,17 +176,6 @@ static int gemini_answer(void *p, const char *id, bool allow, json_t *input, con
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-static const char *str_member(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static int64_t int_member(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
 /* An `error` event for a line we cannot read (provider.c). */
 static void unreadable(struct gemini_state *st, const char *why, const char *line, size_t len,
                        struct runner_items *out)
@@ -210,8 +199,8 @@ static void end_stream(struct gemini_state *st, struct runner_items *out)
 
 static void on_message(struct gemini_state *st, const json_t *msg, struct runner_items *out)
 {
-    const char *role = str_member(msg, "role");
-    const char *content = str_member(msg, "content");
+    const char *role = runner_json_str(msg, "role");
+    const char *content = runner_json_str(msg, "content");
 
     if (!role || strcmp(role, "assistant") != 0) {
         log_debug("gemini: dropping a %s message", role ? role : "role-less");
@@ -230,7 +219,7 @@ static void on_message(struct gemini_state *st, const json_t *msg, struct runner
 static void on_tool_use(struct gemini_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *params = json_object_get(msg, "parameters");
-    const char *name = str_member(msg, "tool_name");
+    const char *name = runner_json_str(msg, "tool_name");
     json_t *input = json_is_object(params) ? json_deep_copy(params) : json_object();
 
     end_stream(st, out);
@@ -238,7 +227,7 @@ static void on_tool_use(struct gemini_state *st, const json_t *msg, struct runne
         out->failed = true;
         return;
     }
-    runner_items_event(out, event_new_tool_use(st->ctx, str_member(msg, "tool_id"),
+    runner_items_event(out, event_new_tool_use(st->ctx, runner_json_str(msg, "tool_id"),
                                                name && *name ? name : "tool", input));
     json_decref(input);
 }
@@ -246,7 +235,7 @@ static void on_tool_use(struct gemini_state *st, const json_t *msg, struct runne
 static void on_tool_result(struct gemini_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *output = json_object_get(msg, "output");
-    const char *status = str_member(msg, "status");
+    const char *status = runner_json_str(msg, "status");
     bool failed = status && strcmp(status, "error") == 0;
     char *dumped = NULL;
     const char *text;
@@ -262,12 +251,12 @@ static void on_tool_result(struct gemini_state *st, const json_t *msg, struct ru
         }
         text = dumped;
     } else {
-        text = str_member(json_object_get(msg, "error"), "message");
+        text = runner_json_str(json_object_get(msg, "error"), "message");
         if (!text)
             text = failed ? "gemini: the tool failed" : "";
     }
-    runner_items_event(out,
-                       event_new_tool_result(st->ctx, str_member(msg, "tool_id"), text, failed));
+    runner_items_event(
+        out, event_new_tool_result(st->ctx, runner_json_str(msg, "tool_id"), text, failed));
     free(dumped);
 }
 
@@ -275,12 +264,12 @@ static void on_tool_result(struct gemini_state *st, const json_t *msg, struct ru
  * ("[API Error: {\"error\":{\"message\":...}}]"). */
 static void turn_failed(const json_t *msg, struct runner_items *out)
 {
-    const char *text = str_member(json_object_get(msg, "error"), "message");
+    const char *text = runner_json_str(json_object_get(msg, "error"), "message");
     const char *open = text ? strchr(text, '{') : NULL;
     const char *close = text ? strrchr(text, '}') : NULL;
     json_t *inner =
         open && close > open ? json_loadb(open, (size_t)(close - open + 1), 0, NULL) : NULL;
-    const char *api = str_member(json_object_get(inner, "error"), "message");
+    const char *api = runner_json_str(json_object_get(inner, "error"), "message");
     char buf[1024];
 
     if (api && *api) {
@@ -295,20 +284,20 @@ static void turn_failed(const json_t *msg, struct runner_items *out)
 static void on_result(struct gemini_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *stats = json_object_get(msg, "stats");
-    const char *status = str_member(msg, "status");
+    const char *status = runner_json_str(msg, "status");
 
     end_stream(st, out);
     if (json_is_object(stats)) {
         /* input_tokens counts the cached input too: used is total_tokens (input + output). */
         struct token_budget tb = {
-            .input_tokens = int_member(stats, "input_tokens"),
-            .output_tokens = int_member(stats, "output_tokens"),
+            .input_tokens = runner_json_int(stats, "input_tokens"),
+            .output_tokens = runner_json_int(stats, "output_tokens"),
             .cache_read_tokens =
-                json_object_get(stats, "cached") ? int_member(stats, "cached") : -1,
+                json_object_get(stats, "cached") ? runner_json_int(stats, "cached") : -1,
             .cache_creation_tokens = -1,
             .total = 0,
         };
-        tb.used = json_object_get(stats, "total_tokens") ? int_member(stats, "total_tokens")
+        tb.used = json_object_get(stats, "total_tokens") ? runner_json_int(stats, "total_tokens")
                                                          : tb.input_tokens + tb.output_tokens;
         runner_items_event(out, event_new_token_budget(st->ctx, &tb));
     }
@@ -331,11 +320,11 @@ static void gemini_parse_line(void *p, const char *line, size_t len, struct runn
         unreadable(st, "invalid JSON", line, len, out);
         return;
     }
-    type = str_member(msg, "type");
+    type = runner_json_str(msg, "type");
     if (!type) {
         unreadable(st, "no type", line, len, out);
     } else if (strcmp(type, "init") == 0) {
-        const char *id = str_member(msg, "session_id");
+        const char *id = runner_json_str(msg, "session_id");
         if (id && *id)
             runner_items_native_id(out, id);
         else
@@ -349,7 +338,7 @@ static void gemini_parse_line(void *p, const char *line, size_t len, struct runn
     } else if (strcmp(type, "result") == 0) {
         on_result(st, msg, out);
     } else if (strcmp(type, "error") == 0) {
-        const char *text = str_member(msg, "message");
+        const char *text = runner_json_str(msg, "message");
         end_stream(st, out);
         runner_items_event(out, event_new_error(st->ctx, text && *text ? text : "gemini: error"));
     } else {

@@ -128,17 +128,6 @@ static int opencode_answer(void *p, const char *id, bool allow, json_t *input, c
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-static const char *str_member(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static int64_t int_member(const json_t *obj, const char *key)
-{
-    const json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
-}
-
 /* An `error` event for a line we cannot read (provider.c). */
 static void unreadable(struct opencode_state *st, const char *why, const char *line, size_t len,
                        struct runner_items *out)
@@ -146,35 +135,25 @@ static void unreadable(struct opencode_state *st, const char *why, const char *l
     runner_items_unreadable(out, st->ctx, "opencode", why, line, len);
 }
 
-/* Sets key of ev to a copy of v when v is present (ev NULL or a failed copy: failed). */
-static void set_extra(json_t *ev, const char *key, const json_t *v, struct runner_items *out)
-{
-    if (!ev || !v)
-        return;
-    json_t *copy = json_deep_copy(v);
-    if (!copy || json_object_set_new(ev, key, copy) < 0)
-        out->failed = true;
-}
-
 static void on_tool(struct opencode_state *st, const json_t *part, struct runner_items *out)
 {
     const json_t *state = json_object_get(part, "state");
     const json_t *input = json_object_get(state, "input");
-    const char *tool = str_member(part, "tool");
-    const char *id = str_member(part, "callID") ?: str_member(part, "id");
-    const char *status = str_member(state, "status");
+    const char *tool = runner_json_str(part, "tool");
+    const char *id = runner_json_str(part, "callID") ?: runner_json_str(part, "id");
+    const char *status = runner_json_str(state, "status");
 
     json_t *in = json_is_object(input) ? json_deep_copy(input) : json_object();
     json_t *ev = in ? event_new_tool_use(st->ctx, id, tool && *tool ? tool : "tool", in) : NULL;
     json_decref(in);
-    set_extra(ev, "status", json_object_get(state, "status"), out);
-    set_extra(ev, "title", json_object_get(state, "title"), out);
+    runner_json_set_copy(ev, "status", json_object_get(state, "status"), out);
+    runner_json_set_copy(ev, "title", json_object_get(state, "title"), out);
     runner_items_event(out, ev);
     if (status && strcmp(status, "completed") == 0) {
-        const char *output = str_member(state, "output");
+        const char *output = runner_json_str(state, "output");
         runner_items_event(out, event_new_tool_result(st->ctx, id, output ? output : "", false));
     } else if (status && strcmp(status, "error") == 0) {
-        const char *error = str_member(state, "error");
+        const char *error = runner_json_str(state, "error");
         runner_items_event(
             out, event_new_tool_result(st->ctx, id, error && *error ? error : "tool failed", true));
     }
@@ -183,17 +162,18 @@ static void on_tool(struct opencode_state *st, const json_t *part, struct runner
 static void on_step_finish(struct opencode_state *st, const json_t *part, struct runner_items *out)
 {
     const json_t *tokens = json_object_get(part, "tokens");
-    const char *reason = str_member(part, "reason");
+    const char *reason = runner_json_str(part, "reason");
 
     if (json_is_object(tokens)) {
         const json_t *cache = json_object_get(tokens, "cache");
         const json_t *total = json_object_get(tokens, "total");
         struct token_budget tb = {
-            .input_tokens = int_member(tokens, "input"),
-            .output_tokens = int_member(tokens, "output"),
-            .cache_read_tokens = json_object_get(cache, "read") ? int_member(cache, "read") : -1,
+            .input_tokens = runner_json_int(tokens, "input"),
+            .output_tokens = runner_json_int(tokens, "output"),
+            .cache_read_tokens =
+                json_object_get(cache, "read") ? runner_json_int(cache, "read") : -1,
             .cache_creation_tokens =
-                json_object_get(cache, "write") ? int_member(cache, "write") : -1,
+                json_object_get(cache, "write") ? runner_json_int(cache, "write") : -1,
             .total = 0,
         };
         tb.used = json_is_integer(total) ? (int64_t)json_integer_value(total)
@@ -213,14 +193,14 @@ static void on_step_finish(struct opencode_state *st, const json_t *part, struct
 static void on_error(const json_t *msg, struct runner_items *out)
 {
     const json_t *error = json_object_get(msg, "error");
-    const char *name = str_member(error, "name");
+    const char *name = runner_json_str(error, "name");
     const char *text = json_string_value(error);
     char buf[1024];
 
     if (!text)
-        text = str_member(json_object_get(error, "data"), "message");
+        text = runner_json_str(json_object_get(error, "data"), "message");
     if (!text)
-        text = str_member(error, "message");
+        text = runner_json_str(error, "message");
     if (text && *text) {
         snprintf(buf, sizeof buf, "opencode: %s: %s", name && *name ? name : "error", text);
         runner_items_result(out, true, buf);
@@ -242,20 +222,20 @@ static void opencode_parse_line(void *p, const char *line, size_t len, struct ru
         unreadable(st, "invalid JSON", line, len, out);
         return;
     }
-    type = str_member(msg, "type");
+    type = runner_json_str(msg, "type");
     if (!type) {
         unreadable(st, "no type", line, len, out);
         json_decref(msg);
         return;
     }
-    const char *sid = str_member(msg, "sessionID");
+    const char *sid = runner_json_str(msg, "sessionID");
     if (sid && *sid && !st->native_seen) {
         st->native_seen = true;
         runner_items_native_id(out, sid);
     }
     const json_t *part = json_object_get(msg, "part");
     if (strcmp(type, "text") == 0 || strcmp(type, "reasoning") == 0) {
-        const char *text = str_member(part, "text");
+        const char *text = runner_json_str(part, "text");
         if (text && *text)
             runner_items_event(out, type[0] == 't' ? event_new_text(st->ctx, "assistant", text)
                                                    : event_new_thinking(st->ctx, text));
