@@ -83,10 +83,7 @@ static json_t *send_options(json_t *options, enum provider_id provider, const ch
         json_object_set(out, "sessionSummary", v);
     }
     if ((v = json_object_get(options, "permissionMode"))) {
-        bool known = false;
-        for (int i = 0; json_is_string(v) && provider_caps[provider].modes[i] && !known; i++)
-            known = strcmp(provider_caps[provider].modes[i], json_string_value(v)) == 0;
-        if (!known) {
+        if (!provider_mode_known(provider, json_string_value(v))) {
             response_error(resp, CODE_INVALID_REQUEST, sid,
                            "options.permissionMode is not a permission mode of %s",
                            provider_name(provider));

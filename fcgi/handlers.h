@@ -2,17 +2,10 @@
 #ifndef CGW_FCGI_HANDLERS_H
 #define CGW_FCGI_HANDLERS_H
 
+#include "core/providers.h"
 #include "fcgi/router.h"
 
-/* h_health.c */
-
-/* What chatgw can do with each provider (the table is in h_health.c). */
-struct provider_caps {
-    const char *modes[8]; /* permission modes, NULL-terminated */
-    bool adapter;         /* the runner has an adapter for it */
-    bool permission_requests, abort, resume;
-};
-extern const struct provider_caps provider_caps[PROVIDER__COUNT];
+/* h_health.c (the provider table is core/providers.h) */
 
 void h_health(struct worker *w, struct request *req, const struct query *q, struct response *resp);
 void h_providers(struct worker *w, struct request *req, const struct query *q,

@@ -3,7 +3,10 @@
  * Required checks (a FAIL makes the exit status 1): the configuration loads, the
  * database opens, is migrated to this binary's schema and is writable, Redis
  * answers PING, every projects.roots directory exists, runner.path is executable.
- * Provider CLIs that cannot be found are warnings: a host may serve only some.
+ * Provider CLIs that cannot be found are warnings: a host may serve only some. Each
+ * provider's line also says what chatgw can do with it (core/providers.h, the table
+ * GET /providers reads); --json adds a "providers" array shaped like /providers plus
+ * the configured "bin" and the "path" found.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/providers.h"
 #include "ctl/ctl.h"
 
 enum check_status { CHECK_OK = 0, CHECK_WARN, CHECK_FAIL, CHECK_SKIP, CHECK__COUNT };
@@ -21,7 +25,6 @@ static const char *const status_text[CHECK__COUNT] = {"ok", "warn", "FAIL", "ski
 static const char *const status_json[CHECK__COUNT] = {"ok", "warn", "fail", "skip"};
 
 #define MAX_RESULTS 64
-#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
 struct result {
     char name[32];
@@ -29,11 +32,19 @@ struct result {
     char detail[512];
 };
 
+/* What check_providers found for one provider. */
+struct provider_check {
+    bool found;
+    char path[4096];
+};
+
 struct doctor {
     struct ctl *ctl;
     struct store *st; /* the open database, or NULL */
     struct result results[MAX_RESULTS];
     size_t n;
+    struct provider_check providers[PROVIDER__COUNT];
+    bool providers_checked;
 };
 
 static void report(struct doctor *d, enum check_status status, const char *name, const char *fmt,
@@ -180,25 +191,19 @@ static void check_runner(struct doctor *d)
         report(d, CHECK_OK, "runner", "%s is executable", path);
 }
 
-/* Finds bin like execvp would: a name with a '/' as is, else each $PATH entry.
- * Writes the file found into out; returns 0 or -1. */
-static int find_program(const char *bin, const char *path_env, char *out, size_t size)
+/* Appends "; modes a, b; supports x, y" (core/providers.h, as GET /providers says). */
+static void caps_text(enum provider_id p, char *buf, size_t size)
 {
-    if (strchr(bin, '/')) {
-        snprintf(out, size, "%s", bin);
-        return executable(bin);
-    }
-    for (const char *p = path_env; p;) {
-        const char *colon = strchr(p, ':');
-        size_t len = colon ? (size_t)(colon - p) : strlen(p);
-        /* An empty entry means the current directory. */
-        int n = len ? snprintf(out, size, "%.*s/%s", (int)len, p, bin)
-                    : snprintf(out, size, "./%s", bin);
-        if (n > 0 && (size_t)n < size && executable(out) == 0)
-            return 0;
-        p = colon ? colon + 1 : NULL;
-    }
-    return -1;
+    const struct provider_caps *c = &provider_caps[p];
+    size_t off = strlen(buf);
+
+    off += (size_t)snprintf(buf + off, off < size ? size - off : 0, "; modes ");
+    for (int m = 0; c->modes[m] && off < size; m++)
+        off += (size_t)snprintf(buf + off, size - off, "%s%s", m ? "," : "", c->modes[m]);
+    if (off < size)
+        snprintf(buf + off, size - off, "; supports abort %s, resume %s, permission requests %s%s",
+                 c->abort ? "yes" : "no", c->resume ? "yes" : "no",
+                 c->permission_requests ? "yes" : "no", c->adapter ? "" : "; no runner adapter");
 }
 
 static void check_providers(struct doctor *d)
@@ -208,22 +213,50 @@ static void check_providers(struct doctor *d)
         if (strncmp(*e, "PATH=", 5) == 0)
             path_env = *e + 5;
     }
-    if (!path_env)
-        path_env = DEFAULT_PATH;
 
     for (int p = 0; p < PROVIDER__COUNT; p++) {
         const char *bin = d->ctl->cfg.provider_bin[p];
         const char *name = provider_name((enum provider_id)p);
-        char found[4096];
-        if (find_program(bin, path_env, found, sizeof found) == 0)
-            report(d, CHECK_OK, name, "%s", found);
-        else if (strchr(bin, '/'))
-            report(d, CHECK_WARN, name, "%s.bin %s: %s (provider unavailable)", name, bin,
-                   strerror(errno));
+        struct provider_check *pc = &d->providers[p];
+        char found[4096], detail[512];
+        bool ok = provider_find_bin(bin, path_env, found, sizeof found) == 0;
+        int err = errno;
+
+        pc->found = ok;
+        if (ok) {
+            memcpy(pc->path, found, sizeof pc->path);
+            snprintf(detail, sizeof detail, "%.300s (%s.bin %.100s)", found, name, bin);
+        } else if (strchr(bin, '/'))
+            snprintf(detail, sizeof detail, "%s.bin %.300s: %s (provider unavailable)", name, bin,
+                     strerror(err));
         else
-            report(d, CHECK_WARN, name, "%s.bin '%s' not found in PATH (provider unavailable)",
-                   name, bin);
+            snprintf(detail, sizeof detail,
+                     "%s.bin '%.300s' not found in PATH (provider unavailable)", name, bin);
+        caps_text((enum provider_id)p, detail, sizeof detail);
+        report(d, ok && provider_caps[p].adapter ? CHECK_OK : CHECK_WARN, name, "%s", detail);
     }
+    d->providers_checked = true;
+}
+
+/* The providers as GET /providers lists them, plus the binary configured and found. */
+static json_t *providers_json(struct doctor *d)
+{
+    json_t *arr = json_array();
+    for (int p = 0; arr && p < PROVIDER__COUNT; p++) {
+        const struct provider_check *pc = &d->providers[p];
+        json_t *o = provider_caps_json((enum provider_id)p, pc->found);
+        if (o &&
+            (json_object_set_new(o, "bin", json_string(d->ctl->cfg.provider_bin[p])) < 0 ||
+             json_object_set_new(o, "path", pc->found ? json_string(pc->path) : json_null()) < 0)) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (json_array_append_new(arr, o) < 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
 }
 
 /* In order; each adds one result or more. */
@@ -264,6 +297,11 @@ static int print_json(struct doctor *d, bool ok, bool verbose)
         }
     }
     json_t *root = arr ? json_pack("{s:b, s:o}", "ok", ok, "checks", arr) : NULL;
+    if (root && d->providers_checked &&
+        json_object_set_new(root, "providers", providers_json(d)) < 0) {
+        json_decref(root);
+        root = NULL;
+    }
     if (root && verbose && d->ctl->config_loaded &&
         json_object_set_new(root, "config", config_json(&d->ctl->cfg)) < 0) {
         json_decref(root);

@@ -6,12 +6,11 @@
 
 #include "core/util.h"
 
-/* One adapter per provider; NULL until the provider has one (codex, cursor, gemini and
- * opencode come as one file each). */
+/* One adapter per provider, one file each in providers/; NULL would refuse its runs. */
 static const struct runner_provider *const provider_table[PROVIDER__COUNT] = {
     [PROVIDER_CLAUDE] = &claude_provider,
     [PROVIDER_CODEX] = &codex_provider,
-    [PROVIDER_CURSOR] = NULL,
+    [PROVIDER_CURSOR] = &cursor_provider,
     [PROVIDER_GEMINI] = &gemini_provider,
     [PROVIDER_OPENCODE] = &opencode_provider,
 };

@@ -182,6 +182,7 @@ struct runner_provider {
 
 extern const struct runner_provider claude_provider;
 extern const struct runner_provider codex_provider;
+extern const struct runner_provider cursor_provider;
 extern const struct runner_provider gemini_provider;
 extern const struct runner_provider opencode_provider;
 
