@@ -8,10 +8,8 @@
 
 /* One adapter per provider, one file each in providers/; NULL would refuse its runs. */
 static const struct runner_provider *const provider_table[PROVIDER__COUNT] = {
-    [PROVIDER_CLAUDE] = &claude_provider,
-    [PROVIDER_CODEX] = &codex_provider,
-    [PROVIDER_CURSOR] = &cursor_provider,
-    [PROVIDER_GEMINI] = &gemini_provider,
+    [PROVIDER_CLAUDE] = &claude_provider,     [PROVIDER_CODEX] = &codex_provider,
+    [PROVIDER_CURSOR] = &cursor_provider,     [PROVIDER_GEMINI] = &gemini_provider,
     [PROVIDER_OPENCODE] = &opencode_provider,
 };
 
