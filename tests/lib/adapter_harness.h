@@ -1,17 +1,21 @@
 /* adapter_harness.h: replays a provider CLI's stdout through one adapter and compares
  * what came out, one summary line per item, with the lines a test expects.
  *
- *   struct harness h = {&cursor_provider, &ctx, "cursor"};   (fixtures dir tests/fixtures/cursor)
+ *   struct harness h = {&cursor_provider, &ctx, "cursor", NULL};  (tests/fixtures/cursor)
  *   struct harness_sum got;
  *   harness_transcript(&h, &req, "text.jsonl", &got, &in);
  *   HARNESS_EXPECT(&got, "text", "native_id ...", "text assistant: Hello", "result ok");
  *   harness_feed(&h, st, "{...}", &got, &in);          one line by hand
+ *   harness_finish(&h, st, &got);                      what the adapter's finish adds
  *   harness_join(&argv, buf, sizeof buf);              "a | b | c"
  * Summary lines: "text ROLE: CONTENT", "KIND: CONTENT" (thinking, error, stream_delta),
- * "tool_use ID NAME INPUT", "tool_result ID ok|error: CONTENT", "status TEXT used=..",
- * "native_id ID", "permission ID TOOL", "cancel ID", "result ok|error[: TEXT]", and the
- * kind alone for the rest. Header-only (static inline) because tap.h keeps its counters
- * per translation unit.
+ * "tool_use ID NAME INPUT", "tool_result ID ok|error: CONTENT",
+ * "status TEXT used=N in=N out=N cached=J total=J", "native_id ID",
+ * "permission ID TOOL INPUT", "cancel ID", "result ok|error[: TEXT]", and the kind alone
+ * for the rest. A test may give its own event_line (which can start from
+ * harness_event_line and append). Transcript files hold raw stdout lines, or
+ * {"dir","t","msg"} records of which the "out" ones are fed. Header-only (static
+ * inline) because tap.h keeps its counters per translation unit.
  */
 #ifndef CGW_TESTS_ADAPTER_HARNESS_H
 #define CGW_TESTS_ADAPTER_HARNESS_H
@@ -30,6 +34,8 @@ struct harness {
     const struct runner_provider *prov;
     const struct event_ctx *ctx;
     const char *fixtures; /* the directory under tests/fixtures/ */
+    /* The summary of an event (NULL: harness_event_line). */
+    void (*event_line)(const json_t *ev, char *line, size_t size);
 };
 
 struct harness_sum {
@@ -56,7 +62,7 @@ static inline const char *harness_json(const json_t *ev, const char *key, char *
 static inline void harness_event_line(const json_t *ev, char *line, size_t size)
 {
     const char *kind = harness_str(ev, "kind");
-    char a[256], b[64];
+    char a[256], b[64], c[64];
 
     if (strcmp(kind, "text") == 0) {
         snprintf(line, size, "text %s: %s", harness_str(ev, "role"), harness_str(ev, "content"));
@@ -72,17 +78,19 @@ static inline void harness_event_line(const json_t *ev, char *line, size_t size)
                  harness_str(ev, "content"));
     } else if (strcmp(kind, "status") == 0) {
         json_t *tb = json_object_get(ev, "tokenBudget");
-        snprintf(line, size, "status %s used=%lld in=%lld out=%lld total=%s",
+        snprintf(line, size, "status %s used=%lld in=%lld out=%lld cached=%s total=%s",
                  harness_str(ev, "text"), json_integer_value(json_object_get(tb, "used")),
                  json_integer_value(json_object_get(tb, "inputTokens")),
                  json_integer_value(json_object_get(tb, "outputTokens")),
-                 harness_json(tb, "total", b, sizeof b));
+                 harness_json(tb, "cacheReadTokens", b, sizeof b),
+                 harness_json(tb, "total", c, sizeof c));
     } else {
         snprintf(line, size, "%s", kind);
     }
 }
 
-static inline void harness_summarize(const struct runner_items *it, struct harness_sum *out)
+static inline void harness_summarize(const struct harness *h, const struct runner_items *it,
+                                     struct harness_sum *out)
 {
     for (size_t i = 0; i < it->n && out->n < HARNESS_MAX_LINES; i++) {
         const struct runner_item *x = &it->v[i];
@@ -90,14 +98,17 @@ static inline void harness_summarize(const struct runner_items *it, struct harne
         size_t size = sizeof out->lines[0];
         switch (x->type) {
         case RUNNER_ITEM_EVENT:
-            harness_event_line(x->ev, line, size);
+            (h->event_line ? h->event_line : harness_event_line)(x->ev, line, size);
             break;
         case RUNNER_ITEM_NATIVE_ID:
             snprintf(line, size, "native_id %s", x->id);
             break;
-        case RUNNER_ITEM_PERMISSION:
-            snprintf(line, size, "permission %s %s", x->id, x->tool_name);
+        case RUNNER_ITEM_PERMISSION: {
+            char *in = json_dumps(x->input, JSON_COMPACT);
+            snprintf(line, size, "permission %s %s %s", x->id, x->tool_name, in ? in : "?");
+            free(in);
             break;
+        }
         case RUNNER_ITEM_CANCEL:
             snprintf(line, size, "cancel %s", x->id);
             break;
@@ -118,7 +129,7 @@ static inline void harness_feed_len(const struct harness *h, void *st, const cha
     ok(!it.failed, "no allocation failed");
     for (size_t i = 0; i < it.n; i++)
         ok(it.v[i].type != RUNNER_ITEM_EVENT || it.v[i].ev, "an event item has its event");
-    harness_summarize(&it, out);
+    harness_summarize(h, &it, out);
     runner_items_clear(&it);
 }
 
@@ -128,8 +139,9 @@ static inline void harness_feed(const struct harness *h, void *st, const char *l
     harness_feed_len(h, st, line, strlen(line), out, in);
 }
 
-/* Feeds tests/fixtures/<h->fixtures>/<name>: one stdout line per line (a last line
- * without a newline too, as the runner flushes it at EOF), then the adapter's finish. */
+/* Feeds tests/fixtures/<h->fixtures>/<name>, one stdout line per line (a last line
+ * without a newline too, as the runner flushes it at EOF). No finish: a transcript may
+ * end as a killed CLI's stdout does. */
 static inline int harness_feed_file(const struct harness *h, void *st, const char *name,
                                     struct harness_sum *out, struct runner_buf *in)
 {
@@ -147,17 +159,32 @@ static inline int harness_feed_file(const struct harness *h, void *st, const cha
     while ((len = getline(&line, &cap, f)) > 0) {
         if (line[len - 1] == '\n')
             line[--len] = '\0';
-        harness_feed_len(h, st, line, (size_t)len, out, in);
+        json_t *rec = json_loadb(line, (size_t)len, 0, NULL);
+        const char *dir = json_string_value(json_object_get(rec, "dir"));
+        if (!dir) {
+            harness_feed_len(h, st, line, (size_t)len, out, in);
+        } else if (strcmp(dir, "out") == 0) {
+            char *text = json_dumps(json_object_get(rec, "msg"), JSON_COMPACT);
+            if (text)
+                harness_feed(h, st, text, out, in);
+            free(text);
+        }
+        json_decref(rec);
     }
     free(line);
     fclose(f);
-    if (h->prov->finish) {
-        struct runner_items it = {0};
-        h->prov->finish(st, &it);
-        harness_summarize(&it, out);
-        runner_items_clear(&it);
-    }
     return 0;
+}
+
+/* Appends what the adapter's finish (stdout ended) adds, if it has one. */
+static inline void harness_finish(const struct harness *h, void *st, struct harness_sum *out)
+{
+    struct runner_items it = {0};
+    if (h->prov->finish)
+        h->prov->finish(st, &it);
+    ok(!it.failed, "finish: no allocation failed");
+    harness_summarize(h, &it, out);
+    runner_items_clear(&it);
 }
 
 /* A fresh adapter state for req, the whole file fed to it, the state freed. */

@@ -12,7 +12,7 @@
 #define SID "6f1c2a9e-3b4d-4e5f-8a7b-1c2d3e4f5a6b"
 
 static const struct event_ctx ctx = {"2b1f0d6e-1111-4222-8333-444455556666", "run_t", "cursor"};
-static const struct harness h = {&cursor_provider, &ctx, "cursor"};
+static const struct harness h = {&cursor_provider, &ctx, "cursor", NULL};
 
 static struct runner_request base_req(void)
 {
