@@ -7,7 +7,7 @@
  *   HARNESS_EXPECT(&got, "text", "native_id ...", "text assistant: Hello", "result ok");
  *   harness_feed(&h, st, "{...}", &got, &in);          one line by hand
  *   harness_finish(&h, st, &got);                      what the adapter's finish adds
- *   harness_join(&argv, buf, sizeof buf);              "a | b | c"
+ *   harness_join(&argv, " | ", buf, sizeof buf);       "a | b | c"
  * Summary lines: "text ROLE: CONTENT", "KIND: CONTENT" (thinking, error, stream_delta),
  * "tool_use ID NAME INPUT", "tool_result ID ok|error: CONTENT",
  * "status TEXT used=N in=N out=N cached=J total=J", "native_id ID",
@@ -62,7 +62,7 @@ static inline const char *harness_json(const json_t *ev, const char *key, char *
 static inline void harness_event_line(const json_t *ev, char *line, size_t size)
 {
     const char *kind = harness_str(ev, "kind");
-    char a[256], b[64], c[64];
+    char b[64], c[64];
 
     if (strcmp(kind, "text") == 0) {
         snprintf(line, size, "text %s: %s", harness_str(ev, "role"), harness_str(ev, "content"));
@@ -70,8 +70,10 @@ static inline void harness_event_line(const json_t *ev, char *line, size_t size)
                strcmp(kind, "stream_delta") == 0) {
         snprintf(line, size, "%s: %s", kind, harness_str(ev, "content"));
     } else if (strcmp(kind, "tool_use") == 0) {
+        char *in = json_dumps(json_object_get(ev, "toolInput"), JSON_COMPACT | JSON_ENCODE_ANY);
         snprintf(line, size, "tool_use %s %s %s", harness_str(ev, "toolId"),
-                 harness_str(ev, "toolName"), harness_json(ev, "toolInput", a, sizeof a));
+                 harness_str(ev, "toolName"), in ? in : "-");
+        free(in);
     } else if (strcmp(kind, "tool_result") == 0) {
         snprintf(line, size, "tool_result %s %s: %s", harness_str(ev, "toolId"),
                  json_is_true(json_object_get(ev, "isError")) ? "error" : "ok",
@@ -215,13 +217,14 @@ static inline void harness_expect(const struct harness_sum *got, const char *con
         harness_expect(got, want_, sizeof want_ / sizeof want_[0], name);                          \
     } while (0)
 
-/* The strings of sv joined with " | " into buf (size bytes). */
-static inline void harness_join(const struct runner_strv *sv, char *buf, size_t size)
+/* The strings of sv joined with sep into buf (size bytes). */
+static inline void harness_join(const struct runner_strv *sv, const char *sep, char *buf,
+                                size_t size)
 {
     size_t off = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sv->n && off < size; i++)
-        off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? " | " : "", sv->v[i]);
+        off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? sep : "", sv->v[i]);
 }
 
 #endif

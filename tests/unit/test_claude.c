@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapter_harness.h"
 #include "runner/provider.h"
 #include "tap.h"
 
@@ -22,143 +23,27 @@ static struct runner_request base_req(void)
     return req;
 }
 
-/* ---- summaries: one line per item, easy to compare ---------------------------------- */
-
-struct sum {
-    char lines[64][512];
-    size_t n;
-};
-
-static const char *s(const json_t *ev, const char *key)
+/* Claude's token budget line also shows the context window (total). */
+static void claude_event_line(const json_t *ev, char *line, size_t size)
 {
-    const char *v = json_string_value(json_object_get(ev, key));
-    return v ? v : "(null)";
-}
-
-static void summarize(struct runner_items *it, struct sum *out)
-{
-    for (size_t i = 0; i < it->n && out->n < 64; i++) {
-        struct runner_item *x = &it->v[i];
-        char *line = out->lines[out->n++];
-        size_t size = sizeof out->lines[0];
-        const char *kind = x->ev ? s(x->ev, "kind") : "";
-        switch (x->type) {
-        case RUNNER_ITEM_EVENT:
-            if (strcmp(kind, "text") == 0) {
-                snprintf(line, size, "text %s: %s", s(x->ev, "role"), s(x->ev, "content"));
-            } else if (strcmp(kind, "stream_delta") == 0 || strcmp(kind, "thinking") == 0 ||
-                       strcmp(kind, "error") == 0) {
-                snprintf(line, size, "%s: %s", kind, s(x->ev, "content"));
-            } else if (strcmp(kind, "tool_use") == 0) {
-                char *in = json_dumps(json_object_get(x->ev, "toolInput"), JSON_COMPACT);
-                snprintf(line, size, "tool_use %s %s %s", s(x->ev, "toolId"), s(x->ev, "toolName"),
-                         in ? in : "?");
-                free(in);
-            } else if (strcmp(kind, "tool_result") == 0) {
-                snprintf(line, size, "tool_result %s %s: %s", s(x->ev, "toolId"),
-                         json_is_true(json_object_get(x->ev, "isError")) ? "error" : "ok",
-                         s(x->ev, "content"));
-            } else if (strcmp(kind, "status") == 0) {
-                json_t *tb = json_object_get(x->ev, "tokenBudget");
-                snprintf(line, size, "status %s used=%lld total=%lld in=%lld out=%lld",
-                         s(x->ev, "text"), json_integer_value(json_object_get(tb, "used")),
-                         json_integer_value(json_object_get(tb, "total")),
-                         json_integer_value(json_object_get(tb, "inputTokens")),
-                         json_integer_value(json_object_get(tb, "outputTokens")));
-            } else {
-                snprintf(line, size, "%s", kind);
-            }
-            break;
-        case RUNNER_ITEM_NATIVE_ID:
-            snprintf(line, size, "native_id %s", x->id);
-            break;
-        case RUNNER_ITEM_PERMISSION: {
-            char *in = json_dumps(x->input, JSON_COMPACT);
-            snprintf(line, size, "permission %s %s %s", x->id, x->tool_name, in ? in : "?");
-            free(in);
-            break;
-        }
-        case RUNNER_ITEM_CANCEL:
-            snprintf(line, size, "cancel %s", x->id);
-            break;
-        case RUNNER_ITEM_RESULT:
-            snprintf(line, size, "result %s%s%s", x->is_error ? "error" : "ok", x->text ? ": " : "",
-                     x->text ? x->text : "");
-            break;
-        }
+    if (strcmp(harness_str(ev, "kind"), "status") == 0) {
+        json_t *tb = json_object_get(ev, "tokenBudget");
+        snprintf(line, size, "status %s used=%lld total=%lld in=%lld out=%lld",
+                 harness_str(ev, "text"), json_integer_value(json_object_get(tb, "used")),
+                 json_integer_value(json_object_get(tb, "total")),
+                 json_integer_value(json_object_get(tb, "inputTokens")),
+                 json_integer_value(json_object_get(tb, "outputTokens")));
+        return;
     }
+    harness_event_line(ev, line, size);
 }
 
-/* Feeds one line to the adapter and appends what came out. */
-static void feed(void *st, const char *line, struct sum *out, struct runner_buf *in)
-{
-    struct runner_items it = {0};
-    claude_provider.parse_line(st, line, strlen(line), &it, in);
-    ok(!it.failed, "no allocation failed");
-    summarize(&it, out);
-    runner_items_clear(&it);
-}
+static const struct harness h = {&claude_provider, &ctx, "claude", claude_event_line};
 
-/* Feeds the CLI stdout of a transcript: "out" messages of sdk_* files, raw lines else. */
-static int feed_transcript(void *st, const char *name, struct sum *out, struct runner_buf *in)
-{
-    char path[1024];
-    const char *top = getenv("top_srcdir");
-    snprintf(path, sizeof path, "%s/tests/fixtures/claude/%s", top ? top : "..", name);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        diag("cannot open %s", path);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        json_t *j = json_loads(line, 0, NULL);
-        json_t *dir = json_object_get(j, "dir");
-        if (!dir) {
-            line[strcspn(line, "\n")] = '\0';
-            struct runner_items it = {0};
-            claude_provider.parse_line(st, line, strlen(line), &it, in);
-            summarize(&it, out);
-            runner_items_clear(&it);
-        } else if (strcmp(json_string_value(dir), "out") == 0) {
-            char *text = json_dumps(json_object_get(j, "msg"), JSON_COMPACT);
-            struct runner_items it = {0};
-            claude_provider.parse_line(st, text, strlen(text), &it, in);
-            summarize(&it, out);
-            runner_items_clear(&it);
-            free(text);
-        }
-        json_decref(j);
-    }
-    free(line);
-    fclose(f);
-    return 0;
-}
-
-static void expect(const struct sum *got, const char *const *want, size_t n, const char *name)
-{
-    is_int(got->n, n, "%s: number of items", name);
-    for (size_t i = 0; i < n && i < got->n; i++)
-        is_str(got->lines[i], want[i], "%s: item %zu", name, i);
-    for (size_t i = n; i < got->n; i++)
-        diag("extra: %s", got->lines[i]);
-}
-
-#define EXPECT(got, name, ...)                                                                     \
-    do {                                                                                           \
-        static const char *const want_[] = {__VA_ARGS__};                                          \
-        expect(got, want_, sizeof want_ / sizeof want_[0], name);                                  \
-    } while (0)
-
-static void transcript(const char *file, struct sum *got, struct runner_buf *in)
+static void transcript(const char *file, struct harness_sum *got, struct runner_buf *in)
 {
     struct runner_request req = base_req();
-    void *st = claude_provider.state_new(&ctx, &req);
-    memset(got, 0, sizeof *got);
-    ok(feed_transcript(st, file, got, in) == 0, "%s read", file);
-    claude_provider.state_free(st);
+    harness_transcript(&h, &req, file, got, in);
 }
 
 #define BASH_INPUT                                                                                 \
@@ -167,81 +52,83 @@ static void transcript(const char *file, struct sum *got, struct runner_buf *in)
 static void transcripts(void)
 {
     struct runner_buf in = {0};
-    struct sum got;
+    struct harness_sum got;
 
     transcript("sdk_text_partial.jsonl", &got, &in);
-    EXPECT(&got, "text_partial", "native_id ea1e35d7-f6e5-40a9-81ad-6b725adfa14e",
-           "stream_delta: Hello from th", "stream_delta: e fake model.", "stream_end",
-           "text assistant: Hello from the fake model.",
-           "status token_budget used=19 total=200000 in=12 out=7", "result ok");
+    HARNESS_EXPECT(&got, "text_partial", "native_id ea1e35d7-f6e5-40a9-81ad-6b725adfa14e",
+                   "stream_delta: Hello from th", "stream_delta: e fake model.", "stream_end",
+                   "text assistant: Hello from the fake model.",
+                   "status token_budget used=19 total=200000 in=12 out=7", "result ok");
 
     transcript("sdk_text.jsonl", &got, &in);
-    EXPECT(&got, "text", "native_id 69d9827d-d1b9-4b2d-8fc6-a4292baab049",
-           "text assistant: Hello from the fake model.",
-           "status token_budget used=19 total=200000 in=12 out=7", "result ok");
+    HARNESS_EXPECT(&got, "text", "native_id 69d9827d-d1b9-4b2d-8fc6-a4292baab049",
+                   "text assistant: Hello from the fake model.",
+                   "status token_budget used=19 total=200000 in=12 out=7", "result ok");
 
     transcript("sdk_resume.jsonl", &got, &in);
-    EXPECT(&got, "resume", "native_id ea1e35d7-f6e5-40a9-81ad-6b725adfa14e",
-           "text assistant: Hello from the fake model.",
-           "status token_budget used=19 total=200000 in=12 out=7", "result ok");
+    HARNESS_EXPECT(&got, "resume", "native_id ea1e35d7-f6e5-40a9-81ad-6b725adfa14e",
+                   "text assistant: Hello from the fake model.",
+                   "status token_budget used=19 total=200000 in=12 out=7", "result ok");
 
     transcript("sdk_tool_allow.jsonl", &got, &in);
-    EXPECT(&got, "tool_allow", "native_id 205d67a7-fe51-482c-913b-0a264935f65b",
-           "tool_use toolu_fake1f8cc22cd301 Bash " BASH_INPUT,
-           "permission 2f222972-b883-4439-af90-3860033fedc8 Bash " BASH_INPUT,
-           "tool_result toolu_fake1f8cc22cd301 ok: (Bash completed with no output)",
-           "text assistant: Tool finished; done.",
-           "status token_budget used=38 total=200000 in=24 out=14", "result ok");
+    HARNESS_EXPECT(&got, "tool_allow", "native_id 205d67a7-fe51-482c-913b-0a264935f65b",
+                   "tool_use toolu_fake1f8cc22cd301 Bash " BASH_INPUT,
+                   "permission 2f222972-b883-4439-af90-3860033fedc8 Bash " BASH_INPUT,
+                   "tool_result toolu_fake1f8cc22cd301 ok: (Bash completed with no output)",
+                   "text assistant: Tool finished; done.",
+                   "status token_budget used=38 total=200000 in=24 out=14", "result ok");
 
     transcript("sdk_tool_allow_updated_input.jsonl", &got, &in);
-    EXPECT(&got, "tool_allow_updated_input", "native_id bbfc5b70-a9c8-4254-9062-843a9f4b499b",
-           "tool_use toolu_fake0f2c86ac1555 Bash " BASH_INPUT,
-           "permission ab17100d-36bd-4c1d-a753-eae7f0a362ae Bash " BASH_INPUT,
-           "tool_result toolu_fake0f2c86ac1555 ok: (Bash completed with no output)",
-           "text assistant: Tool finished; done.",
-           "status token_budget used=38 total=200000 in=24 out=14", "result ok");
+    HARNESS_EXPECT(&got, "tool_allow_updated_input",
+                   "native_id bbfc5b70-a9c8-4254-9062-843a9f4b499b",
+                   "tool_use toolu_fake0f2c86ac1555 Bash " BASH_INPUT,
+                   "permission ab17100d-36bd-4c1d-a753-eae7f0a362ae Bash " BASH_INPUT,
+                   "tool_result toolu_fake0f2c86ac1555 ok: (Bash completed with no output)",
+                   "text assistant: Tool finished; done.",
+                   "status token_budget used=38 total=200000 in=24 out=14", "result ok");
 
     transcript("sdk_tool_deny.jsonl", &got, &in);
-    EXPECT(&got, "tool_deny", "native_id 0266c6c9-5b06-4d86-8a04-ac35207c6883",
-           "tool_use toolu_fakee540d65c60c7 Bash " BASH_INPUT,
-           "permission 90b49525-d0fe-4018-aa37-f48c51025dee Bash " BASH_INPUT,
-           "tool_result toolu_fakee540d65c60c7 error: User denied tool use",
-           "text assistant: Tool finished; done.",
-           "status token_budget used=38 total=200000 in=24 out=14", "result ok");
+    HARNESS_EXPECT(&got, "tool_deny", "native_id 0266c6c9-5b06-4d86-8a04-ac35207c6883",
+                   "tool_use toolu_fakee540d65c60c7 Bash " BASH_INPUT,
+                   "permission 90b49525-d0fe-4018-aa37-f48c51025dee Bash " BASH_INPUT,
+                   "tool_result toolu_fakee540d65c60c7 error: User denied tool use",
+                   "text assistant: Tool finished; done.",
+                   "status token_budget used=38 total=200000 in=24 out=14", "result ok");
 
     transcript("sdk_tool_allow_partial.jsonl", &got, &in);
-    EXPECT(&got, "tool_allow_partial", "native_id 2a4984a7-af1b-42fc-8304-19739a917a15",
-           "tool_use toolu_fake0657787ee44f Bash " BASH_INPUT,
-           "permission 3e2d3d10-2689-407d-888d-0338d4c79a01 Bash " BASH_INPUT,
-           "tool_result toolu_fake0657787ee44f ok: (Bash completed with no output)",
-           "stream_delta: Tool finis", "stream_delta: hed; done.", "stream_end",
-           "text assistant: Tool finished; done.",
-           "status token_budget used=38 total=200000 in=24 out=14", "result ok");
+    HARNESS_EXPECT(&got, "tool_allow_partial", "native_id 2a4984a7-af1b-42fc-8304-19739a917a15",
+                   "tool_use toolu_fake0657787ee44f Bash " BASH_INPUT,
+                   "permission 3e2d3d10-2689-407d-888d-0338d4c79a01 Bash " BASH_INPUT,
+                   "tool_result toolu_fake0657787ee44f ok: (Bash completed with no output)",
+                   "stream_delta: Tool finis", "stream_delta: hed; done.", "stream_end",
+                   "text assistant: Tool finished; done.",
+                   "status token_budget used=38 total=200000 in=24 out=14", "result ok");
 
     transcript("sdk_tool_pending_then_interrupt.jsonl", &got, &in);
-    EXPECT(&got, "pending_then_interrupt", "native_id b038397b-41a0-4c9f-aa3a-dfe602c4d888",
-           "tool_use toolu_fake05bcfef86b80 Bash " BASH_INPUT,
-           "permission 82131fbe-b99d-4542-b8e6-493e657d2a6c Bash " BASH_INPUT,
-           "cancel 82131fbe-b99d-4542-b8e6-493e657d2a6c",
-           "tool_result toolu_fake05bcfef86b80 error: The user doesn't want to proceed with this "
-           "tool use. The tool use was rejected (eg. if it was a file edit, the new_string was "
-           "NOT written to the file). STOP what you are doing and wait for the user to tell you "
-           "how to proceed.",
-           "status token_budget used=19 total=200000 in=12 out=7",
-           "result error: claude: the turn failed (error_during_execution, aborted_tools)");
+    HARNESS_EXPECT(
+        &got, "pending_then_interrupt", "native_id b038397b-41a0-4c9f-aa3a-dfe602c4d888",
+        "tool_use toolu_fake05bcfef86b80 Bash " BASH_INPUT,
+        "permission 82131fbe-b99d-4542-b8e6-493e657d2a6c Bash " BASH_INPUT,
+        "cancel 82131fbe-b99d-4542-b8e6-493e657d2a6c",
+        "tool_result toolu_fake05bcfef86b80 error: The user doesn't want to proceed with this "
+        "tool use. The tool use was rejected (eg. if it was a file edit, the new_string was "
+        "NOT written to the file). STOP what you are doing and wait for the user to tell you "
+        "how to proceed.",
+        "status token_budget used=19 total=200000 in=12 out=7",
+        "result error: claude: the turn failed (error_during_execution, aborted_tools)");
 
     transcript("sdk_interrupt_control_request.jsonl", &got, &in);
-    EXPECT(&got, "interrupt", "native_id 88f62b9f-d36c-4319-b451-194ce5c30844",
-           "stream_delta: tick0 ", "stream_delta: tick1 ", "stream_delta: tick2 ", "stream_end",
-           "text assistant: tick0 tick1 tick2 ",
-           "status token_budget used=0 total=160000 in=0 out=0",
-           "result error: claude: the turn failed (error_during_execution, aborted_streaming)");
+    HARNESS_EXPECT(
+        &got, "interrupt", "native_id 88f62b9f-d36c-4319-b451-194ce5c30844", "stream_delta: tick0 ",
+        "stream_delta: tick1 ", "stream_delta: tick2 ", "stream_end",
+        "text assistant: tick0 tick1 tick2 ", "status token_budget used=0 total=160000 in=0 out=0",
+        "result error: claude: the turn failed (error_during_execution, aborted_streaming)");
 
     transcript("print_api_error_400.jsonl", &got, &in);
-    EXPECT(&got, "api_error", "native_id 1e7faf63-5371-4e76-a4e0-5ab445317c0b",
-           "text assistant: API Error: 400 fake error for testing",
-           "status token_budget used=0 total=160000 in=0 out=0",
-           "result error: API Error: 400 fake error for testing");
+    HARNESS_EXPECT(&got, "api_error", "native_id 1e7faf63-5371-4e76-a4e0-5ab445317c0b",
+                   "text assistant: API Error: 400 fake error for testing",
+                   "status token_budget used=0 total=160000 in=0 out=0",
+                   "result error: API Error: 400 fake error for testing");
 
     is_int(in.len, 0, "transcripts need no automatic answers");
     runner_buf_free(&in);
@@ -253,72 +140,84 @@ static void other_lines(void)
 {
     struct runner_request req = base_req();
     struct runner_buf in = {0};
-    struct sum got = {0};
+    struct harness_sum got = {0};
     void *st = claude_provider.state_new(&ctx, &req);
 
-    feed(st, "this is not json", &got, &in);
-    feed(st, "{broken", &got, &in);
-    feed(st, "[1,2,3]", &got, &in);
-    feed(st, "{}", &got, &in);
-    feed(st, "{\"type\":42}", &got, &in);
-    feed(st, "\xff\xfe not utf-8", &got, &in);
-    feed(st, "{\"type\":\"brand_new_type\"}", &got, &in);
-    feed(st, "{\"type\":\"system\",\"subtype\":\"api_retry\",\"attempt\":1}", &got, &in);
-    feed(st, "{\"type\":\"system\",\"subtype\":\"init\"}", &got, &in);
-    feed(st, "{\"type\":\"assistant\"}", &got, &in);
-    feed(st,
-         "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"thinking\",\"thinking\":"
-         "\"hmm\"},{\"type\":\"redacted_thinking\"},{\"type\":\"text\",\"text\":\"\"}]}}",
-         &got, &in);
-    feed(st, "{\"type\":\"assistant\",\"message\":{\"content\":\"plain string\"}}", &got, &in);
-    feed(st, "{\"type\":\"user\",\"message\":{\"content\":\"typed by someone\"}}", &got, &in);
-    feed(st, "{\"type\":\"user\",\"message\":{\"content\":\"<system-reminder>x\"}}", &got, &in);
-    feed(st,
-         "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"Caveat: "
-         "x\"},{\"type\":\"text\",\"text\":\"[Request interrupted by user]\"}]}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
-         "\"t1\",\"content\":[{\"type\":\"text\",\"text\":\"a\"}]}]}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
-         "\"t2\"}]}}",
-         &got, &in);
-    feed(st, "{\"type\":\"control_cancel_request\"}", &got, &in);
-    feed(st,
-         "{\"type\":\"control_response\",\"response\":{\"subtype\":\"error\",\"request_id\":"
-         "\"req_1\",\"error\":\"nope\"}}",
-         &got, &in);
-    feed(st, "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false}", &got, &in);
-    EXPECT(&got, "other lines",
-           "error: claude: unreadable output line (invalid JSON): this is not json",
-           "error: claude: unreadable output line (invalid JSON): {broken",
-           "error: claude: unreadable output line (no type): [1,2,3]",
-           "error: claude: unreadable output line (no type): {}",
-           "error: claude: unreadable output line (no type): {\"type\":42}",
-           "error: claude: unreadable output line (invalid JSON): ?? not utf-8", "thinking: hmm",
-           "text assistant: plain string", "text user: typed by someone",
-           "tool_result t1 ok: [{\"type\":\"text\",\"text\":\"a\"}]",
-           "tool_result t2 ok: ", "result ok");
+    harness_feed(&h, st, "this is not json", &got, &in);
+    harness_feed(&h, st, "{broken", &got, &in);
+    harness_feed(&h, st, "[1,2,3]", &got, &in);
+    harness_feed(&h, st, "{}", &got, &in);
+    harness_feed(&h, st, "{\"type\":42}", &got, &in);
+    harness_feed(&h, st, "\xff\xfe not utf-8", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"brand_new_type\"}", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"system\",\"subtype\":\"api_retry\",\"attempt\":1}", &got,
+                 &in);
+    harness_feed(&h, st, "{\"type\":\"system\",\"subtype\":\"init\"}", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"assistant\"}", &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"thinking\",\"thinking\":"
+        "\"hmm\"},{\"type\":\"redacted_thinking\"},{\"type\":\"text\",\"text\":\"\"}]}}",
+        &got, &in);
+    harness_feed(&h, st, "{\"type\":\"assistant\",\"message\":{\"content\":\"plain string\"}}",
+                 &got, &in);
+    harness_feed(&h, st, "{\"type\":\"user\",\"message\":{\"content\":\"typed by someone\"}}", &got,
+                 &in);
+    harness_feed(&h, st, "{\"type\":\"user\",\"message\":{\"content\":\"<system-reminder>x\"}}",
+                 &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"Caveat: "
+        "x\"},{\"type\":\"text\",\"text\":\"[Request interrupted by user]\"}]}}",
+        &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
+        "\"t1\",\"content\":[{\"type\":\"text\",\"text\":\"a\"}]}]}}",
+        &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"user\",\"message\":{\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
+        "\"t2\"}]}}",
+        &got, &in);
+    harness_feed(&h, st, "{\"type\":\"control_cancel_request\"}", &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"control_response\",\"response\":{\"subtype\":\"error\",\"request_id\":"
+        "\"req_1\",\"error\":\"nope\"}}",
+        &got, &in);
+    harness_feed(&h, st, "{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false}", &got,
+                 &in);
+    HARNESS_EXPECT(&got, "other lines",
+                   "error: claude: unreadable output line (invalid JSON): this is not json",
+                   "error: claude: unreadable output line (invalid JSON): {broken",
+                   "error: claude: unreadable output line (no type): [1,2,3]",
+                   "error: claude: unreadable output line (no type): {}",
+                   "error: claude: unreadable output line (no type): {\"type\":42}",
+                   "error: claude: unreadable output line (invalid JSON): ?? not utf-8",
+                   "thinking: hmm", "text assistant: plain string", "text user: typed by someone",
+                   "tool_result t1 ok: [{\"type\":\"text\",\"text\":\"a\"}]",
+                   "tool_result t2 ok: ", "result ok");
     is_int(in.len, 0, "no answers for these lines");
 
     /* A text stream that never ends is closed by finish; a second finish adds nothing. */
     memset(&got, 0, sizeof got);
-    feed(st,
-         "{\"type\":\"stream_event\",\"event\":{\"type\":\"content_block_delta\",\"delta\":{"
-         "\"type\":\"text_delta\",\"text\":\"par\"}}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"stream_event\",\"event\":{\"type\":\"content_block_delta\",\"delta\":{"
-         "\"type\":\"thinking_delta\",\"thinking\":\"t\"}}}",
-         &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"stream_event\",\"event\":{\"type\":\"content_block_delta\",\"delta\":{"
+        "\"type\":\"text_delta\",\"text\":\"par\"}}}",
+        &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"stream_event\",\"event\":{\"type\":\"content_block_delta\",\"delta\":{"
+        "\"type\":\"thinking_delta\",\"thinking\":\"t\"}}}",
+        &got, &in);
     struct runner_items it = {0};
     claude_provider.finish(st, &it);
     claude_provider.finish(st, &it);
-    summarize(&it, &got);
+    harness_summarize(&h, &it, &got);
     runner_items_clear(&it);
-    EXPECT(&got, "finish", "stream_delta: par", "stream_end");
+    HARNESS_EXPECT(&got, "finish", "stream_delta: par", "stream_end");
 
     /* A very long line is fine for the adapter (the runner caps lines). */
     size_t big = 200000;
@@ -330,7 +229,7 @@ static void other_lines(void)
         memset(&got, 0, sizeof got);
         struct runner_items it2 = {0};
         claude_provider.parse_line(st, line, strlen(line), &it2, &in);
-        ok(it2.n == 1 && strlen(s(it2.v[0].ev, "content")) == big, "a 200 kB text line");
+        ok(it2.n == 1 && strlen(harness_str(it2.v[0].ev, "content")) == big, "a 200 kB text line");
         runner_items_clear(&it2);
         free(line);
     }
@@ -369,7 +268,7 @@ static void control(void)
 {
     struct runner_request req = base_req();
     struct runner_buf in = {0};
-    struct sum got = {0};
+    struct harness_sum got = {0};
     json_t *v[8];
     void *st = claude_provider.state_new(&ctx, &req);
 
@@ -425,27 +324,27 @@ static void control(void)
     json_decref(input);
 
     /* control requests the adapter answers itself */
-    feed(st,
-         "{\"type\":\"control_request\",\"request_id\":\"h1\",\"request\":{\"subtype\":"
-         "\"hook_callback\",\"callback_id\":\"hook_0\",\"input\":{}}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"control_request\",\"request_id\":\"m1\",\"request\":{\"subtype\":"
-         "\"mcp_message\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"control_request\",\"request_id\":\"c1\",\"request\":{\"subtype\":"
-         "\"can_use_tool\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"control_request\",\"request\":{\"subtype\":\"can_use_tool\","
-         "\"tool_name\":\"Bash\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"control_request\",\"request_id\":\"c2\",\"request\":{\"subtype\":"
-         "\"can_use_tool\",\"tool_name\":\"Read\"}}",
-         &got, &in);
-    EXPECT(&got, "control requests", "permission c2 Read {}");
+    harness_feed(&h, st,
+                 "{\"type\":\"control_request\",\"request_id\":\"h1\",\"request\":{\"subtype\":"
+                 "\"hook_callback\",\"callback_id\":\"hook_0\",\"input\":{}}}",
+                 &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"control_request\",\"request_id\":\"m1\",\"request\":{\"subtype\":"
+                 "\"mcp_message\"}}",
+                 &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"control_request\",\"request_id\":\"c1\",\"request\":{\"subtype\":"
+                 "\"can_use_tool\"}}",
+                 &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"control_request\",\"request\":{\"subtype\":\"can_use_tool\","
+                 "\"tool_name\":\"Bash\"}}",
+                 &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"control_request\",\"request_id\":\"c2\",\"request\":{\"subtype\":"
+                 "\"can_use_tool\",\"tool_name\":\"Read\"}}",
+                 &got, &in);
+    HARNESS_EXPECT(&got, "control requests", "permission c2 Read {}");
     n = lines_of(&in, v, 8);
     is_int(n, 3, "three automatic answers");
     is_str(path_str(v[0], "response", "request_id", NULL), "h1", "hook answered");
@@ -467,14 +366,6 @@ static void control(void)
 
 /* ---- argv and environment ------------------------------------------------------------ */
 
-static void join(struct runner_strv *sv, char *buf, size_t size)
-{
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sv->n && off < size; i++)
-        off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? " " : "", sv->v[i]);
-}
-
 #define FIXED_ARGS                                                                                 \
     "--output-format stream-json --verbose --input-format stream-json --permission-prompt-tool "   \
     "stdio --include-partial-messages"
@@ -486,7 +377,7 @@ static void args(void)
     char buf[1024];
 
     ok(claude_provider.build_argv(&req, &sv) == 0, "argv");
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " ", buf, sizeof buf);
     is_str(buf, FIXED_ARGS, "a new session");
     ok(sv.v[sv.n] == NULL, "NULL-terminated");
     runner_strv_free(&sv);
@@ -501,7 +392,7 @@ static void args(void)
     req.n_disallowed = 1;
     req.native_id = "ea1e35d7-f6e5-40a9-81ad-6b725adfa14e";
     ok(claude_provider.build_argv(&req, &sv) == 0, "argv with options");
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " ", buf, sizeof buf);
     is_str(buf,
            FIXED_ARGS " --model sonnet --permission-mode acceptEdits --allowedTools Bash(git "
                       "status:*),Read --disallowedTools WebFetch "
@@ -512,7 +403,7 @@ static void args(void)
     req = base_req();
     req.skip_permissions = true;
     claude_provider.build_argv(&req, &sv);
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " ", buf, sizeof buf);
     is_str(buf, FIXED_ARGS " --permission-mode bypassPermissions", "skipPermissions");
     runner_strv_free(&sv);
     ok(claude_provider.build_env(&req, &sv) == 0, "env");
@@ -524,7 +415,7 @@ static void args(void)
 
     req.permission_mode = "plan";
     claude_provider.build_argv(&req, &sv);
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " ", buf, sizeof buf);
     is_str(buf, FIXED_ARGS " --permission-mode plan", "skipPermissions keeps plan mode");
     runner_strv_free(&sv);
     claude_provider.build_env(&req, &sv);
@@ -534,7 +425,7 @@ static void args(void)
     req.skip_permissions = false;
     req.permission_mode = "rm -rf";
     claude_provider.build_argv(&req, &sv);
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " ", buf, sizeof buf);
     is_str(buf, FIXED_ARGS, "an unknown mode is left out");
     runner_strv_free(&sv);
 }

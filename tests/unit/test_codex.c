@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_harness.h"
 #include "runner/provider.h"
 #include "tap.h"
 
@@ -22,149 +23,25 @@ static struct runner_request base_req(void)
     return req;
 }
 
-/* ---- summaries: one line per item, easy to compare ---------------------------------- */
-
-struct sum {
-    char lines[64][512];
-    size_t n;
-};
-
-static const char *s(const json_t *ev, const char *key)
+/* A command's tool_use also shows its output, exit code and status. */
+static void codex_event_line(const json_t *ev, char *line, size_t size)
 {
-    const char *v = json_string_value(json_object_get(ev, key));
-    return v ? v : "(null)";
-}
-
-/* The compact JSON of ev[key], or "-" when absent (buf of size bytes). */
-static const char *j(const json_t *ev, const char *key, char *buf, size_t size)
-{
-    const json_t *v = json_object_get(ev, key);
-    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    snprintf(buf, size, "%s", text ? text : "-");
-    free(text);
-    return buf;
-}
-
-static void summarize(struct runner_items *it, struct sum *out)
-{
-    for (size_t i = 0; i < it->n && out->n < 64; i++) {
-        struct runner_item *x = &it->v[i];
-        char *line = out->lines[out->n++];
-        size_t size = sizeof out->lines[0];
-        const char *kind = x->ev ? s(x->ev, "kind") : "";
-        char a[128], b[128], c[128];
-        switch (x->type) {
-        case RUNNER_ITEM_EVENT:
-            if (strcmp(kind, "text") == 0) {
-                snprintf(line, size, "text %s: %s", s(x->ev, "role"), s(x->ev, "content"));
-            } else if (strcmp(kind, "thinking") == 0 || strcmp(kind, "error") == 0) {
-                snprintf(line, size, "%s: %s", kind, s(x->ev, "content"));
-            } else if (strcmp(kind, "tool_use") == 0) {
-                snprintf(line, size, "tool_use %s %s %s", s(x->ev, "toolId"), s(x->ev, "toolName"),
-                         j(x->ev, "toolInput", a, sizeof a));
-                if (json_object_get(x->ev, "status")) {
-                    size_t n = strlen(line);
-                    snprintf(line + n, size - n, " output=%s exitCode=%s status=%s",
-                             j(x->ev, "output", a, sizeof a), j(x->ev, "exitCode", b, sizeof b),
-                             j(x->ev, "status", c, sizeof c));
-                }
-            } else if (strcmp(kind, "tool_result") == 0) {
-                snprintf(line, size, "tool_result %s %s: %s", s(x->ev, "toolId"),
-                         json_is_true(json_object_get(x->ev, "isError")) ? "error" : "ok",
-                         s(x->ev, "content"));
-            } else if (strcmp(kind, "status") == 0) {
-                json_t *tb = json_object_get(x->ev, "tokenBudget");
-                snprintf(line, size, "status %s used=%lld in=%lld out=%lld cached=%s total=%s",
-                         s(x->ev, "text"), json_integer_value(json_object_get(tb, "used")),
-                         json_integer_value(json_object_get(tb, "inputTokens")),
-                         json_integer_value(json_object_get(tb, "outputTokens")),
-                         j(tb, "cacheReadTokens", a, sizeof a), j(tb, "total", b, sizeof b));
-            } else {
-                snprintf(line, size, "%s", kind);
-            }
-            break;
-        case RUNNER_ITEM_NATIVE_ID:
-            snprintf(line, size, "native_id %s", x->id);
-            break;
-        case RUNNER_ITEM_PERMISSION:
-            snprintf(line, size, "permission %s", x->id);
-            break;
-        case RUNNER_ITEM_CANCEL:
-            snprintf(line, size, "cancel %s", x->id);
-            break;
-        case RUNNER_ITEM_RESULT:
-            snprintf(line, size, "result %s%s%s", x->is_error ? "error" : "ok", x->text ? ": " : "",
-                     x->text ? x->text : "");
-            break;
-        }
+    char a[128], b[128], c[128];
+    harness_event_line(ev, line, size);
+    if (strcmp(harness_str(ev, "kind"), "tool_use") == 0 && json_object_get(ev, "status")) {
+        size_t n = strlen(line);
+        snprintf(line + n, size - n, " output=%s exitCode=%s status=%s",
+                 harness_json(ev, "output", a, sizeof a), harness_json(ev, "exitCode", b, sizeof b),
+                 harness_json(ev, "status", c, sizeof c));
     }
 }
 
-/* Feeds one line to the adapter and appends what came out. */
-static void feed(void *st, const char *line, struct sum *out, struct runner_buf *in)
-{
-    struct runner_items it = {0};
-    codex_provider.parse_line(st, line, strlen(line), &it, in);
-    ok(!it.failed, "no allocation failed");
-    summarize(&it, out);
-    runner_items_clear(&it);
-}
+static const struct harness h = {&codex_provider, &ctx, "codex", codex_event_line};
 
-/* Feeds a transcript: raw stdout lines, or {"dir","t","msg"} records ("out" ones). */
-static int feed_transcript(void *st, const char *name, struct sum *out, struct runner_buf *in)
-{
-    char path[1024];
-    const char *top = getenv("top_srcdir");
-    snprintf(path, sizeof path, "%s/tests/fixtures/codex/%s", top ? top : "..", name);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        diag("cannot open %s", path);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        json_t *msg = json_loads(line, 0, NULL);
-        json_t *dir = json_object_get(msg, "dir");
-        line[strcspn(line, "\n")] = '\0';
-        if (!dir) {
-            feed(st, line, out, in);
-        } else if (strcmp(json_string_value(dir), "out") == 0) {
-            char *text = json_dumps(json_object_get(msg, "msg"), JSON_COMPACT);
-            if (text)
-                feed(st, text, out, in);
-            free(text);
-        }
-        json_decref(msg);
-    }
-    free(line);
-    fclose(f);
-    return 0;
-}
-
-static void expect(const struct sum *got, const char *const *want, size_t n, const char *name)
-{
-    is_int(got->n, n, "%s: number of items", name);
-    for (size_t i = 0; i < n && i < got->n; i++)
-        is_str(got->lines[i], want[i], "%s: item %zu", name, i);
-    for (size_t i = n; i < got->n; i++)
-        diag("extra: %s", got->lines[i]);
-}
-
-#define EXPECT(got, name, ...)                                                                     \
-    do {                                                                                           \
-        static const char *const want_[] = {__VA_ARGS__};                                          \
-        expect(got, want_, sizeof want_ / sizeof want_[0], name);                                  \
-    } while (0)
-
-static void transcript(const char *file, struct sum *got, struct runner_buf *in)
+static void transcript(const char *file, struct harness_sum *got, struct runner_buf *in)
 {
     struct runner_request req = base_req();
-    void *st = codex_provider.state_new(&ctx, &req);
-    memset(got, 0, sizeof *got);
-    ok(st && feed_transcript(st, file, got, in) == 0, "%s read", file);
-    codex_provider.state_free(st);
+    harness_transcript(&h, &req, file, got, in);
 }
 
 #define METADATA                                                                                   \
@@ -180,24 +57,24 @@ static void transcript(const char *file, struct sum *got, struct runner_buf *in)
 static void transcripts(void)
 {
     struct runner_buf in = {0};
-    struct sum got;
+    struct harness_sum got;
 
     transcript("text.jsonl", &got, &in);
-    EXPECT(&got, "text", "native_id 01a2143d-465b-7520-ab2c-eeed8185d8ca", METADATA,
-           "text assistant: Hello from the fake model.", TB_12_7, "result ok");
+    HARNESS_EXPECT(&got, "text", "native_id 01a2143d-465b-7520-ab2c-eeed8185d8ca", METADATA,
+                   "text assistant: Hello from the fake model.", TB_12_7, "result ok");
 
     transcript("text_known_model_slug.jsonl", &got, &in);
-    EXPECT(&got, "text_known_model_slug", "native_id 01a21447-92ac-7e51-a822-dac171740d67",
-           "text assistant: Hello from the fake model.", TB_12_7, "result ok");
+    HARNESS_EXPECT(&got, "text_known_model_slug", "native_id 01a21447-92ac-7e51-a822-dac171740d67",
+                   "text assistant: Hello from the fake model.", TB_12_7, "result ok");
 
     transcript("resume.jsonl", &got, &in);
-    EXPECT(&got, "resume", "native_id 01a2143d-465b-7520-ab2c-eeed8185d8ca", METADATA,
-           "text assistant: Hello from the fake model.", TB_24_14, "result ok");
+    HARNESS_EXPECT(&got, "resume", "native_id 01a2143d-465b-7520-ab2c-eeed8185d8ca", METADATA,
+                   "text assistant: Hello from the fake model.", TB_24_14, "result ok");
 
     transcript("resume_sdk_style_tool.jsonl", &got, &in);
-    EXPECT(&got, "resume_sdk_style_tool", "native_id 01a21446-e925-7b51-a0f7-96687ae49eab",
-           METADATA, TOOL_ITEMS(1), "status token_budget used=57 in=36 out=21 cached=0 total=-",
-           "result ok");
+    HARNESS_EXPECT(&got, "resume_sdk_style_tool", "native_id 01a21446-e925-7b51-a0f7-96687ae49eab",
+                   METADATA, TOOL_ITEMS(1),
+                   "status token_budget used=57 in=36 out=21 cached=0 total=-", "result ok");
 
     static const char *const tools[][2] = {
         {"tool_bypass.jsonl", "01a2143d-8ec3-73f2-95db-d1ce874d3df5"},
@@ -210,7 +87,7 @@ static void transcripts(void)
         snprintf(id, sizeof id, "native_id %s", tools[i][1]);
         transcript(tools[i][0], &got, &in);
         const char *want[] = {id, METADATA, TOOL_ITEMS(1), TB_24_14, "result ok"};
-        expect(&got, want, sizeof want / sizeof want[0], tools[i][0]);
+        harness_expect(&got, want, sizeof want / sizeof want[0], tools[i][0]);
     }
 
     /* The sandbox refused the command: no command_execution item at all. */
@@ -226,26 +103,29 @@ static void transcripts(void)
         transcript(refused[i][0], &got, &in);
         const char *want[] = {id, METADATA, "text assistant: Tool finished; done.", TB_24_14,
                               "result ok"};
-        expect(&got, want, sizeof want / sizeof want[0], refused[i][0]);
+        harness_expect(&got, want, sizeof want / sizeof want[0], refused[i][0]);
     }
 
     /* Killed: stdout ends after turn.started, no result (the supervisor reports it). */
     transcript("abort_sigINT.jsonl", &got, &in);
-    EXPECT(&got, "abort_sigINT", "native_id 01a2143e-de01-7d53-b938-c789b5762225", METADATA);
+    HARNESS_EXPECT(&got, "abort_sigINT", "native_id 01a2143e-de01-7d53-b938-c789b5762225",
+                   METADATA);
     transcript("abort_sigTERM.jsonl", &got, &in);
-    EXPECT(&got, "abort_sigTERM", "native_id 01a2143e-f732-72e1-a4bb-f7d9445fbcd0", METADATA);
+    HARNESS_EXPECT(&got, "abort_sigTERM", "native_id 01a2143e-f732-72e1-a4bb-f7d9445fbcd0",
+                   METADATA);
 
     /* The top-level error line is dropped; turn.failed carries the message. */
     transcript("api_error_400.jsonl", &got, &in);
-    EXPECT(&got, "api_error_400", "native_id 01a2143f-a9f3-7912-b29d-b27ad595740f", METADATA,
-           "result error: codex: the turn failed: fake error for testing");
+    HARNESS_EXPECT(&got, "api_error_400", "native_id 01a2143f-a9f3-7912-b29d-b27ad595740f",
+                   METADATA, "result error: codex: the turn failed: fake error for testing");
 
     /* Reconnect notices are dropped; the transport fallback item is an error event. */
     transcript("openai_base_url_websocket_fallback.jsonl", &got, &in);
-    EXPECT(&got, "websocket_fallback", "native_id 01a2143f-4237-7513-a969-88bc016fd020", METADATA,
-           "error: Falling back from WebSockets to HTTPS transport. unexpected status 404 Not "
-           "Found: Unknown error, url: ws://127.0.0.1:37977/v1/responses",
-           "text assistant: Hello from the fake model.", TB_12_7, "result ok");
+    HARNESS_EXPECT(
+        &got, "websocket_fallback", "native_id 01a2143f-4237-7513-a969-88bc016fd020", METADATA,
+        "error: Falling back from WebSockets to HTTPS transport. unexpected status 404 Not "
+        "Found: Unknown error, url: ws://127.0.0.1:37977/v1/responses",
+        "text assistant: Hello from the fake model.", TB_12_7, "result ok");
 
     is_int(in.len, 0, "codex never writes to stdin");
     runner_buf_free(&in);
@@ -257,92 +137,102 @@ static void other_lines(void)
 {
     struct runner_request req = base_req();
     struct runner_buf in = {0};
-    struct sum got = {0};
+    struct harness_sum got = {0};
     void *st = codex_provider.state_new(&ctx, &req);
 
-    feed(st, "this is not json", &got, &in);
-    feed(st, "[1,2,3]", &got, &in);
-    feed(st, "{}", &got, &in);
-    feed(st, "{\"type\":42}", &got, &in);
-    feed(st, "\xff\xfe not utf-8", &got, &in);
+    harness_feed(&h, st, "this is not json", &got, &in);
+    harness_feed(&h, st, "[1,2,3]", &got, &in);
+    harness_feed(&h, st, "{}", &got, &in);
+    harness_feed(&h, st, "{\"type\":42}", &got, &in);
+    harness_feed(&h, st, "\xff\xfe not utf-8", &got, &in);
     /* A partial line: the tail of stdout flushed at EOF, cut inside an object. */
-    feed(st, "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_3\",\"type\":\"agent_m", &got,
-         &in);
-    feed(st, "{\"type\":\"brand.new\"}", &got, &in);
-    feed(st, "{\"type\":\"turn.started\"}", &got, &in);
-    feed(st, "{\"type\":\"thread.started\"}", &got, &in);
-    feed(st, "{\"type\":\"error\",\"message\":\"Reconnecting... 1/5\"}", &got, &in);
-    feed(st,
-         "{\"type\":\"item.started\",\"item\":{\"id\":\"item_1\",\"type\":\"command_execution\","
-         "\"command\":\"ls\",\"status\":\"in_progress\"}}",
-         &got, &in);
-    feed(st, "{\"type\":\"item.updated\",\"item\":{\"id\":\"i\",\"type\":\"todo_list\"}}", &got,
-         &in);
-    feed(st, "{\"type\":\"item.completed\"}", &got, &in);
-    feed(st, "{\"type\":\"item.completed\",\"item\":{\"id\":\"i\",\"type\":\"hologram\"}}", &got,
-         &in);
-    feed(st,
-         "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_2\",\"type\":\"reasoning\","
-         "\"text\":\"**Thinking** about it\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_3\",\"type\":\"command_execution\","
-         "\"command\":\"false\",\"aggregated_output\":\"boom\\n\",\"exit_code\":1,\"status\":"
-         "\"failed\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_4\",\"type\":\"file_change\","
-         "\"changes\":[{\"path\":\"a.txt\",\"kind\":\"add\"},{\"path\":\"b.c\",\"kind\":"
-         "\"update\"}],\"status\":\"completed\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_5\",\"type\":\"mcp_tool_call\","
-         "\"server\":\"docs\",\"tool\":\"search\",\"arguments\":{\"q\":\"x\"},\"result\":{"
-         "\"content\":[]},\"status\":\"completed\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_6\",\"type\":\"mcp_tool_call\","
-         "\"server\":\"docs\",\"tool\":\"search\",\"arguments\":null,\"error\":{\"message\":"
-         "\"no such server\"},\"status\":\"failed\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_7\",\"type\":\"web_search\","
-         "\"query\":\"jansson\"}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_8\",\"type\":\"todo_list\","
-         "\"items\":[{\"text\":\"a\",\"completed\":false}]}}",
-         &got, &in);
-    feed(st, "{\"type\":\"item.completed\",\"item\":{\"type\":\"agent_message\",\"text\":\"\"}}",
-         &got, &in);
-    feed(st, "{\"type\":\"turn.completed\"}", &got, &in);
-    feed(st, "{\"type\":\"turn.failed\",\"error\":{\"message\":\"stream disconnected\"}}", &got,
-         &in);
-    feed(st, "{\"type\":\"turn.failed\"}", &got, &in);
-    EXPECT(&got, "other lines",
-           "error: codex: unreadable output line (invalid JSON): this is not json",
-           "error: codex: unreadable output line (no type): [1,2,3]",
-           "error: codex: unreadable output line (no type): {}",
-           "error: codex: unreadable output line (no type): {\"type\":42}",
-           "error: codex: unreadable output line (invalid JSON): ?? not utf-8",
-           "error: codex: unreadable output line (invalid JSON): "
-           "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_3\",\"type\":\"agent_m",
-           "thinking: **Thinking** about it",
-           "tool_use item_3 Bash {\"command\":\"false\"} output=\"boom\\n\" exitCode=1 "
-           "status=\"failed\"",
-           "tool_result item_3 error: boom\n",
-           "tool_use item_4 FileChanges [{\"path\":\"a.txt\",\"kind\":\"add\"},{\"path\":\"b.c\","
-           "\"kind\":\"update\"}] output=- exitCode=- status=\"completed\"",
-           "tool_result item_4 ok: add a.txt\nupdate b.c",
-           "tool_use item_5 search {\"q\":\"x\"} output=- exitCode=- status=\"completed\"",
-           "tool_result item_5 ok: {\"content\":[]}",
-           "tool_use item_6 search {} output=- exitCode=- status=\"failed\"",
-           "tool_result item_6 error: no such server",
-           "tool_use item_7 WebSearch {\"query\":"
-           "\"jansson\"}",
-           "tool_use item_8 TodoList {\"items\":[{\"text\":\"a\",\"completed\":false}]}",
-           "result ok", "result error: stream disconnected",
-           "result error: codex: the turn failed");
+    harness_feed(&h, st,
+                 "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_3\",\"type\":\"agent_m",
+                 &got, &in);
+    harness_feed(&h, st, "{\"type\":\"brand.new\"}", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"turn.started\"}", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"thread.started\"}", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"error\",\"message\":\"Reconnecting... 1/5\"}", &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"item.started\",\"item\":{\"id\":\"item_1\",\"type\":\"command_execution\","
+        "\"command\":\"ls\",\"status\":\"in_progress\"}}",
+        &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"item.updated\",\"item\":{\"id\":\"i\",\"type\":\"todo_list\"}}", &got,
+                 &in);
+    harness_feed(&h, st, "{\"type\":\"item.completed\"}", &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"item.completed\",\"item\":{\"id\":\"i\",\"type\":\"hologram\"}}",
+                 &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_2\",\"type\":\"reasoning\","
+                 "\"text\":\"**Thinking** about it\"}}",
+                 &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_3\",\"type\":\"command_execution\","
+        "\"command\":\"false\",\"aggregated_output\":\"boom\\n\",\"exit_code\":1,\"status\":"
+        "\"failed\"}}",
+        &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_4\",\"type\":\"file_change\","
+        "\"changes\":[{\"path\":\"a.txt\",\"kind\":\"add\"},{\"path\":\"b.c\",\"kind\":"
+        "\"update\"}],\"status\":\"completed\"}}",
+        &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_5\",\"type\":\"mcp_tool_call\","
+        "\"server\":\"docs\",\"tool\":\"search\",\"arguments\":{\"q\":\"x\"},\"result\":{"
+        "\"content\":[]},\"status\":\"completed\"}}",
+        &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_6\",\"type\":\"mcp_tool_call\","
+        "\"server\":\"docs\",\"tool\":\"search\",\"arguments\":null,\"error\":{\"message\":"
+        "\"no such server\"},\"status\":\"failed\"}}",
+        &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_7\",\"type\":\"web_search\","
+                 "\"query\":\"jansson\"}}",
+                 &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_8\",\"type\":\"todo_list\","
+                 "\"items\":[{\"text\":\"a\",\"completed\":false}]}}",
+                 &got, &in);
+    harness_feed(
+        &h, st, "{\"type\":\"item.completed\",\"item\":{\"type\":\"agent_message\",\"text\":\"\"}}",
+        &got, &in);
+    harness_feed(&h, st, "{\"type\":\"turn.completed\"}", &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"turn.failed\",\"error\":{\"message\":\"stream disconnected\"}}", &got,
+                 &in);
+    harness_feed(&h, st, "{\"type\":\"turn.failed\"}", &got, &in);
+    HARNESS_EXPECT(
+        &got, "other lines",
+        "error: codex: unreadable output line (invalid JSON): this is not json",
+        "error: codex: unreadable output line (no type): [1,2,3]",
+        "error: codex: unreadable output line (no type): {}",
+        "error: codex: unreadable output line (no type): {\"type\":42}",
+        "error: codex: unreadable output line (invalid JSON): ?? not utf-8",
+        "error: codex: unreadable output line (invalid JSON): "
+        "{\"type\":\"item.completed\",\"item\":{\"id\":\"item_3\",\"type\":\"agent_m",
+        "thinking: **Thinking** about it",
+        "tool_use item_3 Bash {\"command\":\"false\"} output=\"boom\\n\" exitCode=1 "
+        "status=\"failed\"",
+        "tool_result item_3 error: boom\n",
+        "tool_use item_4 FileChanges [{\"path\":\"a.txt\",\"kind\":\"add\"},{\"path\":\"b.c\","
+        "\"kind\":\"update\"}] output=- exitCode=- status=\"completed\"",
+        "tool_result item_4 ok: add a.txt\nupdate b.c",
+        "tool_use item_5 search {\"q\":\"x\"} output=- exitCode=- status=\"completed\"",
+        "tool_result item_5 ok: {\"content\":[]}",
+        "tool_use item_6 search {} output=- exitCode=- status=\"failed\"",
+        "tool_result item_6 error: no such server",
+        "tool_use item_7 WebSearch {\"query\":"
+        "\"jansson\"}",
+        "tool_use item_8 TodoList {\"items\":[{\"text\":\"a\",\"completed\":false}]}", "result ok",
+        "result error: stream disconnected", "result error: codex: the turn failed");
     is_int(in.len, 0, "no stdin for these lines");
 
     /* mcp_tool_call extras ride on the tool_use. */
@@ -350,7 +240,8 @@ static void other_lines(void)
     const char *mcp = "{\"type\":\"item.completed\",\"item\":{\"id\":\"m\",\"type\":"
                       "\"mcp_tool_call\",\"server\":\"docs\",\"tool\":\"t\",\"arguments\":{}}}";
     codex_provider.parse_line(st, mcp, strlen(mcp), &it, &in);
-    ok(it.n == 2 && strcmp(s(it.v[0].ev, "server"), "docs") == 0, "mcp: server on the tool_use");
+    ok(it.n == 2 && strcmp(harness_str(it.v[0].ev, "server"), "docs") == 0,
+       "mcp: server on the tool_use");
     runner_items_clear(&it);
 
     /* A very long line is fine for the adapter (the runner caps lines). */
@@ -364,7 +255,7 @@ static void other_lines(void)
         memcpy(line + n + big, "\"}}", 4);
         struct runner_items it2 = {0};
         codex_provider.parse_line(st, line, strlen(line), &it2, &in);
-        ok(it2.n == 1 && strlen(s(it2.v[0].ev, "content")) == big, "a 200 kB text line");
+        ok(it2.n == 1 && strlen(harness_str(it2.v[0].ev, "content")) == big, "a 200 kB text line");
         runner_items_clear(&it2);
         free(line);
     }
@@ -373,14 +264,6 @@ static void other_lines(void)
 }
 
 /* ---- argv and the adapter's shape ----------------------------------------------------- */
-
-static void join(struct runner_strv *sv, char *buf, size_t size)
-{
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sv->n && off < size; i++)
-        off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? " | " : "", sv->v[i]);
-}
 
 #define FIXED "exec | --json | --skip-git-repo-check | --config | approval_policy=\"never\""
 
@@ -399,7 +282,7 @@ static void args(void)
     };
 
     ok(codex_provider.build_argv(&req, &sv) == 0, "argv");
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, FIXED " | --sandbox | read-only | say hi", "a new thread");
     ok(sv.v[sv.n] == NULL, "NULL-terminated");
     runner_strv_free(&sv);
@@ -408,7 +291,7 @@ static void args(void)
     req.native_id = "01a2143d-465b-7520-ab2c-eeed8185d8ca";
     req.content = "-rf go on";
     ok(codex_provider.build_argv(&req, &sv) == 0, "argv to resume");
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf,
            FIXED " | --model | gpt-5.1-codex | --sandbox | read-only | resume | "
                  "01a2143d-465b-7520-ab2c-eeed8185d8ca | -- | -rf go on",
@@ -420,7 +303,7 @@ static void args(void)
         char want[256];
         req.permission_mode = (char *)modes[i][0];
         ok(codex_provider.build_argv(&req, &sv) == 0, "argv");
-        join(&sv, buf, sizeof buf);
+        harness_join(&sv, " | ", buf, sizeof buf);
         snprintf(want, sizeof want, FIXED " | --sandbox | %s | say hi", modes[i][1]);
         is_str(buf, want, "permissionMode %s", modes[i][0] ? modes[i][0] : "(none)");
         runner_strv_free(&sv);
@@ -428,12 +311,12 @@ static void args(void)
     req.skip_permissions = true;
     req.permission_mode = NULL;
     codex_provider.build_argv(&req, &sv);
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, FIXED " | --sandbox | danger-full-access | say hi", "skipPermissions");
     runner_strv_free(&sv);
     req.permission_mode = "plan";
     codex_provider.build_argv(&req, &sv);
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, FIXED " | --sandbox | read-only | say hi", "skipPermissions keeps plan read-only");
     runner_strv_free(&sv);
 

@@ -201,7 +201,7 @@ static void args(void)
     };
 
     ok(cursor_provider.build_argv(&req, &sv) == 0, "argv");
-    harness_join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, FIXED " | -p | say hi", "a new chat: the prompt last, after -p");
     ok(sv.v[sv.n] == NULL, "NULL-terminated");
     runner_strv_free(&sv);
@@ -210,7 +210,7 @@ static void args(void)
     req.native_id = SID;
     req.content = "-rf go on";
     ok(cursor_provider.build_argv(&req, &sv) == 0, "argv to resume");
-    harness_join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, FIXED " | --model | gpt-5 | --resume=" SID " | -p | -- | -rf go on",
            "resume: --resume=ID in one word, -- before a prompt starting with '-'");
     runner_strv_free(&sv);
@@ -220,7 +220,7 @@ static void args(void)
         char want[256];
         req.permission_mode = (char *)modes[i][0];
         ok(cursor_provider.build_argv(&req, &sv) == 0, "argv");
-        harness_join(&sv, buf, sizeof buf);
+        harness_join(&sv, " | ", buf, sizeof buf);
         snprintf(want, sizeof want, FIXED "%s | -p | say hi", modes[i][1]);
         is_str(buf, want, "permissionMode %s", modes[i][0] ? modes[i][0] : "(none)");
         runner_strv_free(&sv);
@@ -228,12 +228,12 @@ static void args(void)
     req.skip_permissions = true;
     req.permission_mode = NULL;
     cursor_provider.build_argv(&req, &sv);
-    harness_join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, FIXED " | -f | -p | say hi", "skipPermissions forces");
     runner_strv_free(&sv);
     req.permission_mode = "plan";
     cursor_provider.build_argv(&req, &sv);
-    harness_join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, FIXED " | --mode | plan | -p | say hi", "skipPermissions keeps plan read-only");
     runner_strv_free(&sv);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_harness.h"
 #include "runner/provider.h"
 #include "tap.h"
 
@@ -21,149 +22,12 @@ static struct runner_request base_req(void)
     return req;
 }
 
-/* ---- summaries: one line per item, easy to compare ---------------------------------- */
+static const struct harness h = {&gemini_provider, &ctx, "gemini", NULL};
 
-struct sum {
-    char lines[64][512];
-    size_t n;
-};
-
-static const char *s(const json_t *ev, const char *key)
-{
-    const char *v = json_string_value(json_object_get(ev, key));
-    return v ? v : "(null)";
-}
-
-/* The compact JSON of ev[key], or "-" when absent (buf of size bytes). */
-static const char *j(const json_t *ev, const char *key, char *buf, size_t size)
-{
-    const json_t *v = json_object_get(ev, key);
-    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    snprintf(buf, size, "%s", text ? text : "-");
-    free(text);
-    return buf;
-}
-
-static void summarize(struct runner_items *it, struct sum *out)
-{
-    for (size_t i = 0; i < it->n && out->n < 64; i++) {
-        struct runner_item *x = &it->v[i];
-        char *line = out->lines[out->n++];
-        size_t size = sizeof out->lines[0];
-        const char *kind = x->ev ? s(x->ev, "kind") : "";
-        char a[128], b[128], c[128];
-        switch (x->type) {
-        case RUNNER_ITEM_EVENT:
-            if (strcmp(kind, "text") == 0) {
-                snprintf(line, size, "text %s: %s", s(x->ev, "role"), s(x->ev, "content"));
-            } else if (strcmp(kind, "stream_delta") == 0 || strcmp(kind, "error") == 0) {
-                snprintf(line, size, "%s: %s", kind, s(x->ev, "content"));
-            } else if (strcmp(kind, "tool_use") == 0) {
-                snprintf(line, size, "tool_use %s %s %s", s(x->ev, "toolId"), s(x->ev, "toolName"),
-                         j(x->ev, "toolInput", a, sizeof a));
-                if (json_object_get(x->ev, "status")) {
-                    size_t n = strlen(line);
-                    snprintf(line + n, size - n, " output=%s exitCode=%s status=%s",
-                             j(x->ev, "output", a, sizeof a), j(x->ev, "exitCode", b, sizeof b),
-                             j(x->ev, "status", c, sizeof c));
-                }
-            } else if (strcmp(kind, "tool_result") == 0) {
-                snprintf(line, size, "tool_result %s %s: %s", s(x->ev, "toolId"),
-                         json_is_true(json_object_get(x->ev, "isError")) ? "error" : "ok",
-                         s(x->ev, "content"));
-            } else if (strcmp(kind, "status") == 0) {
-                json_t *tb = json_object_get(x->ev, "tokenBudget");
-                snprintf(line, size, "status %s used=%lld in=%lld out=%lld cached=%s total=%s",
-                         s(x->ev, "text"), json_integer_value(json_object_get(tb, "used")),
-                         json_integer_value(json_object_get(tb, "inputTokens")),
-                         json_integer_value(json_object_get(tb, "outputTokens")),
-                         j(tb, "cacheReadTokens", a, sizeof a), j(tb, "total", b, sizeof b));
-            } else {
-                snprintf(line, size, "%s", kind);
-            }
-            break;
-        case RUNNER_ITEM_NATIVE_ID:
-            snprintf(line, size, "native_id %s", x->id);
-            break;
-        case RUNNER_ITEM_PERMISSION:
-            snprintf(line, size, "permission %s", x->id);
-            break;
-        case RUNNER_ITEM_CANCEL:
-            snprintf(line, size, "cancel %s", x->id);
-            break;
-        case RUNNER_ITEM_RESULT:
-            snprintf(line, size, "result %s%s%s", x->is_error ? "error" : "ok", x->text ? ": " : "",
-                     x->text ? x->text : "");
-            break;
-        }
-    }
-}
-
-/* Feeds one line to the adapter and appends what came out. */
-static void feed(void *st, const char *line, struct sum *out, struct runner_buf *in)
-{
-    struct runner_items it = {0};
-    gemini_provider.parse_line(st, line, strlen(line), &it, in);
-    ok(!it.failed, "no allocation failed");
-    summarize(&it, out);
-    runner_items_clear(&it);
-}
-
-/* Feeds a transcript: raw stdout lines, or {"dir","t","msg"} records ("out" ones). */
-static int feed_transcript(void *st, const char *name, struct sum *out, struct runner_buf *in)
-{
-    char path[1024];
-    const char *top = getenv("top_srcdir");
-    snprintf(path, sizeof path, "%s/tests/fixtures/gemini/%s", top ? top : "..", name);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        diag("cannot open %s", path);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        json_t *msg = json_loads(line, 0, NULL);
-        json_t *dir = json_object_get(msg, "dir");
-        line[strcspn(line, "\n")] = '\0';
-        if (!dir) {
-            feed(st, line, out, in);
-        } else if (strcmp(json_string_value(dir), "out") == 0) {
-            char *text = json_dumps(json_object_get(msg, "msg"), JSON_COMPACT);
-            if (text)
-                feed(st, text, out, in);
-            free(text);
-        }
-        json_decref(msg);
-    }
-    free(line);
-    fclose(f);
-    return 0;
-}
-
-static void expect(const struct sum *got, const char *const *want, size_t n, const char *name)
-{
-    is_int(got->n, n, "%s: number of items", name);
-    for (size_t i = 0; i < n && i < got->n; i++)
-        is_str(got->lines[i], want[i], "%s: item %zu", name, i);
-    for (size_t i = n; i < got->n; i++)
-        diag("extra: %s", got->lines[i]);
-}
-
-#define EXPECT(got, name, ...)                                                                     \
-    do {                                                                                           \
-        static const char *const want_[] = {__VA_ARGS__};                                          \
-        expect(got, want_, sizeof want_ / sizeof want_[0], name);                                  \
-    } while (0)
-
-static void transcript(const char *file, struct sum *got, struct runner_buf *in)
+static void transcript(const char *file, struct harness_sum *got, struct runner_buf *in)
 {
     struct runner_request req = base_req();
-    void *st = gemini_provider.state_new(&ctx, &req);
-    memset(got, 0, sizeof *got);
-    ok(st && feed_transcript(st, file, got, in) == 0, "%s read", file);
-    gemini_provider.state_free(st);
+    harness_transcript(&h, &req, file, got, in);
 }
 
 #define TB_12_7 "status token_budget used=19 in=12 out=7 cached=0 total=-"
@@ -180,62 +44,66 @@ static void transcript(const char *file, struct sum *got, struct runner_buf *in)
 static void transcripts(void)
 {
     struct runner_buf in = {0};
-    struct sum got;
+    struct harness_sum got;
 
     transcript("text.jsonl", &got, &in);
-    EXPECT(&got, "text", "native_id 4767651e-cf6a-4b27-8b4b-279590467afa", HELLO, TB_12_7,
-           "result ok");
+    HARNESS_EXPECT(&got, "text", "native_id 4767651e-cf6a-4b27-8b4b-279590467afa", HELLO, TB_12_7,
+                   "result ok");
     transcript("resume_uuid.jsonl", &got, &in);
-    EXPECT(&got, "resume_uuid", "native_id 4767651e-cf6a-4b27-8b4b-279590467afa", HELLO, TB_12_7,
-           "result ok");
+    HARNESS_EXPECT(&got, "resume_uuid", "native_id 4767651e-cf6a-4b27-8b4b-279590467afa", HELLO,
+                   TB_12_7, "result ok");
     transcript("resume_latest.jsonl", &got, &in);
-    EXPECT(&got, "resume_latest", "native_id 4767651e-cf6a-4b27-8b4b-279590467afa", HELLO, TB_12_7,
-           "result ok");
+    HARNESS_EXPECT(&got, "resume_latest", "native_id 4767651e-cf6a-4b27-8b4b-279590467afa", HELLO,
+                   TB_12_7, "result ok");
     transcript("preassigned_session_id.jsonl", &got, &in);
-    EXPECT(&got, "preassigned", "native_id 3718c7f5-741c-4844-9b47-7f4b0fa576e2", HELLO, TB_12_7,
-           "result ok");
+    HARNESS_EXPECT(&got, "preassigned", "native_id 3718c7f5-741c-4844-9b47-7f4b0fa576e2", HELLO,
+                   TB_12_7, "result ok");
     transcript("stdin_prompt.jsonl", &got, &in);
-    EXPECT(&got, "stdin_prompt", "native_id b39380b9-bcae-41b1-967d-b34be136289f", HELLO, TB_12_7,
-           "result ok");
+    HARNESS_EXPECT(&got, "stdin_prompt", "native_id b39380b9-bcae-41b1-967d-b34be136289f", HELLO,
+                   TB_12_7, "result ok");
 
     transcript("tool_yolo.jsonl", &got, &in);
-    EXPECT(&got, "tool_yolo", "native_id 1bd487ad-7024-4a9f-a54c-974f002e930f",
-           "tool_use run_shell_command__run_shell_command_1795636127095_0 run_shell_command " TOUCH,
-           "tool_result run_shell_command__run_shell_command_1795636127095_0 ok: ", DONE, TB_24_14,
-           "result ok");
+    HARNESS_EXPECT(
+        &got, "tool_yolo", "native_id 1bd487ad-7024-4a9f-a54c-974f002e930f",
+        "tool_use run_shell_command__run_shell_command_1795636127095_0 run_shell_command " TOUCH,
+        "tool_result run_shell_command__run_shell_command_1795636127095_0 ok: ", DONE, TB_24_14,
+        "result ok");
     transcript("tool_allowed_tools.jsonl", &got, &in);
-    EXPECT(&got, "tool_allowed_tools", "native_id 4fb3fd44-9432-4a7c-8077-af17d1ff2473",
-           "tool_use run_shell_command__run_shell_command_1795636130690_0 run_shell_command " TOUCH,
-           "tool_result run_shell_command__run_shell_command_1795636130690_0 ok: ", DONE, TB_24_14,
-           "result ok");
+    HARNESS_EXPECT(
+        &got, "tool_allowed_tools", "native_id 4fb3fd44-9432-4a7c-8077-af17d1ff2473",
+        "tool_use run_shell_command__run_shell_command_1795636130690_0 run_shell_command " TOUCH,
+        "tool_result run_shell_command__run_shell_command_1795636130690_0 ok: ", DONE, TB_24_14,
+        "result ok");
     /* Not offered to the model in these modes: the CLI answers the call with an error. */
     transcript("tool_default.jsonl", &got, &in);
-    EXPECT(&got, "tool_default", "native_id 5003c649-9c60-44a8-a4b1-7fbaed6f3cb5",
-           "tool_use run_shell_command__run_shell_command_1795636120490_0 run_shell_command " TOUCH,
-           "tool_result run_shell_command__run_shell_command_1795636120490_0 error: " NOT_FOUND
-           "\"grep_search\", \"invoke_agent\"?",
-           DONE, TB_24_14, "result ok");
+    HARNESS_EXPECT(
+        &got, "tool_default", "native_id 5003c649-9c60-44a8-a4b1-7fbaed6f3cb5",
+        "tool_use run_shell_command__run_shell_command_1795636120490_0 run_shell_command " TOUCH,
+        "tool_result run_shell_command__run_shell_command_1795636120490_0 error: " NOT_FOUND
+        "\"grep_search\", \"invoke_agent\"?",
+        DONE, TB_24_14, "result ok");
     transcript("tool_auto_edit.jsonl", &got, &in);
-    EXPECT(&got, "tool_auto_edit", "native_id 8f14e2bc-6abb-443e-90b9-a3bc24eefa54",
-           "tool_use run_shell_command__run_shell_command_1795636123847_0 run_shell_command " TOUCH,
-           "tool_result run_shell_command__run_shell_command_1795636123847_0 error: " NOT_FOUND
-           "\"grep_search\", \"replace\"?",
-           DONE, TB_24_14, "result ok");
+    HARNESS_EXPECT(
+        &got, "tool_auto_edit", "native_id 8f14e2bc-6abb-443e-90b9-a3bc24eefa54",
+        "tool_use run_shell_command__run_shell_command_1795636123847_0 run_shell_command " TOUCH,
+        "tool_result run_shell_command__run_shell_command_1795636123847_0 error: " NOT_FOUND
+        "\"grep_search\", \"replace\"?",
+        DONE, TB_24_14, "result ok");
 
     transcript("error400.jsonl", &got, &in);
-    EXPECT(&got, "error400", "native_id 837b297d-3663-412a-8ab5-51efef586c2d",
-           "status token_budget used=0 in=0 out=0 cached=0 total=-",
-           "result error: gemini: the turn failed: fake error for testing");
+    HARNESS_EXPECT(&got, "error400", "native_id 837b297d-3663-412a-8ab5-51efef586c2d",
+                   "status token_budget used=0 in=0 out=0 cached=0 total=-",
+                   "result error: gemini: the turn failed: fake error for testing");
 
     /* Killed: stdout just stops (transcript() does not call finish; see other_lines). */
     transcript("abort_sigterm_process_group.jsonl", &got, &in);
-    EXPECT(&got, "abort_group", "native_id 1bc6179b-fe71-4d9f-acb9-9da765acd3dd",
-           "stream_delta: tick0 ", "stream_delta: tick1 ", "stream_delta: tick2 ",
-           "stream_delta: tick3 ");
+    HARNESS_EXPECT(&got, "abort_group", "native_id 1bc6179b-fe71-4d9f-acb9-9da765acd3dd",
+                   "stream_delta: tick0 ", "stream_delta: tick1 ", "stream_delta: tick2 ",
+                   "stream_delta: tick3 ");
     transcript("abort_sigterm_norelaunch.jsonl", &got, &in);
-    EXPECT(&got, "abort_norelaunch", "native_id 34311f9f-bebb-48ba-909e-bc7a54c66ee4",
-           "stream_delta: tick0 ", "stream_delta: tick1 ", "stream_delta: tick2 ",
-           "stream_delta: tick3 ", "stream_delta: tick4 ");
+    HARNESS_EXPECT(&got, "abort_norelaunch", "native_id 34311f9f-bebb-48ba-909e-bc7a54c66ee4",
+                   "stream_delta: tick0 ", "stream_delta: tick1 ", "stream_delta: tick2 ",
+                   "stream_delta: tick3 ", "stream_delta: tick4 ");
 
     is_int(in.len, 0, "gemini never writes to stdin");
     runner_buf_free(&in);
@@ -243,71 +111,71 @@ static void transcripts(void)
 
 /* ---- lines the transcripts do not have --------------------------------------------------- */
 
-static void finish(void *st, struct sum *out)
-{
-    struct runner_items it = {0};
-    gemini_provider.finish(st, &it);
-    ok(!it.failed, "no allocation failed");
-    summarize(&it, out);
-    runner_items_clear(&it);
-}
-
 static void other_lines(void)
 {
     struct runner_request req = base_req();
     struct runner_buf in = {0};
-    struct sum got = {0};
+    struct harness_sum got = {0};
     void *st = gemini_provider.state_new(&ctx, &req);
 
-    feed(st, "this is not json", &got, &in);
-    feed(st, "[1,2,3]", &got, &in);
-    feed(st, "{}", &got, &in);
-    feed(st, "{\"type\":42}", &got, &in);
-    feed(st, "\xff\xfe not utf-8", &got, &in);
-    feed(st, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"cut", &got, &in);
-    feed(st, "{\"type\":\"brand.new\"}", &got, &in);
-    feed(st, "{\"type\":\"init\"}", &got, &in);
-    feed(st, "{\"type\":\"message\",\"role\":\"user\",\"content\":\"hi\"}", &got, &in);
+    harness_feed(&h, st, "this is not json", &got, &in);
+    harness_feed(&h, st, "[1,2,3]", &got, &in);
+    harness_feed(&h, st, "{}", &got, &in);
+    harness_feed(&h, st, "{\"type\":42}", &got, &in);
+    harness_feed(&h, st, "\xff\xfe not utf-8", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"cut", &got,
+                 &in);
+    harness_feed(&h, st, "{\"type\":\"brand.new\"}", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"init\"}", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"message\",\"role\":\"user\",\"content\":\"hi\"}", &got, &in);
     /* A whole (non-delta) message: delta, end, text at once. */
-    feed(st, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"whole\"}", &got, &in);
-    feed(st, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"a\",\"delta\":true}", &got,
-         &in);
-    feed(st, "{\"type\":\"error\",\"severity\":\"warning\",\"message\":\"slow down\"}", &got, &in);
-    feed(st, "{\"type\":\"error\"}", &got, &in);
-    feed(st, "{\"type\":\"tool_use\",\"tool_id\":\"t1\"}", &got, &in);
-    feed(st,
-         "{\"type\":\"tool_result\",\"tool_id\":\"t1\",\"status\":\"success\",\"output\":{\"n\":"
-         "1}}",
-         &got, &in);
-    feed(st,
-         "{\"type\":\"tool_result\",\"tool_id\":\"t2\",\"status\":\"error\",\"error\":{"
-         "\"message\":\"denied\"}}",
-         &got, &in);
-    feed(st, "{\"type\":\"tool_result\",\"tool_id\":\"t3\",\"status\":\"error\"}", &got, &in);
-    feed(st, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"b\",\"delta\":true}", &got,
-         &in);
-    feed(st, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"c\",\"delta\":true}", &got,
-         &in);
-    finish(st, &got);
-    finish(st, &got);
-    feed(st, "{\"type\":\"result\",\"status\":\"success\"}", &got, &in);
-    feed(st, "{\"type\":\"result\",\"status\":\"error\",\"error\":{\"message\":\"quota\"}}", &got,
-         &in);
-    feed(st, "{\"type\":\"result\",\"status\":\"error\"}", &got, &in);
-    EXPECT(&got, "other lines",
-           "error: gemini: unreadable output line (invalid JSON): this is not json",
-           "error: gemini: unreadable output line (no type): [1,2,3]",
-           "error: gemini: unreadable output line (no type): {}",
-           "error: gemini: unreadable output line (no type): {\"type\":42}",
-           "error: gemini: unreadable output line (invalid JSON): ?? not utf-8",
-           "error: gemini: unreadable output line (invalid JSON): "
-           "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"cut",
-           "stream_delta: whole", "stream_end", "text assistant: whole", "stream_delta: a",
-           "stream_end", "text assistant: a", "error: slow down", "error: gemini: error",
-           "tool_use t1 tool {}", "tool_result t1 ok: {\"n\":1}", "tool_result t2 error: denied",
-           "tool_result t3 error: gemini: the tool failed", "stream_delta: b", "stream_delta: c",
-           "stream_end", "text assistant: bc", "result ok", "result error: quota",
-           "result error: gemini: the turn failed");
+    harness_feed(&h, st, "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"whole\"}",
+                 &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"a\",\"delta\":true}",
+                 &got, &in);
+    harness_feed(&h, st, "{\"type\":\"error\",\"severity\":\"warning\",\"message\":\"slow down\"}",
+                 &got, &in);
+    harness_feed(&h, st, "{\"type\":\"error\"}", &got, &in);
+    harness_feed(&h, st, "{\"type\":\"tool_use\",\"tool_id\":\"t1\"}", &got, &in);
+    harness_feed(
+        &h, st,
+        "{\"type\":\"tool_result\",\"tool_id\":\"t1\",\"status\":\"success\",\"output\":{\"n\":"
+        "1}}",
+        &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"tool_result\",\"tool_id\":\"t2\",\"status\":\"error\",\"error\":{"
+                 "\"message\":\"denied\"}}",
+                 &got, &in);
+    harness_feed(&h, st, "{\"type\":\"tool_result\",\"tool_id\":\"t3\",\"status\":\"error\"}", &got,
+                 &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"b\",\"delta\":true}",
+                 &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"c\",\"delta\":true}",
+                 &got, &in);
+    harness_finish(&h, st, &got);
+    harness_finish(&h, st, &got);
+    harness_feed(&h, st, "{\"type\":\"result\",\"status\":\"success\"}", &got, &in);
+    harness_feed(&h, st,
+                 "{\"type\":\"result\",\"status\":\"error\",\"error\":{\"message\":\"quota\"}}",
+                 &got, &in);
+    harness_feed(&h, st, "{\"type\":\"result\",\"status\":\"error\"}", &got, &in);
+    HARNESS_EXPECT(&got, "other lines",
+                   "error: gemini: unreadable output line (invalid JSON): this is not json",
+                   "error: gemini: unreadable output line (no type): [1,2,3]",
+                   "error: gemini: unreadable output line (no type): {}",
+                   "error: gemini: unreadable output line (no type): {\"type\":42}",
+                   "error: gemini: unreadable output line (invalid JSON): ?? not utf-8",
+                   "error: gemini: unreadable output line (invalid JSON): "
+                   "{\"type\":\"message\",\"role\":\"assistant\",\"content\":\"cut",
+                   "stream_delta: whole", "stream_end", "text assistant: whole", "stream_delta: a",
+                   "stream_end", "text assistant: a", "error: slow down", "error: gemini: error",
+                   "tool_use t1 tool {}", "tool_result t1 ok: {\"n\":1}",
+                   "tool_result t2 error: denied", "tool_result t3 error: gemini: the tool failed",
+                   "stream_delta: b", "stream_delta: c", "stream_end", "text assistant: bc",
+                   "result ok", "result error: quota", "result error: gemini: the turn failed");
     is_int(in.len, 0, "no stdin for these lines");
 
     /* A very long line is fine for the adapter (the runner caps lines). */
@@ -319,7 +187,7 @@ static void other_lines(void)
         memcpy(line + n + big, "\"}", 3);
         struct runner_items it = {0};
         gemini_provider.parse_line(st, line, strlen(line), &it, &in);
-        ok(it.n == 3 && strlen(s(it.v[2].ev, "content")) == big, "a 200 kB text line");
+        ok(it.n == 3 && strlen(harness_str(it.v[2].ev, "content")) == big, "a 200 kB text line");
         runner_items_clear(&it);
         free(line);
     }
@@ -328,14 +196,6 @@ static void other_lines(void)
 }
 
 /* ---- argv, env and the adapter's shape ------------------------------------------------ */
-
-static void join(struct runner_strv *sv, char *buf, size_t size)
-{
-    size_t off = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sv->n && off < size; i++)
-        off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? " | " : "", sv->v[i]);
-}
 
 #define FIXED "--output-format | stream-json | --skip-trust"
 
@@ -354,7 +214,7 @@ static void args(void)
     };
 
     ok(gemini_provider.build_argv(&req, &sv) == 0, "argv");
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, "-p | say hi | " FIXED, "a new session");
     ok(sv.v[sv.n] == NULL, "NULL-terminated");
     runner_strv_free(&sv);
@@ -366,7 +226,7 @@ static void args(void)
     req.allowed_tools = tools;
     req.n_allowed = 3;
     ok(gemini_provider.build_argv(&req, &sv) == 0, "argv to resume");
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf,
            "--prompt=-rf go on | " FIXED " | --model | gemini-2.5-flash | --allowed-tools | "
            "run_shell_command,write_file | --resume | 4767651e-cf6a-4b27-8b4b-279590467afa",
@@ -378,7 +238,7 @@ static void args(void)
         char want[256];
         req.permission_mode = (char *)modes[i][0];
         ok(gemini_provider.build_argv(&req, &sv) == 0, "argv");
-        join(&sv, buf, sizeof buf);
+        harness_join(&sv, " | ", buf, sizeof buf);
         snprintf(want, sizeof want, "-p | say hi | " FIXED "%s", modes[i][1]);
         is_str(buf, want, "permissionMode %s", modes[i][0] ? modes[i][0] : "(none)");
         runner_strv_free(&sv);
@@ -386,18 +246,18 @@ static void args(void)
     req.skip_permissions = true;
     req.permission_mode = NULL;
     gemini_provider.build_argv(&req, &sv);
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, "-p | say hi | " FIXED " | --yolo", "skipPermissions");
     runner_strv_free(&sv);
     req.permission_mode = "plan";
     gemini_provider.build_argv(&req, &sv);
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, "-p | say hi | " FIXED " | --approval-mode | plan",
            "skipPermissions keeps plan read-only");
     runner_strv_free(&sv);
 
     ok(gemini_provider.build_env && gemini_provider.build_env(&req, &sv) == 0, "env");
-    join(&sv, buf, sizeof buf);
+    harness_join(&sv, " | ", buf, sizeof buf);
     is_str(buf, "GEMINI_CLI_NO_RELAUNCH=true", "no relaunch: one process to signal");
     runner_strv_free(&sv);
 
