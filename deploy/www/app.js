@@ -286,8 +286,16 @@
     }, ...children);
   }
 
-  function closePermission(v, requestId, outcome) {
-    const card = v.perms.get(requestId);
+  // Closes a permission card; final=true (the event that says how it ended) also
+  // corrects the outcome of a card closed earlier as "answered elsewhere".
+  function closePermission(v, requestId, outcome, final) {
+    let card = v.perms.get(requestId);
+    if (!card && final) {
+      card = [...document.querySelectorAll('#messages li.permission')].find((c) => c.dataset.requestId === requestId);
+      const shown = card && card.querySelector('.perm-outcome');
+      if (shown) shown.textContent = outcome;
+      return;
+    }
     if (!card) return;
     v.perms.delete(requestId);
     card.classList.add('resolved');
@@ -396,11 +404,11 @@
         node = permissionCard(v, e);
         break;
       case 'permission_resolved':
-        closePermission(v, e.requestId, e.allow ? 'Allowed' : 'Denied');
+        closePermission(v, e.requestId, e.allow ? 'Allowed' : 'Denied', true);
         node = item(e, 'marker', (e.allow ? 'Permission allowed' : 'Permission denied'));
         break;
       case 'permission_cancelled':
-        closePermission(v, e.requestId, 'Withdrawn' + (e.reason ? ' (' + e.reason + ')' : ''));
+        closePermission(v, e.requestId, 'Withdrawn' + (e.reason ? ' (' + e.reason + ')' : ''), true);
         node = item(e, 'marker', 'Permission request withdrawn' + (e.reason ? ': ' + e.reason : ''));
         break;
       case 'complete': {
@@ -485,28 +493,34 @@
     if (typeof r.feedSeq === 'number') state.feedSeq = r.feedSeq;
     if (r.feedTruncated) await reloadSessions();
     let feedChanged = false;
+    let stale = [];
     const events = [];
     for (const f of r.frames || []) {
       if (f.kind === 'session_upserted') { applyFeedFrame(f); feedChanged = true; } else if (f.kind === 'chat_subscribed') {
-        if (v && state.view === v && f.sessionId === v.sid) await ack(v, f, ctl.signal);
+        if (v && state.view === v && f.sessionId === v.sid) stale = await ack(v, f, ctl.signal);
       } else if (v && f.sessionId === v.sid) {
         events.push(f);
       }
     }
-    if (v && state.view === v) apply(v, events);
+    if (v && state.view === v) {
+      apply(v, events);
+      for (const id of stale) closePermission(v, id, 'Answered elsewhere');
+    }
     if (feedChanged) renderSessions();
   }
 
   async function ack(v, f, signal) {
-    if (!f.found) { banner('No such session.'); return; }
+    if (!f.found) { banner('No such session.'); return []; }
     if (f.truncated) {
       // Events after our cursor left the live buffer: fill the hole from history.
       await fetchHistory(v, signal);
     }
     v.running = !!f.isProcessing;
     if (f.runId) v.runId = f.runId;
+    // Requests open here but no longer pending were answered (or withdrawn) elsewhere;
+    // the events of this answer usually say how, so they are closed after those.
     const pending = new Set((f.pendingPermissions || []).map((p) => p.requestId));
-    for (const id of [...v.perms.keys()]) if (!pending.has(id)) closePermission(v, id, 'Answered elsewhere');
+    return [...v.perms.keys()].filter((id) => !pending.has(id));
   }
 
   async function pollLoop() {

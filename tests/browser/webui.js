@@ -247,6 +247,8 @@ async function step(name, fn) {
     await runState(page2, 'done');
     check((await page.$$('#messages li.permission:not(.resolved)')).length === 0,
       'a permission answered in the other tab is closed here');
+    const outcomes = await page.$$eval('#messages li.permission .perm-outcome', (l) => l.map((x) => x.textContent));
+    check(outcomes[outcomes.length - 1] === 'Denied', 'and says how it was answered', JSON.stringify(outcomes));
     const err = await page.$$eval('#messages li.tool-result.error', (l) => l.length);
     check(err >= 1, 'the denied tool result is shown as an error', err);
     await sameAsHistory(page, sid, 'first tab after the second answered');
