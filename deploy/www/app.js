@@ -36,6 +36,7 @@
 
   const state = {
     token: localStorage.getItem(TOKEN_KEY) || '',
+    authed: false,       // logged in: with the token, or by the web server (REMOTE_USER)
     providers: [],
     sessions: new Map(), // id -> session
     feedSeq: null,       // null: not started yet
@@ -55,7 +56,8 @@
   }
 
   async function api(method, path, body, signal) {
-    const headers = { Authorization: 'Bearer ' + state.token };
+    const headers = {};
+    if (state.token) headers.Authorization = 'Bearer ' + state.token;
     const init = { method, headers, signal, cache: 'no-store' };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
@@ -90,6 +92,7 @@
   function logout(message) {
     localStorage.removeItem(TOKEN_KEY);
     state.token = '';
+    state.authed = false;
     if (state.poll) state.poll.abort();
     state.view = null;
     state.sessions.clear();
@@ -105,7 +108,8 @@
       if (e.status !== 401) showLogin('Cannot reach chatgw: ' + e.message);
       return;
     }
-    localStorage.setItem(TOKEN_KEY, token);
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    state.authed = true;
     $('login').hidden = true;
     $('app').hidden = false;
     fillProviders();
@@ -525,14 +529,14 @@
 
   async function pollLoop() {
     for (;;) {
-      if (!state.token) { await sleep(500); continue; }
+      if (!state.authed) { await sleep(500); continue; }
       try {
         await pollOnce();
         state.backoff = 0;
         connState('');
       } catch (e) {
         if (e.name === 'AbortError') continue; // switched session or logged out
-        if (!state.token) continue;
+        if (!state.authed) continue;
         // Network lost, server restarting, 429, 503: back off exponentially, then poll
         // again from the same cursor.
         state.backoff = Math.min(state.backoff ? state.backoff * 2 : 500, 30000);
@@ -626,5 +630,13 @@
   $('session-name').addEventListener('keydown', (ev) => { if (ev.key === 'Enter') ev.target.blur(); });
   window.addEventListener('hashchange', openFromHash);
 
-  if (state.token) login(state.token); else showLogin('');
+  // Without a stored token, the web server may have authenticated us already
+  // (auth.trust_remote_user): then the API answers without a token.
+  if (state.token) {
+    login(state.token);
+  } else {
+    fetch(API + '/providers', { cache: 'no-store' })
+      .then((r) => (r.ok ? login('') : showLogin('')))
+      .catch(() => showLogin(''));
+  }
 })();
