@@ -251,7 +251,7 @@
     rs.className = 'run-state ' + cls;
     rs.dataset.state = cls;
     $('abort').hidden = !v.running;
-    $('send').disabled = v.running;
+    $('send').disabled = v.running || !!v.sending;
     const modes = $('perm-mode');
     const prov = s && state.providers.find((p) => p.provider === s.provider);
     const want = prov ? (prov.permissionModes || []) : [];
@@ -556,15 +556,18 @@
     const body = { sessionId: v.sid, content: text };
     const mode = $('perm-mode');
     if (!mode.hidden && mode.value && mode.value !== 'default') body.options = { permissionMode: mode.value };
-    $('send').disabled = true;
+    // The run shows as running when its run_started event arrives (it may even have
+    // ended before this answer does); until then only the button is held.
+    v.sending = true;
+    renderHeader();
     try {
       await api('POST', '/chat/send', body);
-      $('prompt').value = '';
-      v.running = true;
+      if ($('prompt').value === text) $('prompt').value = '';
     } catch (e) {
       banner('Cannot send: ' + e.message);
     }
-    renderHeader();
+    v.sending = false;
+    if (state.view === v) renderHeader();
   }
 
   async function abort() {
