@@ -100,6 +100,8 @@ async function step(name, fn) {
   const page = context.pages()[0] || await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
+  const cspErrors = [];
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspErrors.push(m.text()); });
   let sid = null;
 
   await step('login', async () => {
@@ -334,6 +336,7 @@ async function step(name, fn) {
   });
 
   check(pageErrors.length === 0, 'no script errors in the pages', pageErrors.join('\n'));
+  check(cspErrors.length === 0, 'nothing the page does breaks its Content-Security-Policy', cspErrors.join('\n'));
   await context.close();
   fs.rmSync(profile, { recursive: true, force: true });
   process.exit(failed ? 1 : 0);
