@@ -20,7 +20,7 @@ packages=(
     chromium
 )
 # The web UI's browser test (tests/browser/webui.test) also needs Node.js >= 20 with npm:
-# take the machine's, else Debian's.
+# take the machine's, else Debian's (Debian 12's is 18: the test then skips, saying so).
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
