@@ -175,6 +175,7 @@ cat <<EOT
 
 chatgw is running at $url  (state: $state)
 Token for $user: $token   (also in $state/env)
+Web page: http://127.0.0.1:$port/  (paste the token to log in)
 
 Try it:
   . $state/env

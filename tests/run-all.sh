@@ -17,7 +17,11 @@ packages=(
     libfcgi-dev libjansson-dev libsqlite3-dev libhiredis-dev
     redis-server lighttpd spawn-fcgi sqlite3 curl python3
     clang clang-format valgrind
+    chromium
 )
+# The web UI's browser test (tests/browser/webui.test) also needs Node.js >= 20 with npm:
+# take the machine's, else Debian's (Debian 12's is 18: the test then skips, saying so).
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -39,6 +43,19 @@ fi
 cd "$top"
 [ -x configure ] || ./autogen.sh
 mkdir -p "$build"
+
+# playwright-core for the browser test, pinned by tests/browser/package-lock.json, into
+# the build dir (never the source tree; no browser download: it drives Debian's chromium).
+# Once installed, nothing here needs the network again. distcheck's build finds it
+# through CHATGW_PLAYWRIGHT_DIR.
+browser_dir=$build/tests/browser
+mkdir -p "$browser_dir"
+if ! cmp -s "$top/tests/browser/package-lock.json" "$browser_dir/package-lock.json" ||
+   [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+    cp "$top/tests/browser/package.json" "$top/tests/browser/package-lock.json" "$browser_dir/"
+    (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+export CHATGW_PLAYWRIGHT_DIR=$browser_dir
 cd "$build"
 config_args=(--enable-werror)
 [ "${CHATGW_NO_SANITIZERS:-0}" = 1 ] || config_args+=(--enable-sanitizers)

@@ -102,7 +102,8 @@ class Response:
 class Stack:
     """The whole stack; use as a context manager."""
 
-    def __init__(self, extra_config=None, roots=True, lighttpd_extra="", spawn_fcgi=False):
+    def __init__(self, extra_config=None, roots=True, lighttpd_extra="", spawn_fcgi=False,
+                 www=None):
         self.tmp = tempfile.mkdtemp(prefix="cgw-it-")
         self.procs = {}
         self.extra_config = extra_config or {}
@@ -113,7 +114,11 @@ class Stack:
         self.projects = os.path.join(self.tmp, "projects")
         os.makedirs(os.path.join(self.projects, "demo"))
         self.www = os.path.join(self.tmp, "www")
-        os.makedirs(self.www)
+        if www:
+            # Serve a copy of these pages (deploy/www) at /, like the quickstart does.
+            shutil.copytree(www, self.www)
+        else:
+            os.makedirs(self.www)
         self.socket = os.path.join(self.tmp, "chatgw.sock")
         self.config = os.path.join(self.tmp, "chatgw.conf")
         self.with_roots = roots
