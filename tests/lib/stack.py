@@ -293,6 +293,9 @@ class Stack:
             shutil.copy2(path, copy)
             return copy
         self.fcgi_exe = expose(self.fcgi_bin)
+        # PATH (for the provider CLIs' interpreters) without what the user cannot reach.
+        self.fcgid_path = ":".join(x for x in os.environ.get("PATH", "/usr/bin:/bin").split(":")
+                                   if x and self._reachable(ug, x))
         changed = {}
         for line in open(self.config):
             k, _, v = line.partition("=")
@@ -317,6 +320,7 @@ class Stack:
         d = os.path.join(self.tmp, "apache")
         os.makedirs(os.path.join(d, "run"), exist_ok=True)
         self.fcgi_exe = self.fcgi_bin
+        self.fcgid_path = os.environ.get("PATH", "/usr/bin:/bin")
         if ug:
             # The children (not root) reach the socket and the web root; the socket's
             # group is theirs, as spawn-fcgi -g or SocketGroup= would make it.
@@ -332,7 +336,7 @@ class Stack:
                 .replace("@WWW@", self.www).replace("@LOGDIR@", self.tmp)
                 .replace("@PREFIX@", "/api").replace("@SOCKET@", self.socket)
                 .replace("@FCGI@", self.fcgi_exe).replace("@CONFIG@", self.config)
-                .replace("@PATH@", os.environ.get("PATH", "/usr/bin:/bin")))
+                .replace("@PATH@", self.fcgid_path))
         mods = ["mpm_event", "authz_core", "mime", "dir", "env", "setenvif"]
         mods += ["fcgid"] if fcgid else ["proxy", "proxy_fcgi"]
         main = ["# written by tests/lib/stack.py: a private Apache for one test",
