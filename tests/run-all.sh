@@ -17,7 +17,7 @@ packages=(
     libfcgi-dev libjansson-dev libsqlite3-dev libhiredis-dev
     redis-server lighttpd spawn-fcgi sqlite3 curl python3
     clang clang-format valgrind
-    apache2 libapache2-mod-fcgid
+    apache2 libapache2-mod-fcgid systemd
 )
 
 missing=()

@@ -114,7 +114,7 @@ class Stack:
     """The whole stack; use as a context manager."""
 
     def __init__(self, extra_config=None, roots=True, lighttpd_extra="", spawn_fcgi=False,
-                 server="lighttpd"):
+                 server="lighttpd", socket_activate=False):
         assert server in SERVERS, server
         self.server = server
         self.apache_bin = which("apache2", ["/usr/sbin", "/sbin"])
@@ -133,7 +133,10 @@ class Stack:
         self.config = os.path.join(self.tmp, "chatgw.conf")
         self.with_roots = roots
         self.lighttpd_extra = lighttpd_extra  # appended to the lighttpd config
-        self.spawn_fcgi = spawn_fcgi  # start chatgw.fcgi the way spawn-fcgi/systemd do
+        self.spawn_fcgi = spawn_fcgi  # start chatgw.fcgi the way spawn-fcgi does (fd 0)
+        # ... or the way systemd's chatgw.socket does (LISTEN_FDS, fd 3); fcgi.socket then
+        # names another path, which the inherited socket must win over.
+        self.socket_activate = socket_activate
 
     def missing(self):
         """Why the stack cannot run here, or None."""
@@ -196,7 +199,9 @@ class Stack:
         cfg = {
             "db.path": os.path.join(self.tmp, "chatgw.db"),
             "redis.address": "127.0.0.1:%d" % self.redis_port,
-            "fcgi.socket": "" if self.spawn_fcgi else self.socket,
+            "fcgi.socket": ("" if self.spawn_fcgi else
+                            os.path.join(self.tmp, "not-this.sock") if self.socket_activate
+                            else self.socket),
             "fcgi.threads": "4",
             "runner.path": os.path.join(TOP_BUILDDIR, "chatgw-runner"),
             "log.level": "info",
@@ -234,6 +239,9 @@ class Stack:
             # spawn-fcgi opens the socket and hands it over as fd 0 (no fcgi.socket).
             argv = [which("spawn-fcgi", ["/usr/bin", "/usr/sbin"]), "-n", "-s", self.socket,
                     "-M", "0660", "--"] + argv
+        if self.socket_activate:
+            argv = [which("systemd-socket-activate", ["/usr/bin", "/lib/systemd"]), "-l",
+                    self.socket, "--"] + argv
         self._spawn("fcgi", argv, env=self.env())
         wait_for(lambda: os.path.exists(self.socket) or self.procs["fcgi"].poll() is not None,
                  timeout=60 if wrap else 10, what="chatgw.fcgi socket")
