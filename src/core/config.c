@@ -79,8 +79,8 @@ const struct config_key config_keys[] = {
     {"fcgi.threads", CONFIG_INT, OFF(fcgi_threads), "8", 1, 256,
      "worker threads per chatgw.fcgi process"},
     {"fcgi.socket", CONFIG_STRING, OFF(fcgi_socket), "", 0, 0,
-     "unix socket path or host:port to listen on (empty: the socket on fd 0, as spawn-fcgi "
-     "and systemd pass it)"},
+     "unix socket path or host:port to listen on when no socket is handed over (systemd's "
+     "LISTEN_FDS, or fd 0 from spawn-fcgi or mod_fcgid, which win over this key)"},
     {"runner.path", CONFIG_STRING, OFF(runner_path), CGW_PKGLIBEXECDIR "/chatgw-runner", 0, 0,
      "the chatgw-runner program started for each run"},
     {"runner.idle_timeout_s", CONFIG_INT, OFF(runner_idle_timeout_s), "600", 0, 7 * DAY_S,
