@@ -32,8 +32,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         sudo=sudo
     fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    # The tests never use the packaged redis-server or lighttpd services: they start
-    # their own on free loopback ports.
+    # The tests never use the packaged redis-server, lighttpd or apache2 services: they
+    # start their own on free loopback ports.
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
