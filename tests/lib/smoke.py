@@ -4,7 +4,8 @@ tests/integration/smoke-*.test call run(server) with "lighttpd", "apache-proxy" 
 "apache-fcgid" (see stack.py): health, bearer auth through the proxy, error bodies,
 a big request body, the static web root, send + long-poll subscribe with a cursor, a
 held poll woken by a publish, a poll held for the longest waitMs (55 s) that must come
-back empty rather than be cut by a proxy timeout, permission allow, and abort.
+back empty rather than be cut by a proxy timeout, permission allow, abort, and the API
+mounted at another prefix (the web server and http.prefix agree).
 """
 import http.client
 import os
@@ -204,6 +205,20 @@ def run(server):
         fcgid_exe = getattr(st, "fcgi_exe", st.fcgi_bin)
         if server == "apache-fcgid":
             t.ok(pids_with_config(fcgid_exe, st.config), "mod_fcgid started chatgw.fcgi")
+
+    # ---- another mount point: the web server and http.prefix agree ---------------------
+    with Stack(server=server, prefix="/tools/chat") as st2:
+        carol = st2.user("carol")
+        r = st2.request("GET", "/sessions", token=carol)
+        t.eq(r.status, 200, "mounted at /tools/chat: GET /tools/chat/sessions")
+        r = st2.request("GET", "/sessions/none/messages", token=carol)
+        t.eq(code(r), (404, "SESSION_NOT_FOUND"), "mounted at /tools/chat: a routed 404")
+        c = http.client.HTTPConnection("127.0.0.1", st2.port, timeout=10)
+        c.request("GET", "/api/health")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        t.eq(r.status, 404, "mounted at /tools/chat: /api is not the API")
 
     # ---- the web server (and what it started) ended by its pid --------------------------
     try:

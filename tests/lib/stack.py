@@ -114,9 +114,10 @@ class Stack:
     """The whole stack; use as a context manager."""
 
     def __init__(self, extra_config=None, roots=True, lighttpd_extra="", spawn_fcgi=False,
-                 server="lighttpd", socket_activate=False):
+                 server="lighttpd", socket_activate=False, prefix="/api"):
         assert server in SERVERS, server
         self.server = server
+        self.prefix = prefix  # http.prefix, and where the web server mounts the API
         self.apache_bin = which("apache2", ["/usr/sbin", "/sbin"])
         self.tmp = tempfile.mkdtemp(prefix="cgw-it-")
         self.procs = {}
@@ -206,6 +207,8 @@ class Stack:
             "runner.path": os.path.join(TOP_BUILDDIR, "chatgw-runner"),
             "log.level": "info",
         }
+        if self.prefix != "/api":
+            cfg["http.prefix"] = self.prefix
         if self.with_roots:
             cfg["projects.roots"] = self.projects
         cfg.update(self.extra_config)
@@ -254,7 +257,7 @@ class Stack:
         tmpl = open(os.path.join(TOP_SRCDIR, "deploy", "lighttpd", "chatgw.conf.in")).read()
         conf = (tmpl.replace("@BIND@", "127.0.0.1").replace("@PORT@", str(self.port))
                 .replace("@WWW@", self.www).replace("@STATE@", self.tmp)
-                .replace("@PREFIX@", "/api").replace("@SOCKET@", self.socket))
+                .replace("@PREFIX@", self.prefix).replace("@SOCKET@", self.socket))
         path = os.path.join(self.tmp, "lighttpd.conf")
         with open(path, "w") as f:
             f.write(conf + "\n" + self.lighttpd_extra + "\n")
@@ -342,7 +345,7 @@ class Stack:
         tmpl = open(os.path.join(TOP_SRCDIR, "deploy", "apache", name)).read()
         site = (tmpl.replace("@BIND@", "127.0.0.1").replace("@PORT@", str(self.port))
                 .replace("@WWW@", self.www).replace("@LOGDIR@", self.tmp)
-                .replace("@PREFIX@", "/api").replace("@SOCKET@", self.socket)
+                .replace("@PREFIX@", self.prefix).replace("@SOCKET@", self.socket)
                 .replace("@FCGI@", self.fcgi_exe).replace("@CONFIG@", self.config)
                 .replace("@PATH@", self.fcgid_path))
         mods = ["mpm_event", "authz_core", "mime", "dir", "env", "setenvif"]
@@ -440,7 +443,7 @@ class Stack:
         h.update(headers or {})
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            c.request(method, "/api" + path, body=data, headers=h)
+            c.request(method, self.prefix + path, body=data, headers=h)
             r = c.getresponse()
             return Response(r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
         finally:
