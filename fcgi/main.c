@@ -1,11 +1,13 @@
 /* main.c: chatgw.fcgi: options, the listening socket, worker threads, signals. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,13 +138,44 @@ static void *worker_main(void *p)
     return NULL;
 }
 
+/* The listening socket a supervisor handed over, or -1. systemd socket activation passes
+ * it as fd 3 (LISTEN_FDS=1, LISTEN_PID ours); spawn-fcgi and mod_fcgid pass it as fd 0,
+ * the FastCGI convention (a socket with no peer). The LISTEN_* variables are removed so
+ * the runners do not inherit them; the runners close every descriptor from 3 anyway. */
+static int inherited_socket(const char **what)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    int64_t listen_pid = 0, listen_fds = 0;
+    if (pid && fds && cgw_parse_int64(pid, 1, INT32_MAX, &listen_pid) == 0 &&
+        cgw_parse_int64(fds, 1, 1024, &listen_fds) == 0 && listen_pid == (int64_t)getpid()) {
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_FDNAMES");
+        if (listen_fds != 1)
+            log_warn("systemd passed %lld sockets; serving the first", (long long)listen_fds);
+        fcntl(3, F_SETFD, FD_CLOEXEC);
+        *what = "fd 3 (systemd)";
+        return 3;
+    }
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int type = 0;
+    socklen_t tlen = sizeof type;
+    if (getsockopt(0, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_STREAM &&
+        getpeername(0, (struct sockaddr *)&peer, &len) < 0 && errno == ENOTCONN) {
+        *what = "fd 0";
+        return 0;
+    }
+    return -1;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: chatgw.fcgi [-c CONFIG] [-s SOCKET] [-t THREADS]\n"
             "  -c FILE     configuration file (default $CHATGW_CONFIG or %s)\n"
-            "  -s SOCKET   listen on this unix socket path or :PORT (default: fcgi.socket,\n"
-            "              or the socket on fd 0 as spawn-fcgi and systemd pass it)\n"
+            "  -s SOCKET   listen on this unix socket path or :PORT (default: a socket\n"
+            "              handed over by systemd, spawn-fcgi or mod_fcgid, else fcgi.socket)\n"
             "  -t THREADS  worker threads (default: fcgi.threads)\n"
             "  -h          this help;  -V  version\n",
             CGW_DEFAULT_CONFIG_PATH);
@@ -191,8 +224,17 @@ int main(int argc, char **argv)
     if (!threads)
         threads = app.cfg.fcgi_threads;
     app.config_path = config_path; /* NULL: runners find it as we did ($CHATGW_CONFIG) */
-    if (!socket_path && app.cfg.fcgi_socket[0])
+    /* -s wins; then a socket the supervisor handed over (the web server connects only to
+     * that one); then fcgi.socket. */
+    const char *listening = NULL;
+    int sock = socket_path ? -1 : inherited_socket(&listening);
+    if (sock < 0 && !socket_path && app.cfg.fcgi_socket[0])
         socket_path = app.cfg.fcgi_socket;
+    if (sock < 0 && !socket_path) {
+        log_error("nothing to listen on: give -s or fcgi.socket, or start me from systemd "
+                  "(chatgw.socket), spawn-fcgi or mod_fcgid");
+        return 1;
+    }
     app.bus_cfg = (struct bus_config){
         .address = app.cfg.redis_address,
         .password = app.cfg.redis_password,
@@ -216,7 +258,6 @@ int main(int argc, char **argv)
         log_error("FCGX_Init failed");
         return 1;
     }
-    int sock = 0;
     if (socket_path) {
         mode_t old = umask(007); /* the web server's group may connect */
         /* A deep backlog: after a restart every client's long-poll comes back at once,
@@ -261,7 +302,7 @@ int main(int argc, char **argv)
     }
     reaper_start(&app);
     log_info("chatgw.fcgi %s ready: %lld threads on %s, database %s (schema %d), redis %s",
-             PACKAGE_VERSION, (long long)threads, socket_path ? socket_path : "fd 0",
+             PACKAGE_VERSION, (long long)threads, socket_path ? socket_path : listening,
              app.cfg.db_path, version, app.cfg.redis_address);
     int sig = 0;
     sigwait(&set, &sig);

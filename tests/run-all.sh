@@ -18,6 +18,7 @@ packages=(
     redis-server lighttpd spawn-fcgi sqlite3 curl python3
     clang clang-format valgrind
     chromium
+    apache2 libapache2-mod-fcgid systemd
 )
 # The web UI's browser test (tests/browser/webui.test) also needs Node.js >= 20 with npm:
 # take the machine's, else Debian's (Debian 12's is 18: the test then skips, saying so).
@@ -35,8 +36,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         sudo=sudo
     fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    # The tests never use the packaged redis-server or lighttpd services: they start
-    # their own on free loopback ports.
+    # The tests never use the packaged redis-server, lighttpd or apache2 services: they
+    # start their own on free loopback ports.
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

@@ -10,8 +10,8 @@
 #include "core/log.h"
 #include "core/util.h"
 
-#ifndef CGW_BINDIR
-#define CGW_BINDIR "/usr/local/bin"
+#ifndef CGW_PKGLIBEXECDIR
+#define CGW_PKGLIBEXECDIR "/usr/local/libexec/chatgw"
 #endif
 
 #define MAX_VALUE 4096
@@ -79,9 +79,9 @@ const struct config_key config_keys[] = {
     {"fcgi.threads", CONFIG_INT, OFF(fcgi_threads), "8", 1, 256,
      "worker threads per chatgw.fcgi process"},
     {"fcgi.socket", CONFIG_STRING, OFF(fcgi_socket), "", 0, 0,
-     "unix socket path or host:port to listen on (empty: the socket on fd 0, as spawn-fcgi "
-     "and systemd pass it)"},
-    {"runner.path", CONFIG_STRING, OFF(runner_path), CGW_BINDIR "/chatgw-runner", 0, 0,
+     "unix socket path or host:port to listen on when no socket is handed over (systemd's "
+     "LISTEN_FDS, or fd 0 from spawn-fcgi or mod_fcgid, which win over this key)"},
+    {"runner.path", CONFIG_STRING, OFF(runner_path), CGW_PKGLIBEXECDIR "/chatgw-runner", 0, 0,
      "the chatgw-runner program started for each run"},
     {"runner.idle_timeout_s", CONFIG_INT, OFF(runner_idle_timeout_s), "600", 0, 7 * DAY_S,
      "end a run whose provider CLI printed nothing for this long (0: never)"},

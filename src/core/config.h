@@ -18,7 +18,13 @@
 
 #include "core/err.h"
 
+/* $(sysconfdir)/chatgw/chatgw.conf, where make install puts it: /etc/chatgw/chatgw.conf
+ * for --sysconfdir=/etc (doc/hosting.md), /usr/local/etc/chatgw/chatgw.conf by default. */
+#ifdef CGW_SYSCONFDIR
+#define CGW_DEFAULT_CONFIG_PATH CGW_SYSCONFDIR "/chatgw/chatgw.conf"
+#else
 #define CGW_DEFAULT_CONFIG_PATH "/etc/chatgw/chatgw.conf"
+#endif
 #define CGW_MAX_PROJECT_ROOTS 16
 
 enum provider_id {

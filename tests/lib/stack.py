@@ -3,10 +3,17 @@
 Starts, in a fresh temp dir, a private redis-server and lighttpd on free 127.0.0.1
 ports and chatgw.fcgi on a unix socket, with a database made by chatgwctl. Every
 process is stopped by its own pid. Also a tiny TAP producer.
+
+Stack(server=...) picks the web server, each from its template in deploy/:
+  "lighttpd"      lighttpd + mod_fastcgi, chatgw.fcgi started here (the default)
+  "apache-proxy"  a private Apache 2.4 (event MPM) + mod_proxy_fcgi to the same socket
+  "apache-fcgid"  a private Apache 2.4 + mod_fcgid, which starts chatgw.fcgi itself
 """
 import http.client
 import json
 import os
+import pwd
+import grp
 import shutil
 import signal
 import socket
@@ -62,6 +69,10 @@ def which(name, extra=()):
     return None
 
 
+APACHE_MODULES = "/usr/lib/apache2/modules"
+SERVERS = ("lighttpd", "apache-proxy", "apache-fcgid")
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
@@ -103,7 +114,11 @@ class Stack:
     """The whole stack; use as a context manager."""
 
     def __init__(self, extra_config=None, roots=True, lighttpd_extra="", spawn_fcgi=False,
-                 www=None):
+                 server="lighttpd", socket_activate=False, prefix="/api", www=None):
+        assert server in SERVERS, server
+        self.server = server
+        self.prefix = prefix  # http.prefix, and where the web server mounts the API
+        self.apache_bin = which("apache2", ["/usr/sbin", "/sbin"])
         self.tmp = tempfile.mkdtemp(prefix="cgw-it-")
         self.procs = {}
         self.extra_config = extra_config or {}
@@ -123,14 +138,23 @@ class Stack:
         self.config = os.path.join(self.tmp, "chatgw.conf")
         self.with_roots = roots
         self.lighttpd_extra = lighttpd_extra  # appended to the lighttpd config
-        self.spawn_fcgi = spawn_fcgi  # start chatgw.fcgi the way spawn-fcgi/systemd do
+        self.spawn_fcgi = spawn_fcgi  # start chatgw.fcgi the way spawn-fcgi does (fd 0)
+        # ... or the way systemd's chatgw.socket does (LISTEN_FDS, fd 3); fcgi.socket then
+        # names another path, which the inherited socket must win over.
+        self.socket_activate = socket_activate
 
     def missing(self):
         """Why the stack cannot run here, or None."""
         if not self.redis_bin:
             return "redis-server not installed"
-        if not self.lighttpd_bin:
+        if self.server == "lighttpd" and not self.lighttpd_bin:
             return "lighttpd not installed"
+        if self.server.startswith("apache"):
+            if not self.apache_bin:
+                return "apache2 not installed"
+            mod = "mod_fcgid.so" if self.server == "apache-fcgid" else "mod_proxy_fcgi.so"
+            if not os.path.exists(os.path.join(APACHE_MODULES, mod)):
+                return mod + " not installed"
         for b in (self.fcgi_bin, self.ctl_bin):
             if not os.access(b, os.X_OK):
                 return b + " not built"
@@ -180,11 +204,15 @@ class Stack:
         cfg = {
             "db.path": os.path.join(self.tmp, "chatgw.db"),
             "redis.address": "127.0.0.1:%d" % self.redis_port,
-            "fcgi.socket": "" if self.spawn_fcgi else self.socket,
+            "fcgi.socket": ("" if self.spawn_fcgi else
+                            os.path.join(self.tmp, "not-this.sock") if self.socket_activate
+                            else self.socket),
             "fcgi.threads": "4",
             "runner.path": os.path.join(TOP_BUILDDIR, "chatgw-runner"),
             "log.level": "info",
         }
+        if self.prefix != "/api":
+            cfg["http.prefix"] = self.prefix
         if self.with_roots:
             cfg["projects.roots"] = self.projects
         cfg.update(self.extra_config)
@@ -218,6 +246,9 @@ class Stack:
             # spawn-fcgi opens the socket and hands it over as fd 0 (no fcgi.socket).
             argv = [which("spawn-fcgi", ["/usr/bin", "/usr/sbin"]), "-n", "-s", self.socket,
                     "-M", "0660", "--"] + argv
+        if self.socket_activate:
+            argv = [which("systemd-socket-activate", ["/usr/bin", "/lib/systemd"]), "-l",
+                    self.socket, "--"] + argv
         self._spawn("fcgi", argv, env=self.env())
         wait_for(lambda: os.path.exists(self.socket) or self.procs["fcgi"].poll() is not None,
                  timeout=60 if wrap else 10, what="chatgw.fcgi socket")
@@ -230,7 +261,7 @@ class Stack:
         tmpl = open(os.path.join(TOP_SRCDIR, "deploy", "lighttpd", "chatgw.conf.in")).read()
         conf = (tmpl.replace("@BIND@", "127.0.0.1").replace("@PORT@", str(self.port))
                 .replace("@WWW@", self.www).replace("@STATE@", self.tmp)
-                .replace("@PREFIX@", "/api").replace("@SOCKET@", self.socket))
+                .replace("@PREFIX@", self.prefix).replace("@SOCKET@", self.socket))
         path = os.path.join(self.tmp, "lighttpd.conf")
         with open(path, "w") as f:
             f.write(conf + "\n" + self.lighttpd_extra + "\n")
@@ -246,6 +277,124 @@ class Stack:
         if self.procs["lighttpd"].poll() is not None:
             raise RuntimeError("lighttpd exited: " + self.log("lighttpd"))
 
+    # ---- Apache ------------------------------------------------------------
+    def _apache_user(self):
+        """The User/Group Apache's children switch to when it starts as root, else None."""
+        if os.geteuid() != 0:
+            return None
+        for user, group in (("www-data", "www-data"), ("nobody", "nogroup")):
+            try:
+                return pwd.getpwnam(user), grp.getgrnam(group)
+            except KeyError:
+                continue
+        raise RuntimeError("no unprivileged user for Apache's children")
+
+    def _reachable(self, ug, path):
+        """Can the Apache user execute path (every directory on the way searchable)?"""
+        r = subprocess.run(["setpriv", "--reuid", str(ug[0].pw_uid), "--regid", str(ug[1].gr_gid),
+                            "--clear-groups", "test", "-x", path], capture_output=True)
+        return r.returncode == 0
+
+    def _expose_for_fcgid(self, ug):
+        """Under mod_fcgid as root, chatgw.fcgi, its runners and the provider CLIs run as the
+        Apache user: give it the stack's files, and copies of programs it cannot reach."""
+        bindir = os.path.join(self.tmp, "bin")
+        os.makedirs(bindir, exist_ok=True)
+
+        def expose(path):
+            if not os.path.isabs(path) or self._reachable(ug, path):
+                return path
+            copy = os.path.join(bindir, os.path.basename(path))
+            shutil.copy2(path, copy)
+            return copy
+        self.fcgi_exe = expose(self.fcgi_bin)
+        # PATH (for the provider CLIs' interpreters) without what the user cannot reach.
+        self.fcgid_path = ":".join(x for x in os.environ.get("PATH", "/usr/bin:/bin").split(":")
+                                   if x and self._reachable(ug, x))
+        changed = {}
+        for line in open(self.config):
+            k, _, v = line.partition("=")
+            k, v = k.strip(), v.strip()
+            if (k == "runner.path" or k.endswith(".bin")) and v:
+                nv = expose(v)
+                if nv != v:
+                    changed[k] = nv
+        if changed:
+            self.extra_config.update(changed)
+            self.write_config()
+        uid, gid = ug[0].pw_uid, ug[1].gr_gid
+        for d, dirs, files in os.walk(self.tmp):
+            for n in [d] + [os.path.join(d, x) for x in dirs + files]:
+                os.lchown(n, uid, gid)
+
+    def start_apache(self):
+        if not hasattr(self, "port"):
+            self.port = free_port()
+        fcgid = self.server == "apache-fcgid"
+        ug = self._apache_user()
+        d = os.path.join(self.tmp, "apache")
+        os.makedirs(os.path.join(d, "run"), exist_ok=True)
+        self.fcgi_exe = self.fcgi_bin
+        self.fcgid_path = os.environ.get("PATH", "/usr/bin:/bin")
+        if ug:
+            # The children (not root) reach the socket and the web root; the socket's
+            # group is theirs, as spawn-fcgi -g or SocketGroup= would make it.
+            os.chmod(self.tmp, 0o711)
+            os.chmod(self.www, 0o755)
+            if fcgid:
+                self._expose_for_fcgid(ug)
+            elif os.path.exists(self.socket):
+                os.chown(self.socket, -1, ug[1].gr_gid)
+        name = "chatgw-fcgid.conf.in" if fcgid else "chatgw-proxy-fcgi.conf.in"
+        tmpl = open(os.path.join(TOP_SRCDIR, "deploy", "apache", name)).read()
+        site = (tmpl.replace("@BIND@", "127.0.0.1").replace("@PORT@", str(self.port))
+                .replace("@WWW@", self.www).replace("@LOGDIR@", self.tmp)
+                .replace("@PREFIX@", self.prefix).replace("@SOCKET@", self.socket)
+                .replace("@FCGI@", self.fcgi_exe).replace("@CONFIG@", self.config)
+                .replace("@PATH@", self.fcgid_path))
+        mods = ["mpm_event", "authz_core", "mime", "dir", "env", "setenvif"]
+        mods += ["fcgid"] if fcgid else ["proxy", "proxy_fcgi"]
+        main = ["# written by tests/lib/stack.py: a private Apache for one test",
+                "ServerRoot \"%s\"" % d,
+                "ServerName 127.0.0.1",
+                "Listen 127.0.0.1:%d" % self.port,
+                "PidFile \"%s/apache.pid\"" % d,
+                "DefaultRuntimeDir \"%s/run\"" % d,
+                "Mutex file:%s/run default" % d,
+                "ErrorLog \"%s/apache-error.log\"" % self.tmp,
+                "LogLevel warn",
+                "StartServers 1",
+                "ServerLimit 2",
+                "ThreadsPerChild 25",
+                "MaxRequestWorkers 50"]
+        main += ["LoadModule %s_module %s/mod_%s.so" % (m, APACHE_MODULES, m) for m in mods]
+        if os.path.exists("/etc/mime.types"):
+            main.append("TypesConfig /etc/mime.types")
+        if ug:
+            main += ["User %s" % ug[0].pw_name, "Group %s" % ug[1].gr_name]
+        if fcgid:
+            main += ["FcgidIPCDir \"%s/fcgid\"" % d,
+                     "FcgidProcessTableFile \"%s/fcgid_shm\"" % d]
+        site_path = os.path.join(self.tmp, "apache-site.conf")
+        with open(site_path, "w") as f:
+            f.write(site)
+        main.append("Include \"%s\"" % site_path)
+        path = os.path.join(self.tmp, "apache.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(main) + "\n")
+        # Apache's own children and, under mod_fcgid, chatgw.fcgi get this environment.
+        self._spawn("apache", [self.apache_bin, "-f", path, "-DFOREGROUND"], env=self.env())
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return self.procs["apache"].poll() is not None
+        wait_for(up, what="apache2")
+        if self.procs["apache"].poll() is not None:
+            raise RuntimeError("apache2 exited: " + self.log("apache") + self.log("apache-error"))
+
     def log(self, name):
         try:
             return open(os.path.join(self.tmp, name + ".log"), errors="replace").read()
@@ -257,8 +406,12 @@ class Stack:
             self.start_redis()
             self.write_config()
             self.ctl("init")
-            self.start_fcgi()
-            self.start_lighttpd()
+            if self.server != "apache-fcgid":
+                self.start_fcgi()
+            if self.server == "lighttpd":
+                self.start_lighttpd()
+            else:
+                self.start_apache()
         except Exception:
             self.close()
             raise
@@ -294,7 +447,7 @@ class Stack:
         h.update(headers or {})
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            c.request(method, "/api" + path, body=data, headers=h)
+            c.request(method, self.prefix + path, body=data, headers=h)
             r = c.getresponse()
             return Response(r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
         finally:
