@@ -8,7 +8,8 @@ Serves, on 127.0.0.1 and a free port, just enough of
   Gemini generateContent      POST /v1beta/models/M:streamGenerateContent?alt=sse (gemini)
 for the CLIs to run a turn (the SSE shapes of doc/providers.md, "Live tier").
 
-What it answers depends on the latest user message of the conversation:
+What it answers depends on the latest user message of the conversation (its last text
+block, <system-reminder> blocks aside):
   the tool's result is the latest input      a short text ("Tool finished; done.")
   FAKE_TOOL or FAKE_TOOL=NAME (and the request offers tools)
                                               one shell tool call: `touch NAME`
@@ -127,7 +128,10 @@ def scenario_of(history, has_tools):
             return "done", None
         if role != "user":
             continue
-        text = "\n".join(texts)
+        # The newest text block only: Gemini keeps an aborted turn's prompt and adds the
+        # next prompt to the same user message as another part.
+        texts = [x for x in texts if not x.lstrip().startswith("<system-reminder>")]
+        text = texts[-1] if texts else ""
         if "FAKE_ERROR" in text:
             return "error", None
         if not has_tools:
