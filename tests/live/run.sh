@@ -44,8 +44,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${packages[*]}" ]; then
     # claude's bin/claude.exe and opencode's bin/opencode.exe are stubs until then.
     npm install --prefix "$live" --no-audit --no-fund --ignore-scripts --loglevel=error \
         "${packages[@]}"
-    (cd "$live/node_modules/@anthropic-ai/claude-code" && node install.cjs)
-    (cd "$live/node_modules/opencode-ai" && node postinstall.mjs)
+    # With the Node just installed (the CLIs run with it too: live.test puts this .bin first).
+    (cd "$live/node_modules/@anthropic-ai/claude-code" && PATH="$live/node_modules/.bin:$PATH" node install.cjs)
+    (cd "$live/node_modules/opencode-ai" && PATH="$live/node_modules/.bin:$PATH" node postinstall.mjs)
     for cli in claude codex gemini opencode; do
         [ -x "$live/node_modules/.bin/$cli" ] || { echo "live: $cli did not install" >&2; exit 1; }
     done
