@@ -53,8 +53,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${packages[*]}" ]; then
     echo "${packages[*]}" > "$stamp"
     echo "live: npm install took $(($(date +%s) - start)) s"
 fi
+# Each CLI must run from its platform package (a stub left by a skipped postinstall
+# step, or a missing optional dependency, fails here).
 for cli in claude codex gemini opencode; do
-    echo "live: $cli $(PATH="$live/node_modules/.bin:$PATH" "$live/node_modules/.bin/$cli" --version 2>&1 | tail -n 1)"
+    if ! v=$(PATH="$live/node_modules/.bin:$PATH" "$live/node_modules/.bin/$cli" --version 2>&1); then
+        echo "live: $cli --version failed: $v" >&2
+        exit 1
+    fi
+    echo "live: $cli $(echo "$v" | tail -n 1)"
 done
 
 start=$(date +%s)
