@@ -5,6 +5,7 @@
 #   tests/run-all.sh               # the README's test command
 #   BUILD_DIR=dir tests/run-all.sh # build somewhere else (default: build-check)
 #   CHATGW_DISTCHECK=1 ...         # also run `make distcheck` (CI does)
+#   CHATGW_LIVE=1 ...              # also run the live tier, tests/live/run.sh (CI does)
 #   CHATGW_NO_SANITIZERS=1 ...     # plain build (e.g. for valgrind)
 set -euo pipefail
 
@@ -79,5 +80,9 @@ if [ $status -ne 0 ]; then
 fi
 if [ "${CHATGW_DISTCHECK:-0}" = 1 ]; then
     make -j"$(nproc)" distcheck
+fi
+# The live tier (CI): the real provider CLIs from npm, offline against a fake model API.
+if [ "${CHATGW_LIVE:-0}" = 1 ]; then
+    bash "$top/tests/live/run.sh" "$build"
 fi
 echo "run-all: all tests passed"

@@ -442,7 +442,10 @@ static void finish(struct run *r)
 /* ---- setup ----------------------------------------------------------------------- */
 
 /* The CLI's environment: the runner's own, without chatgw's settings (CHATGW_*: Redis
- * password and the like are not the CLI's business), plus the adapter's additions. */
+ * password and the like are not the CLI's business), plus the adapter's additions and
+ * PWD set to the project directory the CLI starts in. An inherited PWD names the
+ * directory chatgw.fcgi was started in, and some CLIs believe it over getcwd()
+ * (OpenCode 1.18 ran its tools there). */
 static int build_env(struct run *r, struct runner_strv *env)
 {
     struct runner_strv add = {0};
@@ -450,6 +453,8 @@ static int build_env(struct run *r, struct runner_strv *env)
 
     if (r->prov->build_env && r->prov->build_env(&r->req, &add) < 0)
         rc = -1;
+    if (rc == 0)
+        rc = runner_strv_add2(&add, "PWD=", r->req.project_path);
     for (char **e = environ; rc == 0 && e && *e; e++) {
         const char *eq = strchr(*e, '=');
         size_t nlen = eq ? (size_t)(eq - *e) : strlen(*e);
@@ -462,7 +467,10 @@ static int build_env(struct run *r, struct runner_strv *env)
     for (size_t i = 0; rc == 0 && i < add.n; i++)
         rc = runner_strv_add(env, add.v[i]);
     runner_strv_free(&add);
-    if (rc == 0 && !env->v)
+    bool has_path = false;
+    for (size_t i = 0; rc == 0 && i < env->n; i++)
+        has_path = has_path || strncmp(env->v[i], "PATH=", 5) == 0;
+    if (rc == 0 && !has_path)
         rc = runner_strv_add(env, "PATH=/usr/bin:/bin");
     return rc;
 }
