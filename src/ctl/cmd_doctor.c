@@ -167,25 +167,13 @@ static void check_projects(struct doctor *d)
     }
 }
 
-/* 0 when path is a regular file we may execute, else -1 with errno set. */
-static int executable(const char *path)
-{
-    struct stat sb;
-    if (stat(path, &sb) < 0)
-        return -1;
-    if (!S_ISREG(sb.st_mode)) {
-        errno = EISDIR;
-        return -1;
-    }
-    return access(path, X_OK);
-}
-
 static void check_runner(struct doctor *d)
 {
     const char *path = d->ctl->cfg.runner_path;
+    char found[4096];
     if (path[0] != '/')
         report(d, CHECK_FAIL, "runner", "runner.path %s is not an absolute path", path);
-    else if (executable(path) < 0)
+    else if (provider_find_bin(path, NULL, found, sizeof found) < 0)
         report(d, CHECK_FAIL, "runner", "runner.path %s: %s", path, strerror(errno));
     else
         report(d, CHECK_OK, "runner", "%s is executable", path);

@@ -12,6 +12,10 @@
 static void answer_cli(struct run *r, const char *cli_id, bool allow, json_t *input,
                        const char *message)
 {
+    if (!r->prov->answer) {
+        log_warn("%s has no approval channel; answer to %s dropped", r->prov->name, cli_id);
+        return;
+    }
     if (r->child.in_fd < 0) {
         log_info("cannot answer permission request %s: the CLI's stdin is closed", cli_id);
         return;

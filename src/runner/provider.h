@@ -175,7 +175,8 @@ struct runner_provider {
     int (*interrupt)(void *st, struct runner_buf *in);
 
     /* Appends the answer to the CLI's permission request id: allow with input
-     * (borrowed; the tool runs with it), or deny with message. 0 or -1. */
+     * (borrowed; the tool runs with it), or deny with message. 0 or -1. NULL: the CLI
+     * has no approval channel (it never reports permission requests). */
     int (*answer)(void *st, const char *id, bool allow, json_t *input, const char *message,
                   struct runner_buf *in);
 };

@@ -115,19 +115,6 @@ static void codex_state_free(void *p)
     free(p);
 }
 
-static int codex_answer(void *p, const char *id, bool allow, json_t *input, const char *message,
-                        struct runner_buf *in)
-{
-    /* Never called: the adapter reports no permission requests (no approval channel). */
-    (void)p;
-    (void)allow;
-    (void)input;
-    (void)message;
-    (void)in;
-    log_warn("codex: no approval channel; answer to %s dropped", id);
-    return 0;
-}
-
 /* ---- stdout lines ---------------------------------------------------------------- */
 
 /* An `error` event for a line we cannot read (provider.c). */
@@ -364,5 +351,4 @@ const struct runner_provider codex_provider = {
     .parse_line = codex_parse_line,
     .finish = NULL,
     .interrupt = NULL, /* no stdin protocol: the supervisor signals the process group */
-    .answer = codex_answer,
 };

@@ -123,19 +123,6 @@ static void cursor_state_free(void *p)
     free(p);
 }
 
-static int cursor_answer(void *p, const char *id, bool allow, json_t *input, const char *message,
-                         struct runner_buf *in)
-{
-    /* Never called: the adapter reports no permission requests (no approval channel). */
-    (void)p;
-    (void)allow;
-    (void)input;
-    (void)message;
-    (void)in;
-    log_warn("cursor: no approval channel; answer to %s dropped", id);
-    return 0;
-}
-
 /* ---- stdout lines ---------------------------------------------------------------- */
 
 static void unreadable(struct cursor_state *st, const char *why, const char *line, size_t len,
@@ -365,5 +352,4 @@ const struct runner_provider cursor_provider = {
     .parse_line = cursor_parse_line,
     .finish = NULL,
     .interrupt = NULL, /* no stdin protocol: the supervisor signals the process group */
-    .answer = cursor_answer,
 };

@@ -161,19 +161,6 @@ static void gemini_state_free(void *p)
     free(st);
 }
 
-static int gemini_answer(void *p, const char *id, bool allow, json_t *input, const char *message,
-                         struct runner_buf *in)
-{
-    /* Never called: the adapter reports no permission requests (no approval channel). */
-    (void)p;
-    (void)allow;
-    (void)input;
-    (void)message;
-    (void)in;
-    log_warn("gemini: no approval channel; answer to %s dropped", id);
-    return 0;
-}
-
 /* ---- stdout lines ---------------------------------------------------------------- */
 
 /* An `error` event for a line we cannot read (provider.c). */
@@ -364,5 +351,4 @@ const struct runner_provider gemini_provider = {
     .parse_line = gemini_parse_line,
     .finish = gemini_finish,
     .interrupt = NULL, /* no stdin protocol: the supervisor signals the process group */
-    .answer = gemini_answer,
 };

@@ -113,19 +113,6 @@ static void opencode_state_free(void *p)
     free(p);
 }
 
-static int opencode_answer(void *p, const char *id, bool allow, json_t *input, const char *message,
-                           struct runner_buf *in)
-{
-    /* Never called: the adapter reports no permission requests (no approval channel). */
-    (void)p;
-    (void)allow;
-    (void)input;
-    (void)message;
-    (void)in;
-    log_warn("opencode: no approval channel; answer to %s dropped", id);
-    return 0;
-}
-
 /* ---- stdout lines ---------------------------------------------------------------- */
 
 /* An `error` event for a line we cannot read (provider.c). */
@@ -263,5 +250,4 @@ const struct runner_provider opencode_provider = {
     .parse_line = opencode_parse_line,
     .finish = NULL,
     .interrupt = NULL, /* no stdin protocol: the supervisor signals the process group */
-    .answer = opencode_answer,
 };
