@@ -77,7 +77,7 @@ struct run {
 
     struct batch_item batch[RUN_BATCH_MAX];
     size_t n_batch;
-    bool in_tx;
+    bool in_tx; /* a batch is pending (written by runner_batch_commit) */
     int64_t batch_start;
 
     char *native_id; /* recorded (or resumed) provider-native session id */
@@ -115,8 +115,9 @@ enum cgw_err runner_settle(struct run *r, enum cgw_err rc, const struct cgw_erro
  * string (free()), or NULL. */
 char *runner_with_seq(const char *json, int64_t seq);
 
-/* Persists one published event (json with its seq) in the open batch transaction
- * (RUN_BATCH_MAX events or RUN_BATCH_MS at most); runner_batch_commit ends the batch. */
+/* Queues one published event (json with its seq) for persisting; runner_batch_commit
+ * writes the queued events in one transaction (at RUN_BATCH_MAX events, RUN_BATCH_MS after
+ * the first, and at the end of the run). */
 void runner_persist(struct run *r, int64_t seq, const char *kind, const char *json);
 void runner_batch_commit(struct run *r);
 
