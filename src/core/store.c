@@ -32,7 +32,8 @@ static const char *const stmt_sql[STMT__COUNT] = {
                        "VALUES (?1, ?2, ?3, ?4, ?5)",
     [STMT_TOKEN_FIND] = "SELECT " TOKEN_COLS " FROM tokens t JOIN users u ON u.id = t.user_id "
                         "WHERE t.public_id = ?1",
-    /* The age test in the WHERE clause makes a busy token cost one write a minute. */
+    /* The age test keeps the row at one change a minute; callers test the age first, as
+     * the statement takes the write lock even when it changes nothing. */
     [STMT_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1 AND last_used_ms < ?3",
     [STMT_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens t JOIN users u ON u.id = t.user_id "
                         "WHERE ?1 <= 0 OR t.user_id = ?1 ORDER BY t.created_ms, t.id",
