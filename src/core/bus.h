@@ -40,7 +40,9 @@
  * is dropped and re-made on the next call (a command is retried once on a fresh
  * connection when that is safe). A Redis that cannot be reached, or that refuses
  * to serve (LOADING, bad AUTH), is CGW_ERR_BACKEND. SIGPIPE from a dead peer is
- * kept away from the process by the module itself. No redisReply escapes this module.
+ * kept away from the process by the module itself (a signal mask around each command),
+ * unless the program said with bus_sigpipe_ignored() that it ignores SIGPIPE for its
+ * whole life. No redisReply escapes this module.
  *
  * Ids: session ids (at most 36 characters), run ids, event ids and permission
  * request ids are made of [A-Za-z0-9_.:-]; anything else is CGW_ERR_INVALID (they
@@ -114,6 +116,11 @@ struct bus_read {
 
 /* Connects (AUTH, SELECT, SCRIPT LOAD). cfg's strings are copied. A Redis that is
  * down is not an error here when lazy is true: the first command connects. */
+/* The program has set SIGPIPE to SIG_IGN and keeps it so: the bus skips the signal
+ * mask it otherwise puts around every command (four system calls each). Call before
+ * the first command, from the main thread. */
+void bus_sigpipe_ignored(void);
+
 enum cgw_err bus_open(const struct bus_config *cfg, bool lazy, struct bus **out,
                       struct cgw_error *err);
 void bus_close(struct bus *b);
