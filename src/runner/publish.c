@@ -93,7 +93,8 @@ static void batch_replay(struct run *r)
     struct cgw_error err;
     for (size_t i = 0; i < r->n_batch; i++) {
         struct batch_item *b = &r->batch[i];
-        enum cgw_err rc = store_message_add(r->store, r->session_id, b->seq, b->kind, b->json, &err);
+        enum cgw_err rc =
+            store_message_add(r->store, r->session_id, b->seq, b->kind, b->json, &err);
         if (rc == CGW_ERR_NOT_FOUND) {
             store_gone(r);
             return;

@@ -60,8 +60,8 @@ int main(void)
                    rid ? rid : "");
             fflush(stdout);
         } else if (type && strcmp(type, "user") == 0) {
-            const char *c = json_string_value(json_object_get(json_object_get(msg, "message"),
-                                                              "content"));
+            const char *c =
+                json_string_value(json_object_get(json_object_get(msg, "message"), "content"));
             snprintf(prompt, sizeof prompt, "%s", c ? c : "");
             have_prompt = true;
         }

@@ -1,6 +1,6 @@
 /* load.c: make bench's HTTP load client (one thread, epoll, HTTP/1.1 keep-alive).
  *
- *   load hold PORT TOKEN SESSIONS_FILE POLLS WAIT_MS
+ *   load hold PORT[,PORT...] TOKEN SESSIONS_FILE POLLS WAIT_MS
  *        Holds POLLS long-polls on /api/chat/subscribe, poll i following session
  *        i % S (S = lines of SESSIONS_FILE), each re-polling at once with its cursor
  *        after every answer. The first request of each poll has waitMs 0; once every
@@ -36,10 +36,10 @@
 
 struct conn {
     int fd;
-    int sess;             /* index into sessions (hold) */
-    long long cursor;     /* hold: last seq seen */
-    bool first_done;      /* hold: the waitMs 0 request was answered */
-    int64_t sent_us;      /* rate: when the request went out */
+    int sess;         /* index into sessions (hold) */
+    long long cursor; /* hold: last seq seen */
+    bool first_done;  /* hold: the waitMs 0 request was answered */
+    int64_t sent_us;  /* rate: when the request went out */
     char *buf;
     size_t len, cap;
 };
@@ -52,9 +52,9 @@ struct vec {
 static char **sessions, **bodies;
 static size_t n_sessions, n_bodies, next_body;
 static long long *final_seq; /* per session; -1 = not known yet */
-static int port, ep;
+static int ports[16], n_ports = 1, ep;
 static const char *token, *method = "POST", *path;
-static struct vec lat;       /* microseconds */
+static struct vec lat; /* microseconds */
 static long long delivered, lost, dups, errors, bench_events, reconnects;
 static long long status_count[600];
 
@@ -105,9 +105,11 @@ static char **read_lines(const char *file, size_t *n)
     return out;
 }
 
-static void conn_open(struct conn *c)
+static void conn_open(struct conn *c, size_t i)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    int port = ports[i % (size_t)n_ports];
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(0x7f000001)};
     int one = 1;
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -226,6 +228,7 @@ static size_t parse_response(struct conn *c, int *status, char **body, size_t *b
 
 static void hold_answer(struct conn *c, int status, const char *body, size_t len, int64_t now)
 {
+    status_count[status > 0 && status < 600 ? status : 0]++;
     if (status != 200) {
         errors++;
         return;
@@ -334,7 +337,7 @@ static int run(bool hold, size_t n_conns, double secs)
     }
     for (size_t i = 0; i < n_conns; i++) {
         cs[i].sess = (int)(i % (n_sessions ? n_sessions : 1));
-        conn_open(&cs[i]);
+        conn_open(&cs[i], i);
         if (hold)
             hold_request(&cs[i]);
     }
@@ -420,7 +423,7 @@ static int run(bool hold, size_t n_conns, double secs)
             if (!alive) {
                 close(c->fd);
                 reconnects++;
-                conn_open(c);
+                conn_open(c, (size_t)(c - cs));
                 if (hold)
                     hold_request(c);
                 else if (now_us(CLOCK_MONOTONIC) < stop_at)
@@ -438,7 +441,15 @@ static int run(bool hold, size_t n_conns, double secs)
                n_conns, n_sessions, delivered, bench_events, lost, dups, errors, reconnects, cpu,
                (double)elapsed / 1e6);
         print_latency("", &lat);
-        printf("}\n");
+        printf(",\"status\":{");
+        const char *sep = "";
+        for (int s = 0; s < 600; s++) {
+            if (status_count[s]) {
+                printf("%s\"%d\":%lld", sep, s, status_count[s]);
+                sep = ",";
+            }
+        }
+        printf("}}\n");
     } else {
         long long total = 0;
         printf("{\"conns\":%zu,\"seconds\":%.3f,\"status\":{", n_conns, (double)elapsed / 1e6);
@@ -458,10 +469,25 @@ static int run(bool hold, size_t n_conns, double secs)
     return 0;
 }
 
+/* "PORT" or "PORT,PORT,...": connection i goes to port i % n (several web servers). */
+static void parse_ports(const char *s)
+{
+    n_ports = 0;
+    while (*s && n_ports < 16) {
+        char *end;
+        ports[n_ports++] = (int)strtol(s, &end, 10);
+        s = *end == ',' ? end + 1 : end;
+        if (end == s && *s)
+            break;
+    }
+    if (n_ports == 0)
+        n_ports = 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 7 && strcmp(argv[1], "hold") == 0) {
-        port = atoi(argv[2]);
+        parse_ports(argv[2]);
         token = argv[3];
         sessions = read_lines(argv[4], &n_sessions);
         wait_ms_hold = atoi(argv[6]);
@@ -472,7 +498,7 @@ int main(int argc, char **argv)
         return run(true, (size_t)atol(argv[5]), 0);
     }
     if (argc >= 9 && strcmp(argv[1], "rate") == 0) {
-        port = atoi(argv[2]);
+        parse_ports(argv[2]);
         token = argv[3];
         method = argv[4];
         path = argv[5];

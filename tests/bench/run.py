@@ -42,9 +42,17 @@ class BenchStack(Stack):
     TCP loopback), lighttpd's connection limits raised for 10 000 held requests, and the
     hello-world FastCGI program behind the same lighttpd under /hello."""
 
-    def __init__(self, fsync="everysec", threads=8):
+    def __init__(self, fsync="everysec", threads=8, polls=0):
         self.fsync = fsync
         self.threads = threads
+        # A lighttpd holds two descriptors per held poll (client and FastCGI). When the
+        # hard limit on open files (here: no CAP_SYS_RESOURCE to raise it) is too small
+        # for all polls in one lighttpd, the polls are spread over several, all in front
+        # of the one chatgw.fcgi that is measured.
+        fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        self.max_fds = min(fd_limit, 65536)
+        self.web_servers = max(1, -(-(2 * polls + 1024) // self.max_fds))
+        self.max_conns = min(30000, (self.max_fds - 256) // 2)
         super().__init__(extra_config={
             "fcgi.threads": str(threads),
             "log.level": "warn",
@@ -68,31 +76,43 @@ class BenchStack(Stack):
     def start_lighttpd(self):
         self._spawn("hello", [os.path.join(BENCH, "hello"), self.hello_socket, str(self.threads)])
         wait_for(lambda: os.path.exists(self.hello_socket), what="hello socket")
-        self.port = _free_port()
+        self.ports = []
+        for i in range(self.web_servers):
+            self.ports.append(self._lighttpd(i))
+        self.port = self.ports[0]
+
+    def _lighttpd(self, i):
+        port = _free_port()
+        state = os.path.join(self.tmp, "lighttpd%d" % i)
+        os.makedirs(state)
         tmpl = open(os.path.join(TOP_SRCDIR, "deploy", "lighttpd", "chatgw.conf.in")).read()
-        conf = (tmpl.replace("@BIND@", "127.0.0.1").replace("@PORT@", str(self.port))
-                .replace("@WWW@", self.www).replace("@STATE@", self.tmp)
+        conf = (tmpl.replace("@BIND@", "127.0.0.1").replace("@PORT@", str(port))
+                .replace("@WWW@", self.www).replace("@STATE@", state)
                 .replace("@PREFIX@", "/api").replace("@SOCKET@", self.socket))
-        # 10 000 held polls: one client connection each (and one FastCGI connection).
-        conf = conf.replace("server.max-connections = 4096", "server.max-connections = 30000")
-        conf = conf.replace("server.max-fds         = 8192", "server.max-fds         = 65536")
+        # Many held polls: one client connection each, and one FastCGI connection.
+        conf = conf.replace("server.max-connections = 4096",
+                            "server.max-connections = %d" % self.max_conns)
+        conf = conf.replace("server.max-fds         = 8192",
+                            "server.max-fds         = %d" % self.max_fds)
         conf += ('\nfastcgi.server += ( "/hello" => (( "socket" => "%s", '
                  '"check-local" => "disable" )) )\n' % self.hello_socket)
         self.lighttpd_conf = conf
-        path = os.path.join(self.tmp, "lighttpd.conf")
+        path = os.path.join(state, "lighttpd.conf")
         with open(path, "w") as f:
             f.write(conf)
-        self._spawn("lighttpd", [self.lighttpd_bin, "-D", "-f", path])
+        name = "lighttpd" if i == 0 else "lighttpd%d" % i
+        self._spawn(name, [self.lighttpd_bin, "-D", "-f", path])
 
         def up():
             try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
                 return True
             except OSError:
-                return self.procs["lighttpd"].poll() is not None
+                return self.procs[name].poll() is not None
         wait_for(up, what="lighttpd")
-        if self.procs["lighttpd"].poll() is not None:
-            raise RuntimeError("lighttpd exited: " + self.log("lighttpd"))
+        if self.procs[name].poll() is not None:
+            raise RuntimeError("lighttpd exited: " + self.log(name))
+        return port
 
     def sessions(self, token, n):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -231,7 +251,8 @@ def start_load_hold(st, token, sids, n):
     path = os.path.join(st.tmp, "sessions.txt")
     with open(path, "w") as f:
         f.write("\n".join(sids) + "\n")
-    p = subprocess.Popen([os.path.join(BENCH, "load"), "hold", str(st.port), token, path, str(n),
+    ports = ",".join(str(p) for p in st.ports)
+    p = subprocess.Popen([os.path.join(BENCH, "load"), "hold", ports, token, path, str(n),
                           str(WAIT_MS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     if line.strip() != "ready":
@@ -247,7 +268,7 @@ def wait_held(st, base_fds, n):
     time.sleep(1.0)
 
 
-def hold_run(st, token, n, path, rate=RATE, secs=HOLD_SECS):
+def hold_run(st, token, n, path, rate, secs):
     """n held polls over SESSIONS sessions; rate events/s for secs seconds through path
     ("bus": bench-pub straight into the bus; "runner": one run of fast-claude per session,
     started by /chat/send). Returns the figures."""
@@ -263,8 +284,11 @@ def hold_run(st, token, n, path, rate=RATE, secs=HOLD_SECS):
            "rss_rest_kib": base["rss_kib"],
            "rss_per_poll_kib": round((held["rss_kib"] - base["rss_kib"]) / n, 2),
            "redis_conns": redis_conns_of(pid, st.redis_port),
-           "redis_clients_total": int(_info(st.redis_port, "connected_clients"))}
+           "redis_clients_total": int(_info(st.redis_port, "connected_clients")),
+           "web_servers": st.web_servers}
     cpu0 = {k: proc_cpu_s(st.procs[k].pid) for k in ("fcgi", "lighttpd", "redis")}
+    for i in range(1, st.web_servers):
+        cpu0["lighttpd%d" % i] = proc_cpu_s(st.procs["lighttpd%d" % i].pid)
     t0 = time.monotonic()
     if path == "bus":
         r = subprocess.run([os.path.join(BENCH, "bench-pub"), "-c", st.config, "rate", str(rate),
@@ -301,7 +325,7 @@ def hold_run(st, token, n, path, rate=RATE, secs=HOLD_SECS):
     load.wait()
     out["threads_after"] = proc_status(pid)["threads"]
     out.update({k: res[k] for k in ("delivered", "bench_events", "lost", "duplicated", "errors",
-                                    "p50_ms", "p99_ms", "max_ms")})
+                                    "p50_ms", "p99_ms", "max_ms", "status")})
     out["events_per_s"] = round(res["delivered"] / max(elapsed, 1e-9), 1)
     out["client_cpu_pct"] = round(100 * res["client_cpu_s"] / max(res["client_wall_s"], 1e-9), 1)
     return out
@@ -425,23 +449,37 @@ def runner_rate(st, token, n=RUNNER_EVENTS):
     return out
 
 
+def rate_for(n):
+    """Events/s for n held polls: RATE, but at most RATE * 1000 / n, so that the
+    answers per second (events x polls per session) stay those of the 1 000-poll run:
+    the big runs measure holding, not a flood of answers (BENCH_RATE_FIXED=1: RATE always)."""
+    if os.environ.get("BENCH_RATE_FIXED") == "1" or n <= 1000:
+        return RATE
+    return max(1, RATE * 1000 // n)
+
+
 # ---- one run ----------------------------------------------------------------------------
-def one_run(ns, fsync, threads):
+def one_run(ns, fsync, threads, paths, parts):
     res = {"hold": []}
     for n in ns:
-        for path in ("bus", "runner"):
-            with BenchStack(fsync, threads) as st:
+        for path in paths:
+            with BenchStack(fsync, threads, polls=n) as st:
                 token = st.user("bench")
                 log("hold: %d polls, events via %s" % (n, path))
-                res["hold"].append(hold_run(st, token, n, path))
+                res["hold"].append(hold_run(st, token, n, path, rate_for(n), HOLD_SECS))
+    if not parts:
+        return res
     with BenchStack(fsync, threads) as st:
         token = st.user("bench")
-        log("request rates")
-        res["rates"] = request_rates(st, token)
-        log("send -> first event")
-        res["first"] = first_event(st, token)
-        log("runner events/s")
-        res["runner"] = runner_rate(st, token)
+        if "rates" in parts:
+            log("request rates")
+            res["rates"] = request_rates(st, token)
+        if "first" in parts:
+            log("send -> first event")
+            res["first"] = first_event(st, token)
+        if "runner" in parts:
+            log("runner events/s")
+            res["runner"] = runner_rate(st, token)
     return res
 
 
@@ -464,6 +502,8 @@ def summarize(runs, ns):
         row["threads"] = max(r["hold"][i]["threads"] for r in runs)
         s["hold"].append(row)
     for part in ("rates", "first", "runner"):
+        if part not in runs[0]:
+            continue
         s[part] = {k: median_of(runs, lambda r: r[part][k]) for k, v in runs[0][part].items()
                    if isinstance(v, (int, float))}
     return s
@@ -479,18 +519,21 @@ def table(s):
             h["path"], h["polls"], h["sessions"], h["p50_ms"] or -1, h["p99_ms"] or -1,
             h["max_ms"] or -1, h["events_per_s"], h["lost"], h["duplicated"], h["threads"],
             h["rss_kib"] / 1024, h["rss_per_poll_kib"], h["redis_conns"]))
-    r = s["rates"]
     lines.append("")
-    lines.append("requests/s (%d connections, closed loop): hello-world %.0f, no-wait subscribe "
+    r = s.get("rates")
+    if r:
+        lines.append("requests/s (%d connections, closed loop): hello-world %.0f, no-wait subscribe "
                  "%.0f (%.0f %%), send %.0f (%.0f %%; 202 only: %.0f/s)" % (
                      RATE_CONNS, r["hello_per_s"], r["subscribe_per_s"],
                      100 * r["subscribe_ratio"], r["send_all_per_s"], 100 * r["send_ratio"],
                      r["send_202_per_s"]))
-    f = s["first"]
-    lines.append("send -> first event: p50 %.2f ms, max %.2f ms (first model text p50 %s ms)" % (
+    f = s.get("first")
+    if f:
+        lines.append("send -> first event: p50 %.2f ms, max %.2f ms (first model text p50 %s ms)" % (
         f["first_event_p50_ms"], f["first_event_max_ms"], f.get("first_text_p50_ms")))
-    u = s["runner"]
-    lines.append("one runner: %s events/s (Redis + SQLite); bus alone, one publisher: %s events/s"
+    u = s.get("runner")
+    if u:
+        lines.append("one runner: %s events/s (Redis + SQLite); bus alone, one publisher: %s events/s"
                  % (u.get("runner_events_per_s"), u.get("bus_events_per_s")))
     return "\n".join(lines)
 
@@ -536,6 +579,10 @@ def main():
     ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "8")))
     ap.add_argument("--rate", type=int, default=int(os.environ.get("BENCH_RATE", str(RATE))))
     ap.add_argument("--secs", type=int, default=int(os.environ.get("BENCH_SECS", str(HOLD_SECS))))
+    ap.add_argument("--paths", default=os.environ.get("BENCH_PATHS", "bus runner"),
+                    help="how events are published in the hold runs")
+    ap.add_argument("--parts", default=os.environ.get("BENCH_PARTS", "rates first runner"),
+                    help="the other measurements")
     ap.add_argument("--json", default="bench-results.json")
     args = ap.parse_args()
     RATE, HOLD_SECS = args.rate, args.secs
@@ -557,7 +604,8 @@ def main():
     runs = []
     for i in range(args.runs):
         log("run %d of %d" % (i + 1, args.runs))
-        runs.append(one_run(ns, args.fsync, args.threads))
+        runs.append(one_run(ns, args.fsync, args.threads, args.paths.split(),
+                            args.parts.split()))
     s = summarize(runs, ns)
     print(table(s))
     with open(args.json, "w") as f:
