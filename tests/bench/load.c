@@ -150,6 +150,7 @@ static void conn_send(struct conn *c, const char *body)
 }
 
 static int wait_ms_hold;
+#define RAMP 256
 
 static void hold_request(struct conn *c)
 {
@@ -335,8 +336,13 @@ static int run(bool hold, size_t n_conns, double secs)
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev);
     }
-    for (size_t i = 0; i < n_conns; i++) {
+    /* Hold: connections are opened RAMP at a time (the next one when a first answer
+     * arrives), so the web server's connects do not overrun the FastCGI socket's listen
+     * backlog (a full backlog makes lighttpd's connect fail: 500s and a retry storm). */
+    size_t opened = hold ? (n_conns < RAMP ? n_conns : RAMP) : n_conns;
+    for (size_t i = 0; i < n_conns; i++)
         cs[i].sess = (int)(i % (n_sessions ? n_sessions : 1));
+    for (size_t i = 0; i < opened; i++) {
         conn_open(&cs[i], i);
         if (hold)
             hold_request(&cs[i]);
@@ -399,6 +405,11 @@ static int run(bool hold, size_t n_conns, double secs)
                     hold_answer(c, status, body, blen, arrive);
                     if (!c->first_done) {
                         c->first_done = true;
+                        if (opened < n_conns) {
+                            conn_open(&cs[opened], opened);
+                            hold_request(&cs[opened]);
+                            opened++;
+                        }
                         if (++firsts == n_conns) {
                             ready = true;
                             printf("ready\n");

@@ -480,6 +480,18 @@ def one_run(ns, fsync, threads, paths, parts):
         if "runner" in parts:
             log("runner events/s")
             res["runner"] = runner_rate(st, token)
+    if "fsync" in parts:
+        log("Redis fsync policies")
+        res["fsync"] = {}
+        for policy in ("always", "everysec"):
+            with BenchStack(policy, threads) as st:
+                token = st.user("bench")
+                sid = st.sessions(token, 1)[0]
+                r = subprocess.run([os.path.join(BENCH, "bench-pub"), "-c", st.config, "burst",
+                                    "5000", sid], capture_output=True, text=True, check=True)
+                pub = json.loads(r.stdout)
+                res["fsync"][policy + "_events_per_s"] = round(pub["events_per_s"], 1)
+                res["fsync"][policy + "_publish_us_p50"] = pub["publish_us_p50"]
     return res
 
 
@@ -501,7 +513,7 @@ def summarize(runs, ns):
         row["duplicated"] = max(r["hold"][i]["duplicated"] for r in runs)
         row["threads"] = max(r["hold"][i]["threads"] for r in runs)
         s["hold"].append(row)
-    for part in ("rates", "first", "runner"):
+    for part in ("rates", "first", "runner", "fsync"):
         if part not in runs[0]:
             continue
         s[part] = {k: median_of(runs, lambda r: r[part][k]) for k, v in runs[0][part].items()
@@ -511,8 +523,11 @@ def summarize(runs, ns):
 
 def table(s):
     lines = []
+    lines.append("events/s published: %s (per row below: %s)" % (
+        RATE, ", ".join("%d polls: %d" % (h["polls"], h["rate"]) for h in s["hold"]
+                        if h["path"] == s["hold"][0]["path"])))
     lines.append("%-7s %6s %5s %8s %8s %8s %8s %5s %5s %4s %7s %9s %6s" % (
-        "path", "polls", "sess", "p50 ms", "p99 ms", "max ms", "ev/s", "lost", "dup", "thr",
+        "path", "polls", "sess", "p50 ms", "p99 ms", "max ms", "deliv/s", "lost", "dup", "thr",
         "RSS MiB", "KiB/poll", "redis"))
     for h in s["hold"]:
         lines.append("%-7s %6d %5d %8.2f %8.2f %8.2f %8.0f %5d %5d %4d %7.1f %9.2f %6d" % (
@@ -531,6 +546,11 @@ def table(s):
     if f:
         lines.append("send -> first event: p50 %.2f ms, max %.2f ms (first model text p50 %s ms)" % (
         f["first_event_p50_ms"], f["first_event_max_ms"], f.get("first_text_p50_ms")))
+    fs = s.get("fsync")
+    if fs:
+        lines.append("bus alone, one publisher, Redis appendfsync always: %s events/s "
+                     "(everysec: %s)" % (fs.get("always_events_per_s"),
+                                         fs.get("everysec_events_per_s")))
     u = s.get("runner")
     if u:
         lines.append("one runner: %s events/s (Redis + SQLite); bus alone, one publisher: %s events/s"
@@ -581,7 +601,7 @@ def main():
     ap.add_argument("--secs", type=int, default=int(os.environ.get("BENCH_SECS", str(HOLD_SECS))))
     ap.add_argument("--paths", default=os.environ.get("BENCH_PATHS", "bus runner"),
                     help="how events are published in the hold runs")
-    ap.add_argument("--parts", default=os.environ.get("BENCH_PARTS", "rates first runner"),
+    ap.add_argument("--parts", default=os.environ.get("BENCH_PARTS", "rates first runner fsync"),
                     help="the other measurements")
     ap.add_argument("--json", default="bench-results.json")
     args = ap.parse_args()
