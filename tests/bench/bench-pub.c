@@ -9,6 +9,7 @@
  * before the publish>", so the load client can time delivery. Prints one JSON object:
  * what was published, the final seq of each session and the publish call's own times. */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,8 @@ int main(int argc, char **argv)
                             .stream_maxlen = cfg.stream_maxlen,
                             .stream_ttl_s = cfg.stream_ttl_s};
     struct bus *b;
+    signal(SIGPIPE, SIG_IGN); /* as chatgw-runner: no signal mask around each command */
+    bus_sigpipe_ignored();
     if (bus_open(&bc, false, &b, &err) != CGW_OK) {
         fprintf(stderr, "bench-pub: %s\n", err.text);
         return 1;

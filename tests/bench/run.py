@@ -617,7 +617,7 @@ def main():
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
         except (ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            log("open files limited to %d (not root?): large N may fail" % hard)
+            log("open files limited to %d (the hard limit): lighttpd is split as needed" % hard)
     if os.environ.get("BENCH_SAN", "").strip():
         log("warning: this build has sanitizers (%s): figures are not representative; "
             "configure a separate build without --enable-sanitizers" % os.environ["BENCH_SAN"])
