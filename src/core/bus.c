@@ -43,7 +43,7 @@
 #define BUS_DEFAULT_TIMEOUT_MS 2000
 #define BUS_DEFAULT_MAXLEN 5000
 #define BUS_DEFAULT_TTL_S 600
-#define BUS_MAX_ARGS 24
+#define BUS_MAX_ARGS (3 + K__COUNT + 8 + 2 * BUS_PUBLISH_BATCH_MAX)
 
 /* ---- tables ------------------------------------------------------------------ */
 

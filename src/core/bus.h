@@ -162,6 +162,16 @@ enum cgw_err bus_event_publish(struct bus *b, const char *session_id, const char
                                const char *event_id, const char *json, int64_t *seq,
                                struct cgw_error *err);
 
+/* Publishes n (1..BUS_PUBLISH_BATCH_MAX) events of run_id in one script call, like n
+ * bus_event_publish calls in order but atomically (all or none) and with one
+ * notification: their seqs are *last_seq - n + 1 .. *last_seq. Publishing the same
+ * batch again (the same last event id) returns the same *last_seq and adds nothing,
+ * so a retry after a lost reply is safe. CGW_ERR_STALE as bus_event_publish. */
+#define BUS_PUBLISH_BATCH_MAX 32
+enum cgw_err bus_events_publish(struct bus *b, const char *session_id, const char *run_id, size_t n,
+                                const char *const *event_ids, const char *const *jsons,
+                                int64_t *last_seq, struct cgw_error *err);
+
 /* Publishes the run's `complete` event like bus_event_publish and marks the run
  * completed in the same script, exactly once: a second complete of the run is
  * CGW_ERR_STALE (the same event_id again returns the first seq). Deletes the

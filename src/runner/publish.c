@@ -197,6 +197,60 @@ enum cgw_err runner_settle(struct run *r, enum cgw_err rc, const struct cgw_erro
     return rc;
 }
 
+/* Queues an encoded event for runner_publish_flush (json is taken on success);
+ * -1 when there is no memory for it (then it is published at once). */
+static int queue(struct run *r, const char *id, const char *kname, enum event_kind kind, char *json)
+{
+    struct pub_item *p = &r->pub[r->n_pub];
+    if (!(p->id = strdup(id)))
+        return -1;
+    p->json = json;
+    snprintf(p->kind, sizeof p->kind, "%s", kname);
+    p->persist = event_kind_is_persisted(kind);
+    if (++r->n_pub == BUS_PUBLISH_BATCH_MAX)
+        runner_publish_flush(r);
+    return 0;
+}
+
+void runner_publish_flush(struct run *r)
+{
+    struct cgw_error err;
+    const char *ids[BUS_PUBLISH_BATCH_MAX], *jsons[BUS_PUBLISH_BATCH_MAX];
+    size_t n = r->n_pub;
+    int64_t last = 0, t0 = runner_now_ms();
+    enum cgw_err rc;
+
+    if (n == 0)
+        return;
+    r->n_pub = 0;
+    if (!r->lost && !r->failed && !r->completed) {
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = r->pub[i].id;
+            jsons[i] = r->pub[i].json;
+        }
+        for (int attempt = 1;; attempt++) {
+            rc = bus_events_publish(r->bus, r->session_id, r->run_id, n, ids, jsons, &last, &err);
+            if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))
+                break;
+        }
+        if (runner_settle(r, rc, &err, "publishing events") == CGW_OK) {
+            for (size_t i = 0; i < n; i++) {
+                int64_t seq = last - (int64_t)(n - 1 - i);
+                char *text = runner_with_seq(r->pub[i].json, seq);
+                if (!text)
+                    log_error("out of memory: event seq %" PRId64 " is not persisted", seq);
+                else if (r->pub[i].persist)
+                    runner_persist(r, seq, r->pub[i].kind, text);
+                free(text);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(r->pub[i].id);
+        free(r->pub[i].json);
+    }
+}
+
 /* Publishes ev (taken) as an event of the run and persists it. *stored (may be NULL)
  * receives the stored JSON (with seq; free()). Returns 0, or -1 when it was not
  * published (then r->lost or r->failed may be set). */
@@ -224,6 +278,14 @@ int runner_publish(struct run *r, json_t *ev, char **stored)
         log_error("out of memory encoding an event; it is lost");
         goto out;
     }
+    if (r->deferring && !stored && queue(r, id, kname, kind, json) == 0) {
+        json = NULL; /* the queue owns it */
+        ret = 0;
+        goto out;
+    }
+    runner_publish_flush(r); /* what was queued goes first */
+    if (r->lost || r->failed)
+        goto out;
     for (int attempt = 1;; attempt++) {
         rc = bus_event_publish(r->bus, r->session_id, r->run_id, id, json, &seq, &err);
         if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))

@@ -583,8 +583,9 @@ def setup_info(args, threads):
             "hold_seconds": HOLD_SECS, "wait_ms": WAIT_MS, "rate_conns": RATE_CONNS,
             "rate_seconds": RATE_SECS, "first_event_sends": FIRST_EVENT_SENDS,
             "runner_events": RUNNER_EVENTS, "polls": args.n, "runs": args.runs,
-            "lighttpd": "deploy/lighttpd/chatgw.conf.in with server.max-connections = 30000, "
-                        "server.max-fds = 65536",
+            "lighttpd_config": "deploy/lighttpd/chatgw.conf.in with server.max-connections and "
+                               "server.max-fds raised (see web_servers, max_fds)",
+            "max_fds": min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536),
             "chatgw_config": {"fcgi.threads": threads, "log.level": "warn",
                               "limits.max_polls_per_user": 1000000,
                               "limits.max_runs_per_user": 100000, "stream.maxlen": 1000000}}
