@@ -278,7 +278,8 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (signal(SIGPIPE, SIG_IGN) != SIG_ERR)
+        bus_sigpipe_ignored();
 
     /* The long-poll loop: one thread, started before the workers can park anything. */
     if (poller_start(&app.cfg, &app.bus_cfg, &app.poller, &err) != CGW_OK) {

@@ -48,7 +48,8 @@ struct sub_snapshot {
 enum cgw_err sub_snapshot_read(struct bus *b, const char *id, int64_t after, int64_t max_count,
                                int64_t max_bytes, struct sub_snapshot *out, struct cgw_error *err);
 
-/* Reads the open permission requests into s unless it has them already. */
+/* Reads the open permission requests into s unless it has them already; none (and no
+ * Redis command) when s's read found no running run. Call after sub_snapshot_read. */
 enum cgw_err sub_snapshot_perms(struct bus *b, const char *id, struct sub_snapshot *s,
                                 struct cgw_error *err);
 

@@ -40,7 +40,9 @@
  * is dropped and re-made on the next call (a command is retried once on a fresh
  * connection when that is safe). A Redis that cannot be reached, or that refuses
  * to serve (LOADING, bad AUTH), is CGW_ERR_BACKEND. SIGPIPE from a dead peer is
- * kept away from the process by the module itself. No redisReply escapes this module.
+ * kept away from the process by the module itself (a signal mask around each command),
+ * unless the program said with bus_sigpipe_ignored() that it ignores SIGPIPE for its
+ * whole life. No redisReply escapes this module.
  *
  * Ids: session ids (at most 36 characters), run ids, event ids and permission
  * request ids are made of [A-Za-z0-9_.:-]; anything else is CGW_ERR_INVALID (they
@@ -114,6 +116,11 @@ struct bus_read {
 
 /* Connects (AUTH, SELECT, SCRIPT LOAD). cfg's strings are copied. A Redis that is
  * down is not an error here when lazy is true: the first command connects. */
+/* The program has set SIGPIPE to SIG_IGN and keeps it so: the bus skips the signal
+ * mask it otherwise puts around every command (four system calls each). Call before
+ * the first command, from the main thread. */
+void bus_sigpipe_ignored(void);
+
 enum cgw_err bus_open(const struct bus_config *cfg, bool lazy, struct bus **out,
                       struct cgw_error *err);
 void bus_close(struct bus *b);
@@ -154,6 +161,16 @@ enum cgw_err bus_run_get(struct bus *b, const char *session_id, struct bus_run *
 enum cgw_err bus_event_publish(struct bus *b, const char *session_id, const char *run_id,
                                const char *event_id, const char *json, int64_t *seq,
                                struct cgw_error *err);
+
+/* Publishes n (1..BUS_PUBLISH_BATCH_MAX) events of run_id in one script call, like n
+ * bus_event_publish calls in order but atomically (all or none) and with one
+ * notification: their seqs are *last_seq - n + 1 .. *last_seq. Publishing the same
+ * batch again (the same last event id) returns the same *last_seq and adds nothing,
+ * so a retry after a lost reply is safe. CGW_ERR_STALE as bus_event_publish. */
+#define BUS_PUBLISH_BATCH_MAX 32
+enum cgw_err bus_events_publish(struct bus *b, const char *session_id, const char *run_id, size_t n,
+                                const char *const *event_ids, const char *const *jsons,
+                                int64_t *last_seq, struct cgw_error *err);
 
 /* Publishes the run's `complete` event like bus_event_publish and marks the run
  * completed in the same script, exactly once: a second complete of the run is

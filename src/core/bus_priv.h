@@ -76,6 +76,7 @@ struct bus {
 struct sigpipe_guard {
     sigset_t old;
     bool was_pending;
+    bool skipped; /* bus_sigpipe_ignored() was called: nothing to do */
 };
 
 /* Helpers (bus.c). */

@@ -356,6 +356,57 @@ enum cgw_err bus_event_publish(struct bus *b, const char *session_id, const char
     return bus_publish_mode(b, session_id, run_id, event_id, json, MODE_PUBLISH, seq, err);
 }
 
+enum cgw_err bus_events_publish(struct bus *b, const char *session_id, const char *run_id, size_t n,
+                                const char *const *event_ids, const char *const *jsons,
+                                int64_t *last_seq, struct cgw_error *err)
+{
+    struct bus_keys k;
+    char maxlen[24], now[24], ttl[24];
+    const char *args[8 + 2 * BUS_PUBLISH_BATCH_MAX];
+    size_t lens[8 + 2 * BUS_PUBLISH_BATCH_MAX];
+    redisReply *r;
+    enum cgw_err rc;
+
+    if (n == 0 || n > BUS_PUBLISH_BATCH_MAX)
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: a batch has 1 to %d events",
+                             BUS_PUBLISH_BATCH_MAX);
+    if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
+        return rc;
+    if (!id_valid(run_id, CGW_ID_MAX - 1))
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
+    for (size_t i = 0; i < n; i++) {
+        if (!id_valid(event_ids[i], BUS_EVENT_ID_MAX))
+            return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid event id");
+        lens[8 + 2 * i] = strlen(event_ids[i]);
+        lens[9 + 2 * i] = json_object_end(jsons[i]);
+        if (lens[9 + 2 * i] == 0)
+            return cgw_error_set(err, CGW_ERR_INVALID, "bus: event is not a non-empty JSON object");
+        args[8 + 2 * i] = event_ids[i];
+        args[9 + 2 * i] = jsons[i];
+    }
+    snprintf(maxlen, sizeof(maxlen), "%" PRId64, b->stream_maxlen);
+    snprintf(now, sizeof(now), "%" PRId64, cgw_now_ms());
+    snprintf(ttl, sizeof(ttl), "%" PRId64, b->stream_ttl_s);
+    args[0] = run_id;
+    args[1] = event_ids[n - 1]; /* a retried batch is recognised by its last event */
+    args[2] = "";
+    args[3] = maxlen;
+    args[4] = "batch";
+    args[5] = now;
+    args[6] = ttl;
+    args[7] = session_id;
+    for (int i = 0; i < 8; i++)
+        lens[i] = strlen(args[i]);
+    rc = bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, K__COUNT, k.k, 8 + 2 * (int)n, args,
+                    lens, &r, err);
+    if (rc != CGW_OK)
+        return rc;
+    if (last_seq)
+        *last_seq = r->integer;
+    freeReplyObject(r);
+    return CGW_OK;
+}
+
 enum cgw_err bus_run_complete(struct bus *b, const char *session_id, const char *run_id,
                               const char *event_id, const char *json, bool only_if_lease_expired,
                               int64_t *seq, struct cgw_error *err)

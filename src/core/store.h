@@ -146,8 +146,11 @@ enum cgw_err store_token_add(struct store *st, int64_t user_id, const char *publ
 enum cgw_err store_token_find(struct store *st, const char *public_id, struct store_token *out,
                               bool *user_disabled, struct cgw_error *err);
 
-/* Sets last_used_ms = now, at most once a minute per token (cheap on hot paths).
- * An unknown id is not an error. */
+/* Sets last_used_ms = now, at most once every STORE_TOKEN_TOUCH_EVERY_MS per token.
+ * An unknown id is not an error. It is a write (it takes the database's write lock even
+ * when no row changes): on hot paths call it only when the last_used_ms that
+ * store_token_find returned is older than STORE_TOKEN_TOUCH_EVERY_MS. */
+#define STORE_TOKEN_TOUCH_EVERY_MS 60000
 enum cgw_err store_token_touch(struct store *st, int64_t id, struct cgw_error *err);
 
 /* Tokens of user_id (0 = all users), oldest first; *out freed with free(). */

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKEN_TOUCH_EVERY_MS 60000
 /* Sizes of fixed text fields of the result structs (a longer input could not be read back). */
 #define PUBLIC_ID_SIZE sizeof(((struct store_token *)0)->public_id)
 
@@ -273,7 +272,7 @@ enum cgw_err store_token_touch(struct store *st, int64_t id, struct cgw_error *e
         return e;
     bind_int64(s, 1, id, &rc);
     bind_int64(s, 2, now, &rc);
-    bind_int64(s, 3, now - TOKEN_TOUCH_EVERY_MS, &rc);
+    bind_int64(s, 3, now - STORE_TOKEN_TOUCH_EVERY_MS, &rc);
     if (rc == SQLITE_OK)
         rc = step_once(s);
     if (rc != SQLITE_OK)

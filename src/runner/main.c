@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/bus.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -127,6 +128,8 @@ int main(int argc, char **argv)
     /* Writes to a CLI that went away must fail with EPIPE, not kill the runner. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         log_warn("cannot ignore SIGPIPE");
+    else
+        bus_sigpipe_ignored();
 
     int status = runner_run(&cfg, session_id, run_id);
     log_context_clear();

@@ -182,7 +182,11 @@ void runner_read_stdout(struct run *r)
         runner_stdout_eof(r);
         return;
     }
+    /* The events of the whole chunk go to Redis together (runner_publish). */
+    r->deferring = true;
     feed_stdout(r, chunk, (size_t)n);
+    r->deferring = false;
+    runner_publish_flush(r);
 }
 
 static void log_stderr_line(struct run *r)

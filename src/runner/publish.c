@@ -63,11 +63,28 @@ static void utf8_sanitize(char *s, size_t len)
 
 /* ---- persistence ----------------------------------------------------------------- */
 
+/* Events are collected in memory (r->batch, in_tx = a batch is pending) and written in
+ * one short transaction when the batch is full, RUN_BATCH_MS after its first event, or
+ * at the end of the run. The write lock (BEGIN IMMEDIATE) is held only while the batch is
+ * written, never while the runner waits for the CLI: SQLite allows one writer at a time,
+ * and with many runners of slow CLIs a transaction left open for RUN_BATCH_MS per event
+ * kept the others (and chatgw.fcgi's sends) waiting into their busy timeouts. */
+
 static void batch_clear(struct run *r)
 {
     for (size_t i = 0; i < r->n_batch; i++)
         free(r->batch[i].json);
     r->n_batch = 0;
+    r->in_tx = false;
+}
+
+/* The session row is gone: nothing of this run can be persisted any more. */
+static void store_gone(struct run *r)
+{
+    log_error("the session is not in the database: events are no longer persisted");
+    batch_clear(r);
+    store_close(r->store);
+    r->store = NULL;
 }
 
 /* After a failed batch: adds its events one by one (store_message_add is idempotent). */
@@ -76,7 +93,13 @@ static void batch_replay(struct run *r)
     struct cgw_error err;
     for (size_t i = 0; i < r->n_batch; i++) {
         struct batch_item *b = &r->batch[i];
-        if (store_message_add(r->store, r->session_id, b->seq, b->kind, b->json, &err) != CGW_OK)
+        enum cgw_err rc =
+            store_message_add(r->store, r->session_id, b->seq, b->kind, b->json, &err);
+        if (rc == CGW_ERR_NOT_FOUND) {
+            store_gone(r);
+            return;
+        }
+        if (rc != CGW_OK)
             log_error("event seq %" PRId64 " is not persisted: %s", b->seq, err.text);
     }
     batch_clear(r);
@@ -85,59 +108,60 @@ static void batch_replay(struct run *r)
 void runner_batch_commit(struct run *r)
 {
     struct cgw_error err;
-    if (!r->in_tx)
+    enum cgw_err rc;
+
+    if (!r->in_tx || !r->store) {
+        batch_clear(r);
         return;
-    r->in_tx = false;
-    if (store_commit(r->store, &err) != CGW_OK) {
-        log_warn("committing %zu events: %s; adding them one by one", r->n_batch, err.text);
+    }
+    if ((rc = store_begin(r->store, &err)) != CGW_OK) {
+        log_warn("starting a transaction for %zu events: %s; adding them one by one", r->n_batch,
+                 err.text);
         batch_replay(r);
         return;
     }
-    batch_clear(r);
+    for (size_t i = 0; i < r->n_batch; i++) {
+        struct batch_item *b = &r->batch[i];
+        rc = store_message_add(r->store, r->session_id, b->seq, b->kind, b->json, &err);
+        if (rc != CGW_OK)
+            break;
+    }
+    if (rc == CGW_OK)
+        rc = store_commit(r->store, &err);
+    else
+        store_rollback(r->store);
+    if (rc == CGW_ERR_NOT_FOUND) {
+        store_gone(r);
+    } else if (rc != CGW_OK) {
+        log_warn("committing %zu events: %s; adding them one by one", r->n_batch, err.text);
+        batch_replay(r);
+    } else {
+        batch_clear(r);
+    }
 }
 
-/* Persists one published event (json with its seq), in the open batch. */
+/* Queues one published event (json with its seq) for the next batch. */
 void runner_persist(struct run *r, int64_t seq, const char *kind, const char *json)
 {
     struct cgw_error err;
 
     if (!r->store)
         return;
-    if (!r->in_tx) {
-        if (store_begin(r->store, &err) != CGW_OK) {
-            log_warn("starting a transaction: %s", err.text);
-            if (store_message_add(r->store, r->session_id, seq, kind, json, &err) != CGW_OK)
-                log_error("event seq %" PRId64 " is not persisted: %s", seq, err.text);
-            return;
-        }
-        r->in_tx = true;
-        r->batch_start = runner_now_ms();
-    }
     struct batch_item *b = &r->batch[r->n_batch];
     b->seq = seq;
     snprintf(b->kind, sizeof b->kind, "%s", kind);
     b->json = strdup(json);
-    if (b->json)
-        r->n_batch++;
-    enum cgw_err rc = store_message_add(r->store, r->session_id, seq, kind, json, &err);
-    if (rc == CGW_ERR_NOT_FOUND) {
-        /* The session row is gone: nothing of this run can be persisted any more. */
-        log_error("the session is not in the database: events are no longer persisted");
-        store_rollback(r->store);
-        r->in_tx = false;
-        batch_clear(r);
-        store_close(r->store);
-        r->store = NULL;
+    if (!b->json) {
+        /* No memory for the queue: write this one alone, now. */
+        if (store_message_add(r->store, r->session_id, seq, kind, json, &err) != CGW_OK)
+            log_error("event seq %" PRId64 " is not persisted: %s", seq, err.text);
         return;
     }
-    if (rc != CGW_OK) {
-        log_warn("persisting event seq %" PRId64 ": %s; retrying the batch", seq, err.text);
-        store_rollback(r->store);
-        r->in_tx = false;
-        batch_replay(r);
-        return;
+    if (!r->in_tx) {
+        r->in_tx = true;
+        r->batch_start = runner_now_ms();
     }
-    if (r->n_batch >= RUN_BATCH_MAX)
+    if (++r->n_batch >= RUN_BATCH_MAX)
         runner_batch_commit(r);
 }
 
@@ -173,6 +197,60 @@ enum cgw_err runner_settle(struct run *r, enum cgw_err rc, const struct cgw_erro
     return rc;
 }
 
+/* Queues an encoded event for runner_publish_flush (json is taken on success);
+ * -1 when there is no memory for it (then it is published at once). */
+static int queue(struct run *r, const char *id, const char *kname, enum event_kind kind, char *json)
+{
+    struct pub_item *p = &r->pub[r->n_pub];
+    if (!(p->id = strdup(id)))
+        return -1;
+    p->json = json;
+    snprintf(p->kind, sizeof p->kind, "%s", kname);
+    p->persist = event_kind_is_persisted(kind);
+    if (++r->n_pub == BUS_PUBLISH_BATCH_MAX)
+        runner_publish_flush(r);
+    return 0;
+}
+
+void runner_publish_flush(struct run *r)
+{
+    struct cgw_error err;
+    const char *ids[BUS_PUBLISH_BATCH_MAX], *jsons[BUS_PUBLISH_BATCH_MAX];
+    size_t n = r->n_pub;
+    int64_t last = 0, t0 = runner_now_ms();
+    enum cgw_err rc;
+
+    if (n == 0)
+        return;
+    r->n_pub = 0;
+    if (!r->lost && !r->failed && !r->completed) {
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = r->pub[i].id;
+            jsons[i] = r->pub[i].json;
+        }
+        for (int attempt = 1;; attempt++) {
+            rc = bus_events_publish(r->bus, r->session_id, r->run_id, n, ids, jsons, &last, &err);
+            if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))
+                break;
+        }
+        if (runner_settle(r, rc, &err, "publishing events") == CGW_OK) {
+            for (size_t i = 0; i < n; i++) {
+                int64_t seq = last - (int64_t)(n - 1 - i);
+                char *text = runner_with_seq(r->pub[i].json, seq);
+                if (!text)
+                    log_error("out of memory: event seq %" PRId64 " is not persisted", seq);
+                else if (r->pub[i].persist)
+                    runner_persist(r, seq, r->pub[i].kind, text);
+                free(text);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(r->pub[i].id);
+        free(r->pub[i].json);
+    }
+}
+
 /* Publishes ev (taken) as an event of the run and persists it. *stored (may be NULL)
  * receives the stored JSON (with seq; free()). Returns 0, or -1 when it was not
  * published (then r->lost or r->failed may be set). */
@@ -200,6 +278,14 @@ int runner_publish(struct run *r, json_t *ev, char **stored)
         log_error("out of memory encoding an event; it is lost");
         goto out;
     }
+    if (r->deferring && !stored && queue(r, id, kname, kind, json) == 0) {
+        json = NULL; /* the queue owns it */
+        ret = 0;
+        goto out;
+    }
+    runner_publish_flush(r); /* what was queued goes first */
+    if (r->lost || r->failed)
+        goto out;
     for (int attempt = 1;; attempt++) {
         rc = bus_event_publish(r->bus, r->session_id, r->run_id, id, json, &seq, &err);
         if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))

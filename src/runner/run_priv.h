@@ -49,6 +49,14 @@ struct batch_item {
     char *json;
 };
 
+/* An event waiting to be published with the others read from the same stdout chunk. */
+struct pub_item {
+    char *id;
+    char *json; /* without seq */
+    char kind[32];
+    bool persist;
+};
+
 struct run {
     const struct config *cfg;
     const char *session_id, *run_id;
@@ -75,9 +83,13 @@ struct run {
     struct perm *perms;
     size_t n_perms, cap_perms;
 
+    struct pub_item pub[BUS_PUBLISH_BATCH_MAX]; /* see runner_publish */
+    size_t n_pub;
+    bool deferring; /* runner_publish may queue: a stdout chunk is being handled */
+
     struct batch_item batch[RUN_BATCH_MAX];
     size_t n_batch;
-    bool in_tx;
+    bool in_tx; /* a batch is pending (written by runner_batch_commit) */
     int64_t batch_start;
 
     char *native_id; /* recorded (or resumed) provider-native session id */
@@ -115,15 +127,23 @@ enum cgw_err runner_settle(struct run *r, enum cgw_err rc, const struct cgw_erro
  * string (free()), or NULL. */
 char *runner_with_seq(const char *json, int64_t seq);
 
-/* Persists one published event (json with its seq) in the open batch transaction
- * (RUN_BATCH_MAX events or RUN_BATCH_MS at most); runner_batch_commit ends the batch. */
+/* Queues one published event (json with its seq) for persisting; runner_batch_commit
+ * writes the queued events in one transaction (at RUN_BATCH_MAX events, RUN_BATCH_MS after
+ * the first, and at the end of the run). */
 void runner_persist(struct run *r, int64_t seq, const char *kind, const char *json);
 void runner_batch_commit(struct run *r);
+
+/* Publishes the events runner_publish queued, in one bus call, and persists them. */
+void runner_publish_flush(struct run *r);
 
 /* Publishes ev (taken; NULL = a constructor ran out of memory) as an event of the run
  * and persists it unless it is a stream_delta. *stored (may be NULL) receives the
  * stored JSON with its seq (free()). Returns 0, or -1 when nothing was published
- * (r->lost or r->failed may then be set). Nothing is published after the complete. */
+ * (r->lost or r->failed may then be set). Nothing is published after the complete.
+ * While r->deferring (a chunk of the CLI's stdout is being handled) and stored is
+ * NULL, the event is queued instead and published with the rest of the chunk's events
+ * by runner_publish_flush: one Redis round trip for up to BUS_PUBLISH_BATCH_MAX events.
+ * Queued events always go out before any event published directly. */
 int runner_publish(struct run *r, json_t *ev, char **stored);
 
 /* Publishes an `error` event with text (made valid UTF-8) and logs it. */

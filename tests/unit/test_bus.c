@@ -1034,6 +1034,47 @@ static void test_feed(void)
     bus_close(b);
 }
 
+/* bus_events_publish: one script call, consecutive seqs, all or none, a repeat adds nothing. */
+static void test_batch(void)
+{
+    struct bus *b = open_bus(&R);
+    struct cgw_error e;
+    struct bus_read rd;
+    char sid[CGW_UUID_LEN + 1], rid[CGW_ID_MAX];
+    int64_t seq = 0, last = 0, again = 0;
+
+    new_session(sid);
+    new_run(rid);
+    if (claim(b, sid, rid, 0, 60000, NULL, NULL) != CGW_OK)
+        BAIL_OUT("claim");
+    is_int(publish(b, sid, rid, "b0", "{\"kind\":\"text\"}", &seq), CGW_OK, "batch: one alone");
+    const char *ids[3] = {"b1", "b2", "b3"};
+    const char *jsons[3] = {"{\"kind\":\"text\",\"i\":1}", "{\"kind\":\"text\",\"i\":2}",
+                            "{\"kind\":\"text\",\"i\":3}"};
+    is_int(bus_events_publish(b, sid, rid, 3, ids, jsons, &last, &e), CGW_OK, "batch of 3");
+    is_int(last, 4, "batch: last seq");
+    is_int(bus_events_publish(b, sid, rid, 3, ids, jsons, &again, &e), CGW_OK,
+           "the same batch again");
+    is_int(again, 4, "the same batch again: the same last seq");
+    is_int(xlen(&R, sid), 4, "the same batch again: nothing added");
+    const char *bad_ids[2] = {"b4", "bad id"};
+    is_int(bus_events_publish(b, sid, rid, 2, bad_ids, jsons, &again, &e), CGW_ERR_INVALID,
+           "a bad event id: INVALID");
+    is_int(bus_events_publish(b, sid, rid, 0, ids, jsons, &again, &e), CGW_ERR_INVALID,
+           "an empty batch: INVALID");
+    is_int(xlen(&R, sid), 4, "refused batches add nothing");
+    is_int(bus_events_read(b, sid, 1, 100, 0, &rd, &e), CGW_OK, "batch: read");
+    ok(rd.n == 3 && rd.events[0].seq == 2 && rd.events[2].seq == 4 &&
+           strcmp(rd.events[1].json, "{\"kind\":\"text\",\"i\":2,\"seq\":3}") == 0,
+       "batch: in order, with consecutive seqs");
+    bus_read_free(&rd);
+    is_int(complete(b, sid, rid, "bc", false, &seq), CGW_OK, "batch: complete");
+    const char *late[1] = {"b9"};
+    is_int(bus_events_publish(b, sid, rid, 1, late, jsons, &again, &e), CGW_ERR_STALE,
+           "a batch after the complete: STALE");
+    bus_close(b);
+}
+
 int main(void)
 {
     char dir[600];
@@ -1061,6 +1102,7 @@ int main(void)
     test_noscript();
     test_runs_running();
     test_feed();
+    test_batch();
     test_addresses();
     test_timeout();
     test_down();

@@ -1,9 +1,12 @@
 -- publish.lua: publish one event of the running run, or its complete (invariants 2, 3).
 -- KEYS: 1 run, 2 seq, 3 events, 4 lease, 5 ctl, 6 pending, 7 resolved, 8 pendorder
 -- ARGV: 1 runId, 2 eventId, 3 event JSON without its final "}", 4 stream maxlen,
---       5 mode ("publish", "complete", or "reap" = complete only if the lease expired),
---       6 now ms, 7 stream ttl s (0 = none), 8 session id (for the notification)
--- Returns the event's seq. Errors: "STALE ..." when runId is not the running run,
+--       5 mode ("publish", "complete", "reap" = complete only if the lease expired, or
+--       "batch"), 6 now ms, 7 stream ttl s (0 = none), 8 session id (for the notification);
+--       batch: ARGV[2] is the id of the batch's last event, ARGV[3] is unused, and
+--       ARGV[9], ARGV[10], ... are eventId, JSON pairs, published in order with
+--       consecutive seqs, all or none (one notification).
+-- Returns the (last) event's seq. Errors: "STALE ..." when runId is not the running run,
 -- "CONFLICT ..." when reaping a run whose lease is alive.
 local run = redis.call('HMGET', KEYS[1], 'runId', 'status', 'lastEventId', 'lastEventSeq')
 if run[1] ~= ARGV[1] then
@@ -31,13 +34,25 @@ if #top > 0 then
         seq = t
     end
 end
-seq = seq + 1
-local s = string.format('%d', seq)
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], s .. '-0', 'e', ARGV[3] .. ',"seq":' .. s .. '}')
+local s
+if mode == 'batch' then
+    -- A retried batch is recognised by its last event id (above): the script is
+    -- atomic, so either every event of it was added or none.
+    for i = 9, #ARGV - 1, 2 do
+        seq = seq + 1
+        s = string.format('%d', seq)
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], s .. '-0', 'e',
+                   ARGV[i + 1] .. ',"seq":' .. s .. '}')
+    end
+else
+    seq = seq + 1
+    s = string.format('%d', seq)
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], s .. '-0', 'e', ARGV[3] .. ',"seq":' .. s .. '}')
+end
 redis.call('SET', KEYS[2], s)
 redis.call('HSET', KEYS[1], 'lastEventId', ARGV[2], 'lastEventSeq', s)
 
-if mode ~= 'publish' then
+if mode ~= 'publish' and mode ~= 'batch' then
     redis.call('HSET', KEYS[1], 'status', 'completed', 'completedMs', ARGV[6])
     redis.call('DEL', KEYS[4])
     local open = redis.call('HKEYS', KEYS[6])
