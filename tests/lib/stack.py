@@ -239,7 +239,7 @@ class Stack:
         # to valgrind-fcgi.<pid>.log in the stack's temp dir (keep it with CGW_KEEP_TMP=1).
         wrap = []
         if os.environ.get("CGW_VALGRIND"):
-            wrap = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-possibly-lost=no",
+            wrap = [which("valgrind"), "-q", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-possibly-lost=no",
                     "--log-file=" + os.path.join(self.tmp, "valgrind-fcgi.%p.log")]
         argv = wrap + [self.fcgi_bin, "-c", self.config]
         if self.spawn_fcgi:
