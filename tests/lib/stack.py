@@ -10,6 +10,7 @@ Stack(server=...) picks the web server, each from its template in deploy/:
   "apache-fcgid"  a private Apache 2.4 + mod_fcgid, which starts chatgw.fcgi itself
 """
 import http.client
+import glob
 import json
 import os
 import pwd
@@ -420,6 +421,15 @@ class Stack:
     def close(self):
         for name in list(self.procs):
             self.stop(name)
+        # Under CGW_VALGRIND a report that is not empty is printed (TAP diagnostics) and
+        # kept in valgrind-reports/ of the build dir, so it outlives the temp dir.
+        for f in sorted(glob.glob(os.path.join(self.tmp, "valgrind-fcgi.*.log"))):
+            if os.path.getsize(f) > 0:
+                keep = os.path.join(TOP_BUILDDIR, "valgrind-reports")
+                os.makedirs(keep, exist_ok=True)
+                shutil.copy(f, keep)
+                with open(f) as fh:
+                    print("# valgrind: " + "# ".join(fh.readlines()[:40]))
         if os.environ.get("CGW_KEEP_TMP"):
             print("# kept " + self.tmp)
         else:
