@@ -28,6 +28,9 @@ struct thread_arg {
     struct worker worker;
     int sock;
     pthread_t thread;
+    /* The request this worker accepts into: kept here, not only on the worker's stack,
+     * so it stays reachable when the process exits with the worker blocked in accept. */
+    FCGX_Request *fr;
 };
 
 enum cgw_err worker_store(struct worker *w, struct store **out, struct cgw_error *err)
@@ -107,32 +110,32 @@ static FCGX_Request *request_new(int sock)
 static void *worker_main(void *p)
 {
     struct thread_arg *t = p;
-    FCGX_Request *fr = NULL;
 
     for (;;) {
-        if (!fr && !(fr = request_new(t->sock))) {
+        if (!t->fr && !(t->fr = request_new(t->sock))) {
             log_error("worker %d: cannot allocate a FastCGI request", t->worker.index);
             struct timespec pause = {0, 100 * 1000 * 1000};
             nanosleep(&pause, NULL);
             continue;
         }
-        if (FCGX_Accept_r(fr) < 0) {
+        if (FCGX_Accept_r(t->fr) < 0) {
             if (errno == EINTR)
                 continue;
             log_error("worker %d: accept failed: %s", t->worker.index, strerror(errno));
             break;
         }
-        struct park *park = serve(&t->worker, fr);
+        struct park *park = serve(&t->worker, t->fr);
         if (park) {
-            poller_park(t->worker.app->poller, fr, park); /* the poller owns both now */
-            fr = NULL;
+            poller_park(t->worker.app->poller, t->fr, park); /* the poller owns both now */
+            t->fr = NULL;
         } else {
-            FCGX_Finish_r(fr);
+            FCGX_Finish_r(t->fr);
         }
     }
-    if (fr) {
-        FCGX_Finish_r(fr);
-        free(fr);
+    if (t->fr) {
+        FCGX_Finish_r(t->fr);
+        free(t->fr);
+        t->fr = NULL;
     }
     worker_close(&t->worker);
     return NULL;
