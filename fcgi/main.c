@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct thread_arg {
     /* The request this worker accepts into: kept here, not only on the worker's stack,
      * so it stays reachable when the process exits with the worker blocked in accept. */
     FCGX_Request *fr;
+    atomic_bool serving; /* between accept and the answer: shutdown waits for it */
 };
 
 enum cgw_err worker_store(struct worker *w, struct store **out, struct cgw_error *err)
@@ -124,6 +126,7 @@ static void *worker_main(void *p)
             log_error("worker %d: accept failed: %s", t->worker.index, strerror(errno));
             break;
         }
+        atomic_store(&t->serving, true);
         struct park *park = serve(&t->worker, t->fr);
         if (park) {
             poller_park(t->worker.app->poller, t->fr, park); /* the poller owns both now */
@@ -131,6 +134,7 @@ static void *worker_main(void *p)
         } else {
             FCGX_Finish_r(t->fr);
         }
+        atomic_store(&t->serving, false);
     }
     if (t->fr) {
         FCGX_Finish_r(t->fr);
@@ -304,7 +308,9 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    reaper_start(&app);
+    /* On main's stack, like the workers' (ta): reachable until the process exits. */
+    struct worker reaper = {.app = &app, .index = -1};
+    reaper_start(&reaper);
     log_info("chatgw.fcgi %s ready: %lld threads on %s, database %s (schema %d), redis %s",
              PACKAGE_VERSION, (long long)threads, socket_path ? socket_path : listening,
              app.cfg.db_path, version, app.cfg.redis_address);
@@ -316,6 +322,17 @@ int main(int argc, char **argv)
         unlink(socket_path);
     /* Held long-polls get their acks now rather than a dropped connection. */
     poller_stop(app.poller, 2000);
-    /* Workers block in accept(); exiting the process ends them. Runs are detached. */
+    /* Requests being served (a send between its claim and the runner's spawn, say) get
+     * up to 5 s to finish; workers blocked in accept() end with the process. Runs are
+     * detached and go on. */
+    for (int waited = 0; waited < 5000; waited += 10) {
+        bool busy = false;
+        for (int i = 0; i < threads && !busy; i++)
+            busy = atomic_load(&ta[i].serving);
+        if (!busy)
+            break;
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
     _exit(0);
 }

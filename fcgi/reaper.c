@@ -9,8 +9,8 @@
 
 static void *reaper_main(void *p)
 {
-    const struct app *app = p;
-    struct worker w = {.app = app, .index = -1};
+    struct worker *w = p;
+    const struct app *app = w->app;
     int64_t period_ms = app->cfg.runner_lease_s * 1000 / 3;
     bool was_down = false;
 
@@ -24,9 +24,9 @@ static void *reaper_main(void *p)
         struct bus *bus;
         struct cgw_error err;
         size_t reaped = 0;
-        enum cgw_err rc = worker_store(&w, &st, &err);
+        enum cgw_err rc = worker_store(w, &st, &err);
         if (rc == CGW_OK)
-            rc = worker_bus(&w, &bus, &err);
+            rc = worker_bus(w, &bus, &err);
         if (rc == CGW_OK)
             rc = reap_expired(st, bus, &reaped, &err);
         /* A dead backend is logged once per outage, not every period. */
@@ -41,13 +41,13 @@ static void *reaper_main(void *p)
     return NULL;
 }
 
-int reaper_start(const struct app *app)
+int reaper_start(struct worker *w)
 {
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, reaper_main, (void *)app);
+    int rc = pthread_create(&t, &attr, reaper_main, w);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         log_error("cannot start the reaper thread");

@@ -216,6 +216,17 @@ class Stack:
             cfg["http.prefix"] = self.prefix
         if self.with_roots:
             cfg["projects.roots"] = self.projects
+        if os.environ.get("CGW_VALGRIND"):
+            # The runners too: runner.path becomes a script that starts the real one
+            # under valgrind, its report in valgrind-runner.<pid>.log.
+            wrapper = os.path.join(self.tmp, "runner-valgrind")
+            with open(wrapper, "w") as f:
+                f.write("#!/bin/sh\nexec %s -q --leak-check=full --errors-for-leak-kinds=definite "
+                        "--show-possibly-lost=no --log-file=%s %s \"$@\"\n"
+                        % (which("valgrind"), os.path.join(self.tmp, "valgrind-runner.%p.log"),
+                           cfg["runner.path"]))
+            os.chmod(wrapper, 0o755)
+            cfg["runner.path"] = wrapper
         cfg.update(self.extra_config)
         with open(self.config, "w") as f:
             for k, v in cfg.items():
@@ -236,8 +247,8 @@ class Stack:
     def start_fcgi(self):
         if os.path.exists(self.socket):
             os.unlink(self.socket)
-        # CGW_VALGRIND=1 runs chatgw.fcgi under valgrind (a plain build); its report goes
-        # to valgrind-fcgi.<pid>.log in the stack's temp dir (keep it with CGW_KEEP_TMP=1).
+        # CGW_VALGRIND=1 runs chatgw.fcgi (and the runners) under valgrind (a plain build);
+        # its report goes to valgrind-fcgi.<pid>.log in the stack's temp dir (keep it with CGW_KEEP_TMP=1).
         wrap = []
         if os.environ.get("CGW_VALGRIND"):
             wrap = [which("valgrind"), "-q", "--leak-check=full", "--errors-for-leak-kinds=definite", "--show-possibly-lost=no",
@@ -423,7 +434,7 @@ class Stack:
             self.stop(name)
         # Under CGW_VALGRIND a report that is not empty is printed (TAP diagnostics) and
         # kept in valgrind-reports/ of the build dir, so it outlives the temp dir.
-        for f in sorted(glob.glob(os.path.join(self.tmp, "valgrind-fcgi.*.log"))):
+        for f in sorted(glob.glob(os.path.join(self.tmp, "valgrind-*.log"))):
             if os.path.getsize(f) > 0:
                 keep = os.path.join(TOP_BUILDDIR, "valgrind-reports")
                 os.makedirs(keep, exist_ok=True)
