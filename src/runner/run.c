@@ -353,6 +353,13 @@ static void complete(struct run *r, int code, bool aborted, enum complete_reason
     }
     if (r->lost || r->failed)
         goto out;
+    /* Everything before the complete is published and in history first: a client that
+     * sees the complete and reads history finds the run's events there (only the
+     * complete's own row follows, just after). */
+    runner_publish_flush(r);
+    runner_batch_commit(r);
+    if (r->lost || r->failed)
+        goto out;
     for (int attempt = 1;; attempt++) {
         rc = bus_run_complete(r->bus, r->session_id, r->run_id, id, json, false, &seq, &err);
         if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))
