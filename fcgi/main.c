@@ -126,8 +126,10 @@ static void *worker_main(void *p)
         if (park) {
             poller_park(t->worker.app->poller, fr, park); /* the poller owns both now */
             fr = NULL;
+        } else if (fr->keepConnection) {
+            FCGX_Finish_r(fr); /* the web server reuses the connection */
         } else {
-            FCGX_Finish_r(fr);
+            adapter_finish(fr, true); /* no shutdown-and-wait for the web server's close */
         }
     }
     if (fr) {
