@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -251,4 +252,19 @@ void request_free(struct request *req)
     free(req->body);
     free(req->path_buf);
     memset(req, 0, sizeof *req);
+}
+
+void adapter_finish(FCGX_Request *fr, bool answered)
+{
+    if (answered) {
+        FCGX_FClose(fr->err);
+        FCGX_FClose(fr->out);
+    }
+    if (fr->ipcFd >= 0) {
+        char junk[512];
+        for (int i = 0; i < 16 && recv(fr->ipcFd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
+            ;
+    }
+    FCGX_Detach(fr); /* fails only for fd 0; libfcgi then shuts down the usual way */
+    FCGX_Free(fr, 1);
 }

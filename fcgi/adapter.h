@@ -19,6 +19,14 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
 
 void request_free(struct request *req);
 
+/* Ends the FastCGI request (fr stays allocated for the next FCGX_Accept_r). With
+ * answered, the end-request record goes out first. The connection is closed without
+ * libfcgi's shutdown-and-wait (OS_Close: shutdown, then poll and read until the web
+ * server closes its end, up to 2 s): what the web server sent since is read away
+ * first, so the close does not reset the connection under the answer. Closes also
+ * a connection the web server asked to keep (FCGI_KEEP_CONN). */
+void adapter_finish(FCGX_Request *fr, bool answered);
+
 /* True when origin is one of cfg->cors_origins ("*" allows any). */
 bool cors_origin_allowed(const struct config *cfg, const char *origin);
 

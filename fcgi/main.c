@@ -67,16 +67,19 @@ void worker_close(struct worker *w)
 }
 
 /* Serves one accepted request. Returns the park when the handler holds the request
- * (the caller hands fr to the poller), else NULL after the answer was written. */
-static struct park *serve(struct worker *w, FCGX_Request *fr)
+ * (the caller hands fr to the poller), else NULL after the answer was written.
+ * *read_all says whether the request's body was read to its end. */
+static struct park *serve(struct worker *w, FCGX_Request *fr, bool *read_all)
 {
     struct request req;
     struct response resp = {.status = 500};
     struct park *park = NULL;
 
+    *read_all = false;
     if (adapter_read(fr, &w->app->cfg, &req) < 0) {
         response_error(&resp, CODE_INTERNAL_ERROR, NULL, "internal error");
     } else {
+        *read_all = !req.body_too_large;
         log_context_set(req.request_id, NULL, NULL);
         router_dispatch(w, &req, &resp);
     }
@@ -127,12 +130,17 @@ static void *worker_main(void *p)
             break;
         }
         atomic_store(&t->serving, true);
-        struct park *park = serve(&t->worker, t->fr);
+        bool read_all;
+        struct park *park = serve(&t->worker, t->fr, &read_all);
         if (park) {
             poller_park(t->worker.app->poller, t->fr, park); /* the poller owns both now */
             t->fr = NULL;
-        } else {
+        } else if (t->fr->keepConnection || !read_all) {
+            /* The web server reuses the connection, or may still be sending a body too
+             * large to read: libfcgi's close reads it away until the web server closes. */
             FCGX_Finish_r(t->fr);
+        } else {
+            adapter_finish(t->fr, true); /* no shutdown-and-wait for the web server's close */
         }
         atomic_store(&t->serving, false);
     }

@@ -560,23 +560,11 @@ static void sub_readable(struct poller *p)
 
 /* ---- requests ----------------------------------------------------------------------- */
 
-/* Ends the FastCGI request and frees fr. An answered request gets its end-request
- * record; either way the connection is closed without libfcgi's shutdown-and-wait
- * (up to 2 s in OS_Close), which would stall the loop: what the web server sent since
- * is read away first, so the close does not reset the connection under the answer. */
+/* Ends the FastCGI request (adapter_finish: without libfcgi's shutdown-and-wait, up
+ * to 2 s in OS_Close, which would stall the loop) and frees fr. */
 static void request_close(FCGX_Request *fr, bool answered)
 {
-    if (answered) {
-        FCGX_FClose(fr->err);
-        FCGX_FClose(fr->out);
-    }
-    if (fr->ipcFd >= 0) {
-        char junk[512];
-        for (int i = 0; i < 16 && recv(fr->ipcFd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
-            ;
-    }
-    FCGX_Detach(fr); /* fails only for fd 0; libfcgi then shuts down the usual way */
-    FCGX_Free(fr, 1);
+    adapter_finish(fr, answered);
     free(fr);
 }
 

@@ -480,6 +480,8 @@ static void answer_or_park(struct worker *w, struct request *req, struct sub_req
         s->store_last = row.last_seq;
         store_session_clear(&row);
     }
+    if (r->n > (r->has_feed ? 1u : 0u))
+        store_read_end(st); /* the router's snapshot, if any: no SQLite from here on */
     if (any_found && worker_bus(w, &bus, &err) != CGW_OK) {
         response_from_err(resp, &err, NULL);
         return;

@@ -289,6 +289,8 @@ static void txn_rollback_quiet(struct store *st)
  * turn the following writes into separate autocommits. */
 enum cgw_err txn_check(struct store *st, struct cgw_error *err)
 {
+    if (st->in_read)
+        return cgw_error_set(err, CGW_ERR_INVALID, "store: a write inside a read snapshot");
     if (st->in_txn && sqlite3_get_autocommit(st->db))
         return cgw_error_set(err, CGW_ERR_BACKEND,
                              "store: the open transaction was rolled back after an error");
@@ -302,6 +304,11 @@ enum cgw_err txn_begin(struct store *st, enum stmt_id begin, bool *own, struct c
     enum cgw_err e;
 
     *own = false;
+    if (st->in_read) {
+        if (begin == STMT_BEGIN_READ)
+            return CGW_OK; /* joins the snapshot */
+        return cgw_error_set(err, CGW_ERR_INVALID, "store: a write inside a read snapshot");
+    }
     if (st->in_txn)
         return txn_check(st, err);
     e = run_simple(st, begin, err, begin == STMT_BEGIN ? "begin transaction" : "begin read");
@@ -328,7 +335,7 @@ enum cgw_err store_begin(struct store *st, struct cgw_error *err)
 {
     enum cgw_err e;
 
-    if (st->in_txn)
+    if (st->in_txn || st->in_read)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: begin: a transaction is already open");
     e = run_simple(st, STMT_BEGIN, err, "begin transaction");
     if (e == CGW_OK)
@@ -351,12 +358,42 @@ enum cgw_err store_commit(struct store *st, struct cgw_error *err)
     return e;
 }
 
+enum cgw_err store_read_begin(struct store *st, struct cgw_error *err)
+{
+    enum cgw_err e;
+
+    if (st->in_txn || st->in_read)
+        return cgw_error_set(err, CGW_ERR_INVALID, "store: read: a transaction is already open");
+    /* BEGIN DEFERRED takes no lock: the first read does, COMMIT releases it. */
+    e = run_simple(st, STMT_BEGIN_READ, err, "begin read");
+    if (e == CGW_OK)
+        st->in_read = true;
+    return e;
+}
+
+void store_read_end(struct store *st)
+{
+    struct cgw_error ignored;
+
+    if (!st || !st->in_read)
+        return;
+    if (run_simple(st, STMT_COMMIT, &ignored, "end read") != CGW_OK)
+        txn_rollback_quiet(st);
+    st->in_read = false;
+    if (st->touch_due) {
+        int64_t id = st->touch_due;
+        st->touch_due = 0;
+        (void)store_token_touch(st, id, &ignored); /* best effort, as always */
+    }
+}
+
 void store_rollback(struct store *st)
 {
     if (!st)
         return;
     txn_rollback_quiet(st);
-    st->in_txn = false;
+    st->in_txn = st->in_read = false;
+    st->touch_due = 0;
 }
 
 /* ---- lifecycle --------------------------------------------------------------- */

@@ -113,6 +113,15 @@ enum cgw_err store_begin(struct store *st, struct cgw_error *err);
 enum cgw_err store_commit(struct store *st, struct cgw_error *err);
 void store_rollback(struct store *st);
 
+/* A read snapshot over several reads (the gateway's token and session lookups of one
+ * request): one WAL read lock for all of them instead of one per statement, which
+ * the worker threads of a process take in turn under one mutex. Between the two,
+ * store_token_touch only notes its token and runs after the snapshot ends (it
+ * would otherwise turn the snapshot into a write transaction); other writes are not
+ * allowed. store_read_end is a no-op when no snapshot is open. */
+enum cgw_err store_read_begin(struct store *st, struct cgw_error *err);
+void store_read_end(struct store *st);
+
 /* ---- users ---------------------------------------------------------------- */
 
 /* True when name is a valid user name (see STORE_NAME_MAX). */

@@ -57,7 +57,9 @@ enum stmt_id {
 
 struct store {
     sqlite3 *db;
-    bool in_txn; /* store_begin is open: inner functions skip their own BEGIN/COMMIT */
+    bool in_txn;       /* store_begin is open: inner functions skip their own BEGIN/COMMIT */
+    bool in_read;      /* store_read_begin is open */
+    int64_t touch_due; /* a token store_token_touch noted during the read snapshot, or 0 */
     sqlite3_stmt *stmts[STMT__COUNT];
 };
 

@@ -267,6 +267,10 @@ enum cgw_err store_token_touch(struct store *st, int64_t id, struct cgw_error *e
     int64_t now = cgw_now_ms();
     enum cgw_err e;
 
+    if (st->in_read) {
+        st->touch_due = id; /* store_read_end runs it */
+        return CGW_OK;
+    }
     if ((e = txn_check(st, err)) != CGW_OK ||
         (e = stmt_get(st, STMT_TOKEN_TOUCH, &s, err)) != CGW_OK)
         return e;

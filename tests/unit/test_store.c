@@ -350,6 +350,29 @@ static void test_tokens(struct store *st, const char *path)
     ok(t.last_used_ms >= before, "written again after two minutes");
     is_int(store_token_touch(st, 999999, &err), CGW_OK, "touching an unknown token is harmless");
 
+    /* A read snapshot (the gateway's token + session lookups): reads join it, a due
+     * touch waits for its end, other writes and transactions are refused inside. */
+    snprintf(sql, sizeof sql, "UPDATE tokens SET last_used_ms = %lld WHERE id = %lld",
+             (long long)(cgw_now_ms() - 120000), (long long)id);
+    raw_exec(path, sql);
+    is_int(store_read_begin(st, &err), CGW_OK, "read snapshot begins");
+    is_int(store_read_begin(st, &err), CGW_ERR_INVALID, "no nested snapshot");
+    is_int(store_begin(st, &err), CGW_ERR_INVALID, "no write transaction inside");
+    is_int(store_token_find(st, "pubAAAAAAAAAAAAA", &t, NULL, &err), CGW_OK, "a read inside");
+    int64_t stale = t.last_used_ms;
+    is_int(store_token_touch(st, id, &err), CGW_OK, "touch inside is accepted");
+    store_token_find(st, "pubAAAAAAAAAAAAA", &t, NULL, &err);
+    is_int(t.last_used_ms, stale, "but not written yet");
+    is_int(store_token_revoke(st, id, &err), CGW_ERR_INVALID, "other writes are refused");
+    before = cgw_now_ms();
+    store_read_end(st);
+    store_token_find(st, "pubAAAAAAAAAAAAA", &t, NULL, &err);
+    ok(t.last_used_ms >= before, "the touch ran when the snapshot ended");
+    ok(!t.revoked, "the refused write did nothing");
+    store_read_end(st); /* no snapshot open: nothing happens */
+    is_int(store_begin(st, &err), CGW_OK, "transactions work again");
+    store_rollback(st);
+
     is_int(store_token_revoke(st, id, &err), CGW_OK, "revoke");
     store_token_find(st, "pubAAAAAAAAAAAAA", &t, NULL, &err);
     ok(t.revoked, "revoked");
