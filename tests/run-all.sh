@@ -6,6 +6,7 @@
 #   BUILD_DIR=dir tests/run-all.sh # build somewhere else (default: build-check)
 #   CHATGW_DISTCHECK=1 ...         # also run `make distcheck` (CI does)
 #   CHATGW_LIVE=1 ...              # also run the live tier, tests/live/run.sh (CI does)
+#   CHATGW_DEPS_ONLY=1 ...         # only install the Debian packages
 #   CHATGW_NO_SKIPS=1 ...          # a skipped test fails the run (CI does)
 #   CHATGW_NO_SANITIZERS=1 ...     # plain build (e.g. for valgrind)
 set -euo pipefail
@@ -42,6 +43,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     # start their own on free loopback ports.
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# tests/bench/bench.sh needs only the packages.
+[ "${CHATGW_DEPS_ONLY:-0}" = 1 ] && exit 0
 
 cd "$top"
 [ -x configure ] || ./autogen.sh
