@@ -217,6 +217,18 @@ static inline void harness_expect(const struct harness_sum *got, const char *con
         harness_expect(got, want_, sizeof want_ / sizeof want_[0], name);                          \
     } while (0)
 
+/* Builds prov's argv for req (a pointer) and checks that it is built, NULL-terminated,
+ * and, joined with " | ", equal to want; the test name as for ok(). */
+#define harness_argv_is(prov, req, want, ...)                                                      \
+    do {                                                                                           \
+        struct runner_strv sv_ = {0};                                                              \
+        char buf_[1024];                                                                           \
+        ok((prov)->build_argv((req), &sv_) == 0 && sv_.v && sv_.v[sv_.n] == NULL, __VA_ARGS__);    \
+        harness_join(&sv_, " | ", buf_, sizeof buf_);                                              \
+        is_str(buf_, (want), __VA_ARGS__);                                                         \
+        runner_strv_free(&sv_);                                                                    \
+    } while (0)
+
 /* The strings of sv joined with sep into buf (size bytes). */
 static inline void harness_join(const struct runner_strv *sv, const char *sep, char *buf,
                                 size_t size)

@@ -270,8 +270,6 @@ static void other_lines(void)
 static void args(void)
 {
     struct runner_request req = base_req();
-    struct runner_strv sv = {0};
-    char buf[1024];
     static const char *const modes[][2] = {
         {NULL, "read-only"},
         {"default", "read-only"},
@@ -281,44 +279,32 @@ static void args(void)
         {"rm -rf", "read-only"},
     };
 
-    ok(codex_provider.build_argv(&req, &sv) == 0, "argv");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | --sandbox | read-only | say hi", "a new thread");
-    ok(sv.v[sv.n] == NULL, "NULL-terminated");
-    runner_strv_free(&sv);
+    harness_argv_is(&codex_provider, &req, FIXED " | --sandbox | read-only | say hi",
+                    "a new thread");
 
     req.model = "gpt-5.1-codex";
     req.native_id = "01a2143d-465b-7520-ab2c-eeed8185d8ca";
     req.content = "-rf go on";
-    ok(codex_provider.build_argv(&req, &sv) == 0, "argv to resume");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf,
-           FIXED " | --model | gpt-5.1-codex | --sandbox | read-only | resume | "
-                 "01a2143d-465b-7520-ab2c-eeed8185d8ca | -- | -rf go on",
-           "resume: options first, then resume ID, then the prompt after --");
-    runner_strv_free(&sv);
+    harness_argv_is(&codex_provider, &req,
+                    FIXED " | --model | gpt-5.1-codex | --sandbox | read-only | resume | "
+                          "01a2143d-465b-7520-ab2c-eeed8185d8ca | -- | -rf go on",
+                    "resume: options first, then resume ID, then the prompt after --");
 
     req = base_req();
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         char want[256];
         req.permission_mode = (char *)modes[i][0];
-        ok(codex_provider.build_argv(&req, &sv) == 0, "argv");
-        harness_join(&sv, " | ", buf, sizeof buf);
         snprintf(want, sizeof want, FIXED " | --sandbox | %s | say hi", modes[i][1]);
-        is_str(buf, want, "permissionMode %s", modes[i][0] ? modes[i][0] : "(none)");
-        runner_strv_free(&sv);
+        harness_argv_is(&codex_provider, &req, want, "permissionMode %s",
+                        modes[i][0] ? modes[i][0] : "(none)");
     }
     req.skip_permissions = true;
     req.permission_mode = NULL;
-    codex_provider.build_argv(&req, &sv);
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | --sandbox | danger-full-access | say hi", "skipPermissions");
-    runner_strv_free(&sv);
+    harness_argv_is(&codex_provider, &req, FIXED " | --sandbox | danger-full-access | say hi",
+                    "skipPermissions");
     req.permission_mode = "plan";
-    codex_provider.build_argv(&req, &sv);
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | --sandbox | read-only | say hi", "skipPermissions keeps plan read-only");
-    runner_strv_free(&sv);
+    harness_argv_is(&codex_provider, &req, FIXED " | --sandbox | read-only | say hi",
+                    "skipPermissions keeps plan read-only");
 
     ok(runner_provider_for(PROVIDER_CODEX) == &codex_provider, "the table has codex");
     is_str(codex_provider.name, "codex", "name");

@@ -189,8 +189,6 @@ static void other_lines(void)
 static void args(void)
 {
     struct runner_request req = base_req();
-    struct runner_strv sv = {0};
-    char buf[1024];
     static const char *const modes[][2] = {
         {NULL, ""},
         {"default", ""},
@@ -200,42 +198,30 @@ static void args(void)
         {"rm -rf", ""},
     };
 
-    ok(cursor_provider.build_argv(&req, &sv) == 0, "argv");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | -p | say hi", "a new chat: the prompt last, after -p");
-    ok(sv.v[sv.n] == NULL, "NULL-terminated");
-    runner_strv_free(&sv);
+    harness_argv_is(&cursor_provider, &req, FIXED " | -p | say hi",
+                    "a new chat: the prompt last, after -p");
 
     req.model = "gpt-5";
     req.native_id = SID;
     req.content = "-rf go on";
-    ok(cursor_provider.build_argv(&req, &sv) == 0, "argv to resume");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | --model | gpt-5 | --resume=" SID " | -p | -- | -rf go on",
-           "resume: --resume=ID in one word, -- before a prompt starting with '-'");
-    runner_strv_free(&sv);
+    harness_argv_is(&cursor_provider, &req,
+                    FIXED " | --model | gpt-5 | --resume=" SID " | -p | -- | -rf go on",
+                    "resume: --resume=ID in one word, -- before a prompt starting with '-'");
 
     req = base_req();
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         char want[256];
         req.permission_mode = (char *)modes[i][0];
-        ok(cursor_provider.build_argv(&req, &sv) == 0, "argv");
-        harness_join(&sv, " | ", buf, sizeof buf);
         snprintf(want, sizeof want, FIXED "%s | -p | say hi", modes[i][1]);
-        is_str(buf, want, "permissionMode %s", modes[i][0] ? modes[i][0] : "(none)");
-        runner_strv_free(&sv);
+        harness_argv_is(&cursor_provider, &req, want, "permissionMode %s",
+                        modes[i][0] ? modes[i][0] : "(none)");
     }
     req.skip_permissions = true;
     req.permission_mode = NULL;
-    cursor_provider.build_argv(&req, &sv);
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | -f | -p | say hi", "skipPermissions forces");
-    runner_strv_free(&sv);
+    harness_argv_is(&cursor_provider, &req, FIXED " | -f | -p | say hi", "skipPermissions forces");
     req.permission_mode = "plan";
-    cursor_provider.build_argv(&req, &sv);
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | --mode | plan | -p | say hi", "skipPermissions keeps plan read-only");
-    runner_strv_free(&sv);
+    harness_argv_is(&cursor_provider, &req, FIXED " | --mode | plan | -p | say hi",
+                    "skipPermissions keeps plan read-only");
 
     ok(runner_provider_for(PROVIDER_CURSOR) == &cursor_provider, "the table has cursor");
     is_str(cursor_provider.name, "cursor", "name");

@@ -213,11 +213,7 @@ static void args(void)
         {"rm -rf", ""},
     };
 
-    ok(gemini_provider.build_argv(&req, &sv) == 0, "argv");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, "-p | say hi | " FIXED, "a new session");
-    ok(sv.v[sv.n] == NULL, "NULL-terminated");
-    runner_strv_free(&sv);
+    harness_argv_is(&gemini_provider, &req, "-p | say hi | " FIXED, "a new session");
 
     char *tools[] = {"run_shell_command", "", "write_file"};
     req.model = "gemini-2.5-flash";
@@ -225,36 +221,26 @@ static void args(void)
     req.content = "-rf go on";
     req.allowed_tools = tools;
     req.n_allowed = 3;
-    ok(gemini_provider.build_argv(&req, &sv) == 0, "argv to resume");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf,
-           "--prompt=-rf go on | " FIXED " | --model | gemini-2.5-flash | --allowed-tools | "
-           "run_shell_command,write_file | --resume | 4767651e-cf6a-4b27-8b4b-279590467afa",
-           "resume with a model, allowed tools and a prompt that starts with '-'");
-    runner_strv_free(&sv);
+    harness_argv_is(
+        &gemini_provider, &req,
+        "--prompt=-rf go on | " FIXED " | --model | gemini-2.5-flash | --allowed-tools | "
+        "run_shell_command,write_file | --resume | 4767651e-cf6a-4b27-8b4b-279590467afa",
+        "resume with a model, allowed tools and a prompt that starts with '-'");
 
     req = base_req();
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         char want[256];
         req.permission_mode = (char *)modes[i][0];
-        ok(gemini_provider.build_argv(&req, &sv) == 0, "argv");
-        harness_join(&sv, " | ", buf, sizeof buf);
         snprintf(want, sizeof want, "-p | say hi | " FIXED "%s", modes[i][1]);
-        is_str(buf, want, "permissionMode %s", modes[i][0] ? modes[i][0] : "(none)");
-        runner_strv_free(&sv);
+        harness_argv_is(&gemini_provider, &req, want, "permissionMode %s",
+                        modes[i][0] ? modes[i][0] : "(none)");
     }
     req.skip_permissions = true;
     req.permission_mode = NULL;
-    gemini_provider.build_argv(&req, &sv);
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, "-p | say hi | " FIXED " | --yolo", "skipPermissions");
-    runner_strv_free(&sv);
+    harness_argv_is(&gemini_provider, &req, "-p | say hi | " FIXED " | --yolo", "skipPermissions");
     req.permission_mode = "plan";
-    gemini_provider.build_argv(&req, &sv);
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, "-p | say hi | " FIXED " | --approval-mode | plan",
-           "skipPermissions keeps plan read-only");
-    runner_strv_free(&sv);
+    harness_argv_is(&gemini_provider, &req, "-p | say hi | " FIXED " | --approval-mode | plan",
+                    "skipPermissions keeps plan read-only");
 
     ok(gemini_provider.build_env && gemini_provider.build_env(&req, &sv) == 0, "env");
     harness_join(&sv, " | ", buf, sizeof buf);

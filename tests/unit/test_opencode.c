@@ -192,7 +192,6 @@ static void args(void)
 {
     struct runner_request req = base_req();
     struct runner_strv sv = {0};
-    char buf[1024];
     static const char *const modes[][2] = {
         {NULL, ""},
         {"default", ""},
@@ -202,44 +201,31 @@ static void args(void)
         {"rm -rf", ""},
     };
 
-    ok(opencode_provider.build_argv(&req, &sv) == 0, "argv");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | say hi", "a new session");
-    ok(sv.v[sv.n] == NULL, "NULL-terminated");
-    runner_strv_free(&sv);
+    harness_argv_is(&opencode_provider, &req, FIXED " | say hi", "a new session");
 
     req.model = "fake/fake-model";
     req.native_id = "ses_debbbdc98ffepxipHg1TMy3Nxm";
     req.content = "-rf go on";
-    ok(opencode_provider.build_argv(&req, &sv) == 0, "argv to resume");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf,
-           FIXED " | --model | fake/fake-model | --session | ses_debbbdc98ffepxipHg1TMy3Nxm | -- | "
-                 "-rf go on",
-           "resume: --session ID, then the prompt after --");
-    runner_strv_free(&sv);
+    harness_argv_is(
+        &opencode_provider, &req,
+        FIXED " | --model | fake/fake-model | --session | ses_debbbdc98ffepxipHg1TMy3Nxm | -- | "
+              "-rf go on",
+        "resume: --session ID, then the prompt after --");
 
     req = base_req();
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         char want[256];
         req.permission_mode = (char *)modes[i][0];
-        ok(opencode_provider.build_argv(&req, &sv) == 0, "argv");
-        harness_join(&sv, " | ", buf, sizeof buf);
         snprintf(want, sizeof want, FIXED "%s | say hi", modes[i][1]);
-        is_str(buf, want, "permissionMode %s", modes[i][0] ? modes[i][0] : "(none)");
-        runner_strv_free(&sv);
+        harness_argv_is(&opencode_provider, &req, want, "permissionMode %s",
+                        modes[i][0] ? modes[i][0] : "(none)");
     }
     req.skip_permissions = true;
     req.permission_mode = NULL;
-    ok(opencode_provider.build_argv(&req, &sv) == 0, "argv");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | --auto | say hi", "skipPermissions");
-    runner_strv_free(&sv);
+    harness_argv_is(&opencode_provider, &req, FIXED " | --auto | say hi", "skipPermissions");
     req.permission_mode = "plan";
-    ok(opencode_provider.build_argv(&req, &sv) == 0, "argv");
-    harness_join(&sv, " | ", buf, sizeof buf);
-    is_str(buf, FIXED " | say hi", "skipPermissions does not approve in plan mode");
-    runner_strv_free(&sv);
+    harness_argv_is(&opencode_provider, &req, FIXED " | say hi",
+                    "skipPermissions does not approve in plan mode");
 
     ok(opencode_provider.build_env && opencode_provider.build_env(&req, &sv) == 0, "env");
     ok(sv.n == 1 && strcmp(sv.v[0], "OPENCODE_DISABLE_AUTOUPDATE=true") == 0, "no auto-update");
