@@ -401,6 +401,24 @@ void runner_items_unreadable(struct runner_items *it, const struct event_ctx *ct
     runner_items_event(it, event_new_error(ctx, text));
 }
 
+json_t *runner_line_decode(struct runner_items *it, const struct event_ctx *ctx,
+                           const char *provider, const char *line, size_t len, const char **type)
+{
+    json_error_t jerr;
+    json_t *msg = json_loadb(line, len, 0, &jerr);
+
+    if (!msg) {
+        runner_items_unreadable(it, ctx, provider, "invalid JSON", line, len);
+        return NULL;
+    }
+    if (!(*type = runner_json_str(msg, "type"))) {
+        runner_items_unreadable(it, ctx, provider, "no type", line, len);
+        json_decref(msg);
+        return NULL;
+    }
+    return msg;
+}
+
 void runner_items_clear(struct runner_items *it)
 {
     for (size_t i = 0; i < it->n; i++)

@@ -120,6 +120,11 @@ void runner_items_result(struct runner_items *it, bool is_error, const char *tex
  * unreadable output line (<why>): <the first 160 bytes, unprintable ones as '?'>". */
 void runner_items_unreadable(struct runner_items *it, const struct event_ctx *ctx,
                              const char *provider, const char *why, const char *line, size_t len);
+/* Decodes one stdout line of a JSON-lines CLI: returns the object (a new reference) with
+ * its string member "type" in *type (borrowed from it), or NULL after appending an
+ * `error` (runner_items_unreadable) when the line is not JSON or has no "type". */
+json_t *runner_line_decode(struct runner_items *it, const struct event_ctx *ctx,
+                           const char *provider, const char *line, size_t len, const char **type);
 /* Frees every item and empties the list (it stays usable). */
 void runner_items_clear(struct runner_items *it);
 

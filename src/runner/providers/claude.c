@@ -226,13 +226,6 @@ static int claude_answer(void *p, const char *id, bool allow, json_t *input, con
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-/* An `error` event for a line we cannot read (provider.c). */
-static void unreadable(struct claude_state *st, const char *why, const char *line, size_t len,
-                       struct runner_items *out)
-{
-    runner_items_unreadable(out, st->ctx, "claude", why, line, len);
-}
-
 /* Ends a streamed text block, if one is open. */
 static void end_stream(struct claude_state *st, struct runner_items *out)
 {
@@ -458,18 +451,12 @@ static void claude_parse_line(void *p, const char *line, size_t len, struct runn
                               struct runner_buf *in)
 {
     struct claude_state *st = p;
-    json_error_t jerr;
-    json_t *msg = json_loadb(line, len, 0, &jerr);
     const char *type;
+    json_t *msg = runner_line_decode(out, st->ctx, "claude", line, len, &type);
 
-    if (!msg) {
-        unreadable(st, "invalid JSON", line, len, out);
+    if (!msg)
         return;
-    }
-    type = runner_json_str(msg, "type");
-    if (!type) {
-        unreadable(st, "no type", line, len, out);
-    } else if (strcmp(type, "system") == 0) {
+    if (strcmp(type, "system") == 0) {
         const char *subtype = runner_json_str(msg, "subtype");
         const char *sid = runner_json_str(msg, "session_id");
         if (subtype && strcmp(subtype, "init") == 0 && sid && *sid)

@@ -117,13 +117,6 @@ static void codex_state_free(void *p)
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-/* An `error` event for a line we cannot read (provider.c). */
-static void unreadable(struct codex_state *st, const char *why, const char *line, size_t len,
-                       struct runner_items *out)
-{
-    runner_items_unreadable(out, st->ctx, "codex", why, line, len);
-}
-
 /* A tool_use event (input taken), with the extra members of item named in extras. */
 static json_t *tool_use(struct codex_state *st, const json_t *item, const char *name, json_t *input,
                         const char *const *extras, const char *const *as, size_t n_extras,
@@ -306,19 +299,13 @@ static void codex_parse_line(void *p, const char *line, size_t len, struct runne
                              struct runner_buf *in)
 {
     struct codex_state *st = p;
-    json_error_t jerr;
-    json_t *msg = json_loadb(line, len, 0, &jerr);
     const char *type;
+    json_t *msg = runner_line_decode(out, st->ctx, "codex", line, len, &type);
 
     (void)in;
-    if (!msg) {
-        unreadable(st, "invalid JSON", line, len, out);
+    if (!msg)
         return;
-    }
-    type = runner_json_str(msg, "type");
-    if (!type) {
-        unreadable(st, "no type", line, len, out);
-    } else if (strcmp(type, "thread.started") == 0) {
+    if (strcmp(type, "thread.started") == 0) {
         const char *id = runner_json_str(msg, "thread_id");
         if (id && *id)
             runner_items_native_id(out, id);

@@ -125,12 +125,6 @@ static void cursor_state_free(void *p)
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-static void unreadable(struct cursor_state *st, const char *why, const char *line, size_t len,
-                       struct runner_items *out)
-{
-    runner_items_unreadable(out, st->ctx, "cursor", why, line, len);
-}
-
 static void on_assistant(struct cursor_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *content = json_object_get(json_object_get(msg, "message"), "content");
@@ -304,19 +298,13 @@ static void cursor_parse_line(void *p, const char *line, size_t len, struct runn
                               struct runner_buf *in)
 {
     struct cursor_state *st = p;
-    json_error_t jerr;
-    json_t *msg = json_loadb(line, len, 0, &jerr);
     const char *type;
+    json_t *msg = runner_line_decode(out, st->ctx, "cursor", line, len, &type);
 
     (void)in;
-    if (!msg) {
-        unreadable(st, "invalid JSON", line, len, out);
+    if (!msg)
         return;
-    }
-    type = runner_json_str(msg, "type");
-    if (!type) {
-        unreadable(st, "no type", line, len, out);
-    } else if (strcmp(type, "system") == 0) {
+    if (strcmp(type, "system") == 0) {
         const char *subtype = runner_json_str(msg, "subtype");
         const char *id = runner_json_str(msg, "session_id");
         if (subtype && strcmp(subtype, "init") == 0 && id && *id) {

@@ -163,13 +163,6 @@ static void gemini_state_free(void *p)
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-/* An `error` event for a line we cannot read (provider.c). */
-static void unreadable(struct gemini_state *st, const char *why, const char *line, size_t len,
-                       struct runner_items *out)
-{
-    runner_items_unreadable(out, st->ctx, "gemini", why, line, len);
-}
-
 /* Ends the streamed assistant text, if one is open: stream_end, then the whole text. */
 static void end_stream(struct gemini_state *st, struct runner_items *out)
 {
@@ -298,19 +291,13 @@ static void gemini_parse_line(void *p, const char *line, size_t len, struct runn
                               struct runner_buf *in)
 {
     struct gemini_state *st = p;
-    json_error_t jerr;
-    json_t *msg = json_loadb(line, len, 0, &jerr);
     const char *type;
+    json_t *msg = runner_line_decode(out, st->ctx, "gemini", line, len, &type);
 
     (void)in;
-    if (!msg) {
-        unreadable(st, "invalid JSON", line, len, out);
+    if (!msg)
         return;
-    }
-    type = runner_json_str(msg, "type");
-    if (!type) {
-        unreadable(st, "no type", line, len, out);
-    } else if (strcmp(type, "init") == 0) {
+    if (strcmp(type, "init") == 0) {
         const char *id = runner_json_str(msg, "session_id");
         if (id && *id)
             runner_items_native_id(out, id);

@@ -115,13 +115,6 @@ static void opencode_state_free(void *p)
 
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-/* An `error` event for a line we cannot read (provider.c). */
-static void unreadable(struct opencode_state *st, const char *why, const char *line, size_t len,
-                       struct runner_items *out)
-{
-    runner_items_unreadable(out, st->ctx, "opencode", why, line, len);
-}
-
 static void on_tool(struct opencode_state *st, const json_t *part, struct runner_items *out)
 {
     const json_t *state = json_object_get(part, "state");
@@ -200,21 +193,12 @@ static void opencode_parse_line(void *p, const char *line, size_t len, struct ru
                                 struct runner_buf *in)
 {
     struct opencode_state *st = p;
-    json_error_t jerr;
-    json_t *msg = json_loadb(line, len, 0, &jerr);
     const char *type;
+    json_t *msg = runner_line_decode(out, st->ctx, "opencode", line, len, &type);
 
     (void)in;
-    if (!msg) {
-        unreadable(st, "invalid JSON", line, len, out);
+    if (!msg)
         return;
-    }
-    type = runner_json_str(msg, "type");
-    if (!type) {
-        unreadable(st, "no type", line, len, out);
-        json_decref(msg);
-        return;
-    }
     const char *sid = runner_json_str(msg, "sessionID");
     if (sid && *sid && !st->native_seen) {
         st->native_seen = true;
