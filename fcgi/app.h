@@ -1,5 +1,5 @@
-/* app.h: what every handler of chatgw.fcgi shares: the configuration and per-thread
- * connections, and the plain request/response structs the FastCGI adapter fills. */
+/* app.h: what every part of chatgw.fcgi shares: the process's configuration and the
+ * plain request struct the FastCGI adapter fills (its answer: response.h). */
 #ifndef CGW_FCGI_APP_H
 #define CGW_FCGI_APP_H
 
@@ -10,11 +10,10 @@
 
 #include "core/bus.h"
 #include "core/config.h"
-#include "core/err.h"
 #include "core/store.h"
+#include "fcgi/response.h"
 
 struct poller;
-struct park;
 
 /* Read-only after start; shared by all threads. */
 struct app {
@@ -23,21 +22,6 @@ struct app {
     const char *config_path; /* the file the config came from, "" when none (for runners) */
     struct poller *poller;   /* the long-poll event loop of this process (poller.h) */
 };
-
-/* One per worker thread: its own SQLite and Redis connections (opened lazily, so a
- * dead backend at start-up is a 503 per request, not a failed start). */
-struct worker {
-    const struct app *app;
-    int index;
-    struct store *store;
-    struct bus *bus;
-};
-
-/* Returns the worker's store/bus, opening it when needed; CGW_ERR_BACKEND when the
- * backend cannot be reached (err says why). */
-enum cgw_err worker_store(struct worker *w, struct store **out, struct cgw_error *err);
-enum cgw_err worker_bus(struct worker *w, struct bus **out, struct cgw_error *err);
-void worker_close(struct worker *w);
 
 enum http_method {
     HTTP_GET = 1 << 0,
@@ -74,26 +58,5 @@ struct request {
     bool authenticated;
     struct store_user user;
 };
-
-struct response {
-    int status;
-    json_t *body;      /* owned; NULL = no body */
-    char allow[64];    /* Allow header for 405, "" = none */
-    bool cors;         /* add CORS headers for the request's origin */
-    struct park *park; /* set by a handler that holds the request (subscribe): main.c
-                        * hands the request to the poller instead of answering it */
-};
-
-/* Sets resp to the protocol error of code with printf-style text (DESIGN §3.2).
- * session_id may be NULL. */
-void response_error(struct response *resp, enum cgw_code code, const char *session_id,
-                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* Sets resp to the error that a cgw_err from the core stands for (backend -> 503, ...);
- * the detail goes to the log, the client gets a generic text for 5xx. */
-void response_from_err(struct response *resp, const struct cgw_error *err, const char *session_id);
-
-/* Sets status and takes ownership of body. */
-void response_json(struct response *resp, int status, json_t *body);
 
 #endif

@@ -1,13 +1,9 @@
 /* h_chat.c: POST /chat/send, /chat/abort, /chat/permission and the /chat envelope. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "core/event.h"
-#include "core/feed.h"
 #include "core/log.h"
-#include "core/reap.h"
+#include "core/run_start.h"
 #include "core/util.h"
 #include "fcgi/handlers.h"
 #include "fcgi/spawn.h"
@@ -54,98 +50,126 @@ static bool is_string_array(json_t *v)
     return true;
 }
 
+/* Copies options.toolsSettings (v, an object) into out, type-checked. Returns 0, or
+ * -1 with resp set. */
+static int send_tools_settings(json_t *v, json_t *out, const char *sid, struct response *resp)
+{
+    static const char *const lists[] = {"allowedTools", "disallowedTools"};
+    json_t *ts = json_object(), *a;
+    if (json_object_set_new(out, "toolsSettings", ts) < 0)
+        goto nomem;
+    for (int i = 0; i < 2; i++) {
+        if (!(a = json_object_get(v, lists[i])) || json_is_null(a))
+            continue;
+        if (!is_string_array(a)) {
+            response_error(resp, CODE_INVALID_REQUEST, sid,
+                           "options.toolsSettings.%s must be an array of strings", lists[i]);
+            return -1;
+        }
+        if (json_object_set(ts, lists[i], a) < 0)
+            goto nomem;
+    }
+    if ((a = json_object_get(v, "skipPermissions")) && !json_is_null(a)) {
+        if (!json_is_boolean(a)) {
+            response_error(resp, CODE_INVALID_REQUEST, sid,
+                           "options.toolsSettings.skipPermissions must be a boolean");
+            return -1;
+        }
+        if (json_object_set(ts, "skipPermissions", a) < 0)
+            goto nomem;
+    }
+    return 0;
+nomem:
+    response_error(resp, CODE_INTERNAL_ERROR, sid, "internal error");
+    return -1;
+}
+
 /* Copies the whitelisted options, type-checked (DESIGN §3.4). Unknown keys are dropped.
  * Returns a new object, or NULL with resp set. */
 static json_t *send_options(json_t *options, enum provider_id provider, const char *sid,
                             struct response *resp)
 {
-    json_t *out = json_object();
+    json_t *out = json_object(), *v;
+    if (!out) {
+        response_error(resp, CODE_INTERNAL_ERROR, sid, "internal error");
+        return NULL;
+    }
     if (!options || json_is_null(options))
         return out;
     if (!json_is_object(options)) {
         response_error(resp, CODE_INVALID_REQUEST, sid, "options must be an object");
         goto bad;
     }
-    json_t *v;
-    if ((v = json_object_get(options, "model"))) {
-        if (!json_is_string(v) || json_string_length(v) > 200) {
-            response_error(resp, CODE_INVALID_REQUEST, sid, "options.model must be a string");
-            goto bad;
-        }
-        json_object_set(out, "model", v);
+    if ((v = json_object_get(options, "model")) &&
+        (!json_is_string(v) || json_string_length(v) > 200)) {
+        response_error(resp, CODE_INVALID_REQUEST, sid, "options.model must be a string");
+        goto bad;
     }
-    if ((v = json_object_get(options, "sessionSummary"))) {
-        if (!json_is_string(v)) {
-            response_error(resp, CODE_INVALID_REQUEST, sid,
-                           "options.sessionSummary must be a string");
-            goto bad;
-        }
-        json_object_set(out, "sessionSummary", v);
+    if (v && json_object_set(out, "model", v) < 0)
+        goto nomem;
+    if ((v = json_object_get(options, "sessionSummary")) && !json_is_string(v)) {
+        response_error(resp, CODE_INVALID_REQUEST, sid, "options.sessionSummary must be a string");
+        goto bad;
     }
-    if ((v = json_object_get(options, "permissionMode"))) {
-        if (!provider_mode_known(provider, json_string_value(v))) {
-            response_error(resp, CODE_INVALID_REQUEST, sid,
-                           "options.permissionMode is not a permission mode of %s",
-                           provider_name(provider));
-            goto bad;
-        }
-        json_object_set(out, "permissionMode", v);
+    if (v && json_object_set(out, "sessionSummary", v) < 0)
+        goto nomem;
+    if ((v = json_object_get(options, "permissionMode")) &&
+        !provider_mode_known(provider, json_string_value(v))) {
+        response_error(resp, CODE_INVALID_REQUEST, sid,
+                       "options.permissionMode is not a permission mode of %s",
+                       provider_name(provider));
+        goto bad;
     }
+    if (v && json_object_set(out, "permissionMode", v) < 0)
+        goto nomem;
     if ((v = json_object_get(options, "toolsSettings")) && !json_is_null(v)) {
         if (!json_is_object(v)) {
             response_error(resp, CODE_INVALID_REQUEST, sid,
                            "options.toolsSettings must be an object");
             goto bad;
         }
-        json_t *ts = json_object(), *a;
-        json_object_set_new(out, "toolsSettings", ts);
-        static const char *const lists[] = {"allowedTools", "disallowedTools"};
-        for (int i = 0; i < 2; i++) {
-            if ((a = json_object_get(v, lists[i])) && !json_is_null(a)) {
-                if (!is_string_array(a)) {
-                    response_error(resp, CODE_INVALID_REQUEST, sid,
-                                   "options.toolsSettings.%s must be an array of strings",
-                                   lists[i]);
-                    goto bad;
-                }
-                json_object_set(ts, lists[i], a);
-            }
-        }
-        if ((a = json_object_get(v, "skipPermissions")) && !json_is_null(a)) {
-            if (!json_is_boolean(a)) {
-                response_error(resp, CODE_INVALID_REQUEST, sid,
-                               "options.toolsSettings.skipPermissions must be a boolean");
-                goto bad;
-            }
-            json_object_set(ts, "skipPermissions", a);
-        }
+        if (send_tools_settings(v, out, sid, resp) < 0)
+            goto bad;
     }
     return out;
+nomem:
+    response_error(resp, CODE_INTERNAL_ERROR, sid, "internal error");
 bad:
     json_decref(out);
     return NULL;
 }
 
-/* How many runs the user has running (per-user limit); counts across all processes. */
-static enum cgw_err running_runs_of(struct bus *bus, int64_t owner, int64_t *count,
-                                    struct cgw_error *err)
+/* Starts chatgw-runner for run_start (core/run_start.h); ctx is the app. */
+static int spawn_cb(void *ctx, const char *session_id, const char *run_id, char *why,
+                    size_t why_size)
 {
-    char **ids = NULL;
-    size_t n = 0;
-    *count = 0;
-    enum cgw_err rc = bus_runs_running(bus, &ids, &n, err);
-    for (size_t i = 0; rc == CGW_OK && i < n; i++) {
-        struct bus_run run;
-        enum cgw_err r = bus_run_get(bus, ids[i], &run, NULL, err);
-        if (r == CGW_OK && run.status == RUN_RUNNING && run.owner == owner)
-            (*count)++;
-        else if (r != CGW_OK && r != CGW_ERR_NOT_FOUND)
-            rc = r;
-    }
-    bus_strings_free(ids, n);
-    return rc;
+    return spawn_runner(ctx, session_id, run_id, why, why_size);
 }
 
+/* The prompt: a non-blank string of at most limits.max_prompt bytes. Returns it
+ * (borrowed) or NULL with resp set. */
+static const char *send_content(json_t *body, const struct config *cfg, const char *sid,
+                                struct response *resp)
+{
+    json_t *jc = json_object_get(body, "content");
+    if (jc && !json_is_string(jc) && !json_is_null(jc)) {
+        response_error(resp, CODE_INVALID_REQUEST, sid, "content must be a string");
+        return NULL;
+    }
+    const char *content = json_string_value(jc);
+    if (!content || strspn(content, " \t\r\n") == strlen(content)) {
+        response_error(resp, CODE_CONTENT_REQUIRED, sid, "content is required");
+        return NULL;
+    }
+    if ((int64_t)json_string_length(jc) > cfg->max_prompt) {
+        response_error(resp, CODE_PAYLOAD_TOO_LARGE, sid, "content is longer than %lld bytes",
+                       (long long)cfg->max_prompt);
+        return NULL;
+    }
+    return content;
+}
+
+/* Decodes and checks the send, then hands the run's start to the core (run_start). */
 static void chat_send(struct worker *w, struct request *req, json_t *body, bool envelope,
                       struct response *resp)
 {
@@ -155,32 +179,14 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     struct bus *bus;
     struct cgw_error err;
     enum provider_id provider;
-    json_t *options = NULL, *run_req = NULL;
-    char run_id[CGW_ID_MAX], running[CGW_ID_MAX] = "";
-    int64_t hwm = 0, last_seq = 0, nrunning = 0;
+    json_t *options = NULL;
 
     memset(&s, 0, sizeof s);
     if (http_only_fields(body, envelope ? send_fields_env : send_fields, resp) < 0)
         return;
     const char *sid = required_id(body, "sessionId", CODE_SESSION_ID_REQUIRED, resp);
-    if (!sid)
-        return;
-    json_t *jc = json_object_get(body, "content");
-    if (jc && !json_is_string(jc) && !json_is_null(jc)) {
-        response_error(resp, CODE_INVALID_REQUEST, sid, "content must be a string");
-        return;
-    }
-    const char *content = json_string_value(jc);
-    if (!content || strspn(content, " \t\r\n") == strlen(content)) {
-        response_error(resp, CODE_CONTENT_REQUIRED, sid, "content is required");
-        return;
-    }
-    if ((int64_t)json_string_length(jc) > cfg->max_prompt) {
-        response_error(resp, CODE_PAYLOAD_TOO_LARGE, sid, "content is longer than %lld bytes",
-                       (long long)cfg->max_prompt);
-        return;
-    }
-    if (session_load_owned(w, req, sid, &s, resp) < 0)
+    const char *content = sid ? send_content(body, cfg, sid, resp) : NULL;
+    if (!content || session_load_owned(w, req, sid, &s, resp) < 0)
         return;
     if (provider_from_name(s.provider, &provider) < 0) {
         response_error(resp, CODE_UNSUPPORTED_PROVIDER, s.id, "provider \"%s\" is not available",
@@ -190,103 +196,29 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     options = send_options(json_object_get(body, "options"), provider, s.id, resp);
     if (!options)
         goto out;
-    if (worker_store(w, &st, &err) != CGW_OK || worker_bus(w, &bus, &err) != CGW_OK ||
-        store_session_last_seq(st, s.id, &hwm, &err) != CGW_OK ||
-        running_runs_of(bus, req->user.id, &nrunning, &err) != CGW_OK) {
-        response_from_err(resp, &err, s.id);
-        goto out;
-    }
-    if (nrunning >= cfg->max_runs_per_user) {
-        response_error(resp, CODE_TOO_MANY_REQUESTS, s.id,
-                       "you have %lld runs running; the limit is %lld", (long long)nrunning,
-                       (long long)cfg->max_runs_per_user);
-        goto out;
-    }
-    if (cgw_id_new("run", run_id, sizeof run_id) < 0) {
-        response_error(resp, CODE_INTERNAL_ERROR, s.id, "internal error");
-        goto out;
-    }
-    run_req =
-        json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:s, s:O}", "sessionId", s.id, "runId", run_id,
-                  "provider", s.provider, "owner", (json_int_t)s.owner, "projectPath",
-                  s.project_path, "nativeId", s.native_id, "content", content, "options", options);
-    char *request_json = run_req ? json_dumps(run_req, JSON_COMPACT) : NULL;
-    if (!request_json) {
-        response_error(resp, CODE_INTERNAL_ERROR, s.id, "internal error");
-        goto out;
-    }
-    struct bus_claim claim = {
-        .session_id = s.id,
-        .run_id = run_id,
-        .provider = s.provider,
-        .owner = s.owner,
-        .request_json = request_json,
-        .hwm_seq = hwm,
+    struct run_start_req rs = {
+        .session = &s,
+        .content = content,
+        .options = options,
+        .max_runs = cfg->max_runs_per_user,
         .lease_ms = cfg->runner_lease_s * 1000,
+        .spawn = spawn_cb,
+        .spawn_ctx = (void *)w->app,
     };
-    enum cgw_err rc = bus_run_claim(bus, &claim, &last_seq, running, &err);
-    free(request_json);
-    if (rc == CGW_ERR_CONFLICT) {
-        response_error(resp, CODE_RUN_IN_PROGRESS, s.id, "session already has a run in progress");
-        goto out;
-    }
-    if (rc != CGW_OK) {
+    struct run_start_res started;
+    if (worker_store(w, &st, &err) != CGW_OK || worker_bus(w, &bus, &err) != CGW_OK ||
+        run_start(st, bus, &rs, &started, &err) != CGW_OK) {
         response_from_err(resp, &err, s.id);
         goto out;
     }
-    log_context_set(req->request_id, run_id, s.id);
-
-    /* The run's first event comes from here, so a run always has one before its runner
-     * starts; then the runner is started detached. */
-    struct event_ctx ctx = {s.id, run_id, s.provider};
-    json_t *ev = event_new_run_started(&ctx);
-    rc = ev ? reap_publish_persist(st, bus, s.id, run_id, ev, false, NULL, &err)
-            : cgw_error_set(&err, CGW_ERR_NOMEM, "out of memory");
-    json_decref(ev);
-    /* The prompt is part of the conversation: history and every tab show it. */
-    if (rc == CGW_OK) {
-        ev = event_new_text(&ctx, "user", content);
-        rc = ev ? reap_publish_persist(st, bus, s.id, run_id, ev, false, NULL, &err)
-                : cgw_error_set(&err, CGW_ERR_NOMEM, "out of memory");
-        json_decref(ev);
-    }
-    char why[512] = "";
-    if (rc == CGW_OK && spawn_runner(w->app, s.id, run_id, why, sizeof why) < 0) {
-        /* No runner will ever end this run: end it here, once, with the reason. */
-        log_error("run %s: %s", run_id, why);
-        json_t *e1 = event_new_error(&ctx, why);
-        json_t *e2 = event_new_complete(&ctx, 127, false, REASON_SPAWN_FAILED);
-        if (!e1 || !e2 || reap_publish_persist(st, bus, s.id, run_id, e1, false, NULL, &err) ||
-            reap_publish_persist(st, bus, s.id, run_id, e2, true, NULL, &err))
-            log_error("run %s: ending it after the failed start: %s", run_id, err.text);
-        json_decref(e1);
-        json_decref(e2);
-    } else if (rc != CGW_OK) {
-        /* Redis or SQLite failed right after the claim: the lease will lapse and the
-         * reaper end the run as runner_lost; the client gets a 503. */
-        response_from_err(resp, &err, s.id);
-        goto out;
-    }
-    struct cgw_error terr;
-    if (store_session_touch(st, s.id, &terr) != CGW_OK)
-        log_warn("session %s: %s", s.id, terr.text);
-    if (feed_publish_session(st, bus, s.id, &terr) != CGW_OK)
-        log_warn("session %s: feed not updated: %s", s.id, terr.text);
-    log_info("run %s started by %s (%s)", run_id, req->user.name, s.provider);
+    log_context_set(req->request_id, started.run_id, s.id);
+    log_info("run %s started by %s (%s)", started.run_id, req->user.name, s.provider);
     response_json(resp, 202,
-                  json_pack("{s:s, s:s, s:I}", "sessionId", s.id, "runId", run_id, "lastSeq",
-                            (json_int_t)last_seq));
+                  json_pack("{s:s, s:s, s:I}", "sessionId", s.id, "runId", started.run_id,
+                            "lastSeq", (json_int_t)started.last_seq));
 out:
-    json_decref(run_req);
     json_decref(options);
     store_session_clear(&s);
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) < 0)
-        ;
 }
 
 static void chat_abort(struct worker *w, struct request *req, json_t *body, bool envelope,
@@ -346,24 +278,76 @@ static void chat_abort(struct worker *w, struct request *req, json_t *body, bool
         }
         if (cgw_mono_ms() >= deadline)
             break;
-        sleep_ms(20);
+        cgw_sleep_ms(20);
     }
     json_t *ans =
         json_pack("{s:s, s:s, s:b}", "sessionId", s.id, "runId", run_id, "completed", completed);
-    if (completed && seq > 0)
-        json_object_set_new(ans, "seq", json_integer(seq));
-    else if (completed)
-        json_object_set_new(ans, "seq", json_null());
-    response_json(resp, completed ? 200 : 202, ans);
+    if (ans && completed &&
+        json_object_set_new(ans, "seq", seq > 0 ? json_integer(seq) : json_null()) < 0) {
+        json_decref(ans);
+        ans = NULL;
+    }
+    if (!ans)
+        response_error(resp, CODE_INTERNAL_ERROR, s.id, "internal error");
+    else
+        response_json(resp, completed ? 200 : 202, ans);
 out:
     store_session_clear(&s);
+}
+
+/* Checks the members of a permission answer besides requestId. Returns 0, or -1 with
+ * resp set. */
+static int perm_fields_check(json_t *body, struct response *resp)
+{
+    json_t *updated = json_object_get(body, "updatedInput");
+    json_t *message = json_object_get(body, "message");
+    json_t *remember = json_object_get(body, "rememberEntry");
+    if (!json_is_boolean(json_object_get(body, "allow"))) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "allow must be a boolean");
+        return -1;
+    }
+    if (updated && !json_is_null(updated) && !json_is_object(updated)) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "updatedInput must be an object");
+        return -1;
+    }
+    if (message && !json_is_null(message) && !json_is_string(message)) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "message must be a string");
+        return -1;
+    }
+    if (remember && !json_is_null(remember) &&
+        (!json_is_string(remember) || json_string_length(remember) == 0 ||
+         json_string_length(remember) > 1000)) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL,
+                       "rememberEntry must be a non-empty string");
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends the decision to the run's control list (first answer wins). */
+static enum cgw_err perm_resolve(struct bus *bus, const char *sid, const char *rid, json_t *body,
+                                 struct cgw_error *err)
+{
+    json_t *allow = json_object_get(body, "allow");
+    json_t *updated = json_object_get(body, "updatedInput");
+    json_t *message = json_object_get(body, "message");
+    json_t *decision =
+        json_pack("{s:s, s:s, s:O, s:O, s:O}", "type", "permission", "requestId", rid, "allow",
+                  allow, "updatedInput", updated ? updated : json_null(), "message",
+                  message ? message : json_null());
+    char *text = decision ? json_dumps(decision, JSON_COMPACT) : NULL;
+    json_decref(decision);
+    enum cgw_err rc = text ? bus_perm_resolve(bus, sid, rid, json_is_true(allow), text, err)
+                           : cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
+    free(text);
+    return rc;
 }
 
 static void chat_permission(struct worker *w, struct request *req, json_t *body, bool envelope,
                             struct response *resp)
 {
     struct store_session s;
-    struct store *st;
+    struct store *st = NULL;
     struct bus *bus;
     struct cgw_error err;
     char sid[CGW_UUID_LEN + 1];
@@ -372,43 +356,20 @@ static void chat_permission(struct worker *w, struct request *req, json_t *body,
     if (http_only_fields(body, envelope ? perm_fields_env : perm_fields, resp) < 0)
         return;
     const char *rid = required_id(body, "requestId", CODE_REQUEST_ID_REQUIRED, resp);
-    if (!rid)
+    if (!rid || perm_fields_check(body, resp) < 0)
         return;
-    json_t *allow = json_object_get(body, "allow");
-    json_t *updated = json_object_get(body, "updatedInput");
-    json_t *message = json_object_get(body, "message");
-    json_t *remember = json_object_get(body, "rememberEntry");
-    if (!json_is_boolean(allow)) {
-        response_error(resp, CODE_INVALID_REQUEST, NULL, "allow must be a boolean");
-        return;
-    }
-    if (updated && !json_is_null(updated) && !json_is_object(updated)) {
-        response_error(resp, CODE_INVALID_REQUEST, NULL, "updatedInput must be an object");
-        return;
-    }
-    if (message && !json_is_null(message) && !json_is_string(message)) {
-        response_error(resp, CODE_INVALID_REQUEST, NULL, "message must be a string");
-        return;
-    }
-    if (remember && !json_is_null(remember) &&
-        (!json_is_string(remember) || json_string_length(remember) == 0 ||
-         json_string_length(remember) > 1000)) {
-        response_error(resp, CODE_INVALID_REQUEST, NULL,
-                       "rememberEntry must be a non-empty string");
-        return;
-    }
     if (strlen(rid) > 100) {
         response_error(resp, CODE_PERMISSION_NOT_FOUND, NULL, "permission request not found");
         return;
     }
+    /* The request's session, and whether it is the caller's: 404 alike. */
     enum cgw_err rc = worker_bus(w, &bus, &err);
     if (rc == CGW_OK)
         rc = bus_perm_session(bus, rid, sid, &err);
-    if (rc == CGW_OK) {
+    if (rc == CGW_OK)
         rc = worker_store(w, &st, &err);
-        if (rc == CGW_OK)
-            rc = store_session_get(st, sid, req->user.id, &s, &err);
-    }
+    if (rc == CGW_OK)
+        rc = store_session_get(st, sid, req->user.id, &s, &err);
     if (rc == CGW_ERR_NOT_FOUND) {
         response_error(resp, CODE_PERMISSION_NOT_FOUND, NULL, "permission request not found");
         goto out;
@@ -417,15 +378,7 @@ static void chat_permission(struct worker *w, struct request *req, json_t *body,
         response_from_err(resp, &err, NULL);
         goto out;
     }
-    json_t *decision =
-        json_pack("{s:s, s:s, s:O, s:O, s:O}", "type", "permission", "requestId", rid, "allow",
-                  allow, "updatedInput", updated ? updated : json_null(), "message",
-                  message ? message : json_null());
-    char *text = decision ? json_dumps(decision, JSON_COMPACT) : NULL;
-    json_decref(decision);
-    rc = text ? bus_perm_resolve(bus, s.id, rid, json_is_true(allow), text, &err)
-              : cgw_error_set(&err, CGW_ERR_NOMEM, "out of memory");
-    free(text);
+    rc = perm_resolve(bus, s.id, rid, body, &err);
     if (rc == CGW_ERR_CONFLICT) {
         response_error(resp, CODE_PERMISSION_ALREADY_RESOLVED, s.id,
                        "permission request was already answered");
@@ -439,6 +392,8 @@ static void chat_permission(struct worker *w, struct request *req, json_t *body,
         response_from_err(resp, &err, s.id);
         goto out;
     }
+    json_t *allow = json_object_get(body, "allow");
+    json_t *remember = json_object_get(body, "rememberEntry");
     if (json_is_true(allow) && json_is_string(remember)) {
         struct cgw_error rerr;
         if (store_rule_add(st, req->user.id, s.project_path, json_string_value(remember), &rerr) !=

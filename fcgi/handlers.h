@@ -41,7 +41,7 @@ void h_chat_permission(struct worker *w, struct request *req, const struct query
 void h_chat_envelope(struct worker *w, struct request *req, const struct query *q,
                      struct response *resp);
 
-/* subscribe.c: GET (query form) and POST (body form) /chat/subscribe. */
+/* h_subscribe.c: GET (query form) and POST (body form) /chat/subscribe. */
 void h_subscribe(struct worker *w, struct request *req, const struct query *q,
                  struct response *resp);
 /* The body form, also used by the POST /chat envelope; body is borrowed. */

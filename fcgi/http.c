@@ -1,4 +1,4 @@
-/* http.c: query decoding, JSON bodies with caps, authentication, error responses. */
+/* http.c: query decoding, JSON bodies with caps, authentication. */
 #include "fcgi/http.h"
 
 #include <ctype.h>
@@ -10,38 +10,6 @@
 #include "core/auth.h"
 #include "core/event.h"
 #include "core/log.h"
-
-void response_json(struct response *resp, int status, json_t *body)
-{
-    json_decref(resp->body);
-    resp->status = status;
-    resp->body = body;
-}
-
-void response_error(struct response *resp, enum cgw_code code, const char *session_id,
-                    const char *fmt, ...)
-{
-    char text[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    response_json(resp, cgw_code_status(code), event_new_protocol_error(code, text, session_id));
-}
-
-void response_from_err(struct response *resp, const struct cgw_error *err, const char *session_id)
-{
-    enum cgw_code code = cgw_err_default_code(err->code);
-    int status = cgw_code_status(code);
-    if (status >= 500) {
-        /* The client learns what is down, never how: the log has the detail. */
-        log_error("%s", err->text);
-        response_error(resp, code, session_id, "%s",
-                       code == CODE_BACKEND_UNAVAILABLE ? "backend unavailable" : "internal error");
-        return;
-    }
-    response_error(resp, code, session_id, "%s", err->text);
-}
 
 static int hexval(int c)
 {

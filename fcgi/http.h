@@ -4,6 +4,7 @@
 #define CGW_FCGI_HTTP_H
 
 #include "fcgi/app.h"
+#include "fcgi/worker.h"
 
 /* A decoded query string: n pairs in the order given. */
 struct query {

@@ -17,11 +17,13 @@
 
 #include "config.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "fcgi/adapter.h"
 #include "fcgi/app.h"
 #include "fcgi/poller.h"
 #include "fcgi/reaper.h"
 #include "fcgi/router.h"
+#include "fcgi/worker.h"
 
 extern char **environ;
 
@@ -34,37 +36,6 @@ struct thread_arg {
     FCGX_Request *fr;
     atomic_bool serving; /* between accept and the answer: shutdown waits for it */
 };
-
-enum cgw_err worker_store(struct worker *w, struct store **out, struct cgw_error *err)
-{
-    if (!w->store) {
-        enum cgw_err rc =
-            store_open(w->app->cfg.db_path, false, w->app->cfg.db_busy_timeout_ms, &w->store, err);
-        if (rc != CGW_OK)
-            return rc == CGW_ERR_NOMEM ? rc : CGW_ERR_BACKEND;
-    }
-    *out = w->store;
-    return CGW_OK;
-}
-
-enum cgw_err worker_bus(struct worker *w, struct bus **out, struct cgw_error *err)
-{
-    if (!w->bus) {
-        enum cgw_err rc = bus_open(&w->app->bus_cfg, true, &w->bus, err);
-        if (rc != CGW_OK)
-            return rc;
-    }
-    *out = w->bus;
-    return CGW_OK;
-}
-
-void worker_close(struct worker *w)
-{
-    store_close(w->store);
-    bus_close(w->bus);
-    w->store = NULL;
-    w->bus = NULL;
-}
 
 /* Serves one accepted request. Returns the park when the handler holds the request
  * (the caller hands fr to the poller), else NULL after the answer was written.
@@ -85,13 +56,13 @@ static struct park *serve(struct worker *w, FCGX_Request *fr, bool *read_all)
     }
     if (resp.park) {
         park = resp.park;
-        if (w->app->cfg.log_level[0] == 'd')
+        if (log_enabled(LOG_LEVEL_DEBUG))
             log_info("%s %s -> held", req.method_name, req.path ? req.path : "?");
     } else {
         if (adapter_write(fr, &w->app->cfg, &req, &resp) < 0)
             log_info("client went away before the answer to %s %s", req.method_name,
                      req.path ? req.path : "?");
-        if (resp.status >= 500 || w->app->cfg.log_level[0] == 'd')
+        if (resp.status >= 500 || log_enabled(LOG_LEVEL_DEBUG))
             log_info("%s %s -> %d", req.method_name, req.path ? req.path : "?", resp.status);
     }
     json_decref(resp.body);
@@ -119,8 +90,7 @@ static void *worker_main(void *p)
     for (;;) {
         if (!t->fr && !(t->fr = request_new(t->sock))) {
             log_error("worker %d: cannot allocate a FastCGI request", t->worker.index);
-            struct timespec pause = {0, 100 * 1000 * 1000};
-            nanosleep(&pause, NULL);
+            cgw_sleep_ms(100);
             continue;
         }
         if (FCGX_Accept_r(t->fr) < 0) {
@@ -196,24 +166,26 @@ static void usage(FILE *f)
             CGW_DEFAULT_CONFIG_PATH);
 }
 
-int main(int argc, char **argv)
-{
-    static struct app app;
-    const char *config_path = NULL, *socket_path = NULL;
-    int64_t threads = 0;
-    struct cgw_error err;
-    int c;
+struct options {
+    const char *config_path; /* NULL: $CHATGW_CONFIG or the default */
+    const char *socket_path; /* NULL: handed over, or fcgi.socket */
+    int64_t threads;         /* 0: fcgi.threads */
+};
 
+/* Parses the command line. Returns -1 to go on, else the exit status. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    int c;
     while ((c = getopt(argc, argv, "c:s:t:hV")) != -1) {
         switch (c) {
         case 'c':
-            config_path = optarg;
+            o->config_path = optarg;
             break;
         case 's':
-            socket_path = optarg;
+            o->socket_path = optarg;
             break;
         case 't':
-            if (cgw_parse_int64(optarg, 1, 256, &threads) < 0) {
+            if (cgw_parse_int64(optarg, 1, 256, &o->threads) < 0) {
                 fprintf(stderr, "chatgw.fcgi: -t wants a number from 1 to 256\n");
                 return 2;
             }
@@ -229,62 +201,120 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (config_load(&app.cfg, config_path, environ, &err) != CGW_OK) {
+    return -1;
+}
+
+/* The database is local: a missing or unmigratable one stops the start. Returns the
+ * schema version, or -1 (logged). */
+static int database_check(const struct config *cfg)
+{
+    struct store *st;
+    struct cgw_error err;
+    int version = 0;
+    if (store_open(cfg->db_path, true, cfg->db_busy_timeout_ms, &st, &err) != CGW_OK ||
+        store_migrate(st, &version, &err) != CGW_OK) {
+        log_error("database %s: %s", cfg->db_path, err.text);
+        return -1;
+    }
+    store_close(st);
+    return version;
+}
+
+/* The listening socket: -s wins; then a socket the supervisor handed over (the web
+ * server connects only to that one); then fcgi.socket. *path is the path the process
+ * created (NULL when handed over), *what names it for the log. Returns it or -1
+ * (logged). */
+static int listen_socket(const struct config *cfg, const char **path, const char **what)
+{
+    int sock = *path ? -1 : inherited_socket(what);
+    if (sock < 0 && !*path && cfg->fcgi_socket[0])
+        *path = cfg->fcgi_socket;
+    if (sock >= 0)
+        return sock;
+    if (!*path) {
+        log_error("nothing to listen on: give -s or fcgi.socket, or start me from systemd "
+                  "(chatgw.socket), spawn-fcgi or mod_fcgid");
+        return -1;
+    }
+    *what = *path;
+    mode_t old = umask(007); /* the web server's group may connect */
+    /* A deep backlog: after a restart every client's long-poll comes back at once,
+     * and a web server that finds the queue full fails those requests (capped by
+     * net.core.somaxconn). */
+    sock = FCGX_OpenSocket(*path, 4096);
+    umask(old);
+    if (sock < 0)
+        log_error("cannot listen on %s: %s", *path, strerror(errno));
+    return sock;
+}
+
+/* Starts n worker threads accepting on sock. Returns the array (it stays reachable,
+ * with each worker's request, until the process exits), or NULL (logged). */
+static struct thread_arg *workers_start(const struct app *app, int sock, int64_t n)
+{
+    struct thread_arg *ta = calloc((size_t)n, sizeof *ta);
+    if (!ta) {
+        log_error("out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        ta[i].worker.app = app;
+        ta[i].worker.index = i;
+        ta[i].sock = sock;
+        if (pthread_create(&ta[i].thread, NULL, worker_main, &ta[i]) != 0) {
+            log_error("cannot start worker thread %d", i);
+            return NULL;
+        }
+    }
+    return ta;
+}
+
+/* Requests being served (a send between its claim and the runner's spawn, say) get up
+ * to 5 s to finish; workers blocked in accept() end with the process. Runs are
+ * detached and go on. */
+static void workers_drain(struct thread_arg *ta, int64_t n)
+{
+    for (int waited = 0; waited < 5000; waited += 10) {
+        bool busy = false;
+        for (int i = 0; i < n && !busy; i++)
+            busy = atomic_load(&ta[i].serving);
+        if (!busy)
+            return;
+        cgw_sleep_ms(10);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct app app;
+    struct options o = {0};
+    struct cgw_error err;
+
+    int rc = parse_options(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (config_load(&app.cfg, o.config_path, environ, &err) != CGW_OK) {
         fprintf(stderr, "chatgw.fcgi: %s\n", err.text);
         return 1;
     }
     enum log_level level = LOG_LEVEL_INFO;
     log_level_parse(app.cfg.log_level, &level);
     log_init("chatgw.fcgi", level);
-    if (!threads)
-        threads = app.cfg.fcgi_threads;
-    app.config_path = config_path; /* NULL: runners find it as we did ($CHATGW_CONFIG) */
-    /* -s wins; then a socket the supervisor handed over (the web server connects only to
-     * that one); then fcgi.socket. */
-    const char *listening = NULL;
-    int sock = socket_path ? -1 : inherited_socket(&listening);
-    if (sock < 0 && !socket_path && app.cfg.fcgi_socket[0])
-        socket_path = app.cfg.fcgi_socket;
-    if (sock < 0 && !socket_path) {
-        log_error("nothing to listen on: give -s or fcgi.socket, or start me from systemd "
-                  "(chatgw.socket), spawn-fcgi or mod_fcgid");
+    if (!o.threads)
+        o.threads = app.cfg.fcgi_threads;
+    app.config_path = o.config_path; /* NULL: runners find it as we did ($CHATGW_CONFIG) */
+    bus_config_from(&app.cfg, &app.bus_cfg);
+    int version = database_check(&app.cfg);
+    if (version < 0)
         return 1;
-    }
-    app.bus_cfg = (struct bus_config){
-        .address = app.cfg.redis_address,
-        .password = app.cfg.redis_password,
-        .db = app.cfg.redis_db,
-        .timeout_ms = app.cfg.redis_timeout_ms,
-        .stream_maxlen = app.cfg.stream_maxlen,
-        .stream_ttl_s = app.cfg.stream_ttl_s,
-    };
-
-    /* The database is local: a missing or unmigratable one stops the start. */
-    struct store *st;
-    int version = 0;
-    if (store_open(app.cfg.db_path, true, app.cfg.db_busy_timeout_ms, &st, &err) != CGW_OK ||
-        store_migrate(st, &version, &err) != CGW_OK) {
-        log_error("database %s: %s", app.cfg.db_path, err.text);
-        return 1;
-    }
-    store_close(st);
-
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");
         return 1;
     }
-    if (socket_path) {
-        mode_t old = umask(007); /* the web server's group may connect */
-        /* A deep backlog: after a restart every client's long-poll comes back at once,
-         * and a web server that finds the queue full fails those requests (capped by
-         * net.core.somaxconn). */
-        sock = FCGX_OpenSocket(socket_path, 4096);
-        umask(old);
-        if (sock < 0) {
-            log_error("cannot listen on %s: %s", socket_path, strerror(errno));
-            return 1;
-        }
-    }
+    const char *listening = NULL;
+    int sock = listen_socket(&app.cfg, &o.socket_path, &listening);
+    if (sock < 0)
+        return 1;
 
     /* Only the main thread takes signals; workers never see EINTR storms. */
     sigset_t set;
@@ -301,46 +331,23 @@ int main(int argc, char **argv)
         log_error("cannot start the long-poll loop: %s", err.text);
         return 1;
     }
-
-    struct thread_arg *ta = calloc((size_t)threads, sizeof *ta);
-    if (!ta) {
-        log_error("out of memory");
+    struct thread_arg *ta = workers_start(&app, sock, o.threads);
+    if (!ta)
         return 1;
-    }
-    for (int i = 0; i < threads; i++) {
-        ta[i].worker.app = &app;
-        ta[i].worker.index = i;
-        ta[i].sock = sock;
-        if (pthread_create(&ta[i].thread, NULL, worker_main, &ta[i]) != 0) {
-            log_error("cannot start worker thread %d", i);
-            return 1;
-        }
-    }
     /* On main's stack, like the workers' (ta): reachable until the process exits. */
     struct worker reaper = {.app = &app, .index = -1};
     reaper_start(&reaper);
     log_info("chatgw.fcgi %s ready: %lld threads on %s, database %s (schema %d), redis %s",
-             PACKAGE_VERSION, (long long)threads, socket_path ? socket_path : listening,
-             app.cfg.db_path, version, app.cfg.redis_address);
+             PACKAGE_VERSION, (long long)o.threads, listening, app.cfg.db_path, version,
+             app.cfg.redis_address);
     int sig = 0;
     sigwait(&set, &sig);
     log_info("signal %d: stopping (runs continue in their own processes)", sig);
     FCGX_ShutdownPending();
-    if (socket_path && socket_path[0] == '/')
-        unlink(socket_path);
+    if (o.socket_path && o.socket_path[0] == '/')
+        unlink(o.socket_path);
     /* Held long-polls get their acks now rather than a dropped connection. */
     poller_stop(app.poller, 2000);
-    /* Requests being served (a send between its claim and the runner's spawn, say) get
-     * up to 5 s to finish; workers blocked in accept() end with the process. Runs are
-     * detached and go on. */
-    for (int waited = 0; waited < 5000; waited += 10) {
-        bool busy = false;
-        for (int i = 0; i < threads && !busy; i++)
-            busy = atomic_load(&ta[i].serving);
-        if (!busy)
-            break;
-        struct timespec tick = {0, 10 * 1000 * 1000};
-        nanosleep(&tick, NULL);
-    }
+    workers_drain(ta, o.threads);
     _exit(0);
 }

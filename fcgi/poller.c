@@ -221,7 +221,7 @@ enum cgw_err poller_park_new(struct poller *p, int64_t user_id, enum http_method
     *out = pk;
     return CGW_OK;
 fail:
-    sub_sessions_free(sessions, n);
+    answer_sessions_free(sessions, n);
     if (pk) {
         free(pk->waiters);
         free(pk->origin);
@@ -235,7 +235,7 @@ void park_free(struct park *pk)
     if (!pk)
         return;
     user_give(pk->poller, pk->user_id);
-    sub_sessions_free(pk->sessions, pk->n);
+    answer_sessions_free(pk->sessions, pk->n);
     free(pk->waiters);
     free(pk->origin);
     free(pk);
@@ -493,8 +493,8 @@ static struct sub_snapshot *watch_snapshot(struct poller *p, struct watch *w)
             min = wt->ss->cursor;
     if (min == INT64_MAX)
         min = 0;
-    if (sub_snapshot_read(p->bus, w->id, min, p->cfg->max_frames, p->cfg->max_answer_bytes,
-                          &w->snap, &err) != CGW_OK) {
+    if (answer_snapshot_read(p->bus, w->id, min, p->cfg->max_frames, p->cfg->max_answer_bytes,
+                             &w->snap, &err) != CGW_OK) {
         bus_failed(p, &err);
         w->snap_failed = true;
         return NULL;
@@ -649,7 +649,7 @@ static void check_dirty(struct poller *p)
         if (!s)
             continue; /* Redis is down: everything is read again when it is back */
         for (struct waiter *wt = w->head; wt; wt = wt->next)
-            if (!wt->park->answering && sub_snapshot_news(s, wt->ss))
+            if (!wt->park->answering && answer_snapshot_news(s, wt->ss))
                 queue_answer(p, wt->park);
     }
 }
@@ -687,14 +687,15 @@ static void answer_one(struct poller *p, struct park *pk)
             failed = CODE_BACKEND_UNAVAILABLE;
             break;
         }
-        if (!s || !sub_snapshot_covers(s, ss)) {
+        if (!s || !answer_snapshot_covers(s, ss)) {
             if (!own && !(own = calloc(pk->n, sizeof *own))) {
                 failed = CODE_INTERNAL_ERROR;
                 break;
             }
             s = &own[i];
-            if (!bus_usable(p) || sub_snapshot_read(p->bus, ss->id, ss->cursor, p->cfg->max_frames,
-                                                    p->cfg->max_answer_bytes, s, &err) != CGW_OK) {
+            if (!bus_usable(p) ||
+                answer_snapshot_read(p->bus, ss->id, ss->cursor, p->cfg->max_frames,
+                                     p->cfg->max_answer_bytes, s, &err) != CGW_OK) {
                 if (bus_usable(p))
                     bus_failed(p, &err);
                 failed = CODE_BACKEND_UNAVAILABLE;
@@ -702,7 +703,7 @@ static void answer_one(struct poller *p, struct park *pk)
             }
         }
         if (!s->have_perms &&
-            (!bus_usable(p) || sub_snapshot_perms(p->bus, ss->id, s, &err) != CGW_OK)) {
+            (!bus_usable(p) || answer_snapshot_perms(p->bus, ss->id, s, &err) != CGW_OK)) {
             if (bus_usable(p))
                 bus_failed(p, &err);
             failed = CODE_BACKEND_UNAVAILABLE;
@@ -715,7 +716,7 @@ static void answer_one(struct poller *p, struct park *pk)
     } else if (failed != CODE__COUNT) {
         response_error(&resp, failed, NULL, "internal error");
     } else {
-        json_t *body = sub_answer(p->cfg, pk->sessions, pk->n, snaps);
+        json_t *body = answer_build(p->cfg, pk->sessions, pk->n, snaps);
         if (body)
             response_json(&resp, 200, body);
         else
@@ -724,7 +725,7 @@ static void answer_one(struct poller *p, struct park *pk)
     release(p, pk, &resp);
     json_decref(resp.body);
     for (size_t i = 0; own && i < pk->n; i++)
-        sub_snapshot_free(&own[i]);
+        answer_snapshot_free(&own[i]);
     free(own);
     free(snaps);
 }
@@ -747,7 +748,7 @@ static void round_end(struct poller *p)
     while ((w = p->snapped)) {
         p->snapped = w->snap_next;
         w->snap_next = NULL;
-        sub_snapshot_free(&w->snap);
+        answer_snapshot_free(&w->snap);
         w->snapped = w->snap_failed = false;
         watch_maybe_free(p, w);
     }

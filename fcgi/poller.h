@@ -17,8 +17,8 @@
 #include "core/bus.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "fcgi/answer.h"
 #include "fcgi/app.h"
-#include "fcgi/subscribe.h"
 
 struct poller;
 struct park;

@@ -2,10 +2,10 @@
 #include "fcgi/reaper.h"
 
 #include <pthread.h>
-#include <time.h>
 
 #include "core/log.h"
 #include "core/reap.h"
+#include "core/util.h"
 
 static void *reaper_main(void *p)
 {
@@ -17,9 +17,7 @@ static void *reaper_main(void *p)
     if (period_ms < 1000)
         period_ms = 1000;
     for (;;) {
-        struct timespec ts = {period_ms / 1000, (period_ms % 1000) * 1000000};
-        while (nanosleep(&ts, &ts) < 0)
-            ;
+        cgw_sleep_ms(period_ms);
         struct store *st;
         struct bus *bus;
         struct cgw_error err;

@@ -2,7 +2,7 @@
 #ifndef CGW_FCGI_REAPER_H
 #define CGW_FCGI_REAPER_H
 
-#include "fcgi/app.h"
+#include "fcgi/worker.h"
 
 /* Starts the reaper thread: every runner.lease_s / 3 seconds (at least 1 s) it calls
  * reap_expired (core/reap.h) with w's store and bus connections (w is borrowed: its

@@ -4,6 +4,7 @@
 
 #include "fcgi/app.h"
 #include "fcgi/http.h"
+#include "fcgi/worker.h"
 
 typedef void (*handler_fn)(struct worker *w, struct request *req, const struct query *q,
                            struct response *resp);

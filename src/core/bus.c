@@ -38,6 +38,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/config.h"
 #include "core/embedded.h"
 
 #define BUS_DEFAULT_TIMEOUT_MS 2000
@@ -471,6 +472,18 @@ int bus_address_parse(const char *address, const char **unix_path, char *host, s
     if (*unix_path && !(*unix_path)[0])
         return -1;
     return 0;
+}
+
+void bus_config_from(const struct config *cfg, struct bus_config *out)
+{
+    *out = (struct bus_config){
+        .address = cfg->redis_address,
+        .password = cfg->redis_password,
+        .db = cfg->redis_db,
+        .timeout_ms = cfg->redis_timeout_ms,
+        .stream_maxlen = cfg->stream_maxlen,
+        .stream_ttl_s = cfg->stream_ttl_s,
+    };
 }
 
 enum cgw_err bus_open(const struct bus_config *cfg, bool lazy, struct bus **out,

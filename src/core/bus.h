@@ -69,6 +69,12 @@ struct bus_config {
     int64_t stream_ttl_s;  /* stream/run expiry after complete */
 };
 
+struct config;
+
+/* Fills out from the redis.* and stream.* settings of cfg (strings borrowed from cfg):
+ * the one place the programs turn their configuration into a bus_config. */
+void bus_config_from(const struct config *cfg, struct bus_config *out);
+
 enum run_status { RUN_NONE = 0, RUN_RUNNING, RUN_COMPLETED };
 
 /* "none", "running", "completed". */

@@ -47,6 +47,11 @@ const char *log_level_name(enum log_level level)
     return level_names[level];
 }
 
+bool log_enabled(enum log_level level)
+{
+    return level >= log_min;
+}
+
 static void copy_id(char *dst, const char *src)
 {
     if (!src) {

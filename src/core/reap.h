@@ -26,11 +26,4 @@ enum cgw_err reap_expired(struct store *st, struct bus *bus, size_t *reaped, str
 enum cgw_err reap_run(struct store *st, struct bus *bus, const char *session_id,
                       const struct bus_run *run, int64_t *seq, struct cgw_error *err);
 
-/* Publishes one event of a run and persists it when its kind is persisted; used for the
- * events chatgw.fcgi itself publishes (run_started, spawn failures). complete events go
- * through bus_run_complete. ev is borrowed. *seq may be NULL. */
-enum cgw_err reap_publish_persist(struct store *st, struct bus *bus, const char *session_id,
-                                  const char *run_id, json_t *ev, bool complete, int64_t *seq,
-                                  struct cgw_error *err);
-
 #endif

@@ -16,6 +16,10 @@ int64_t cgw_now_ms(void);
 /* Monotonic milliseconds (CLOCK_MONOTONIC), for deadlines and timeouts. Thread-safe. */
 int64_t cgw_mono_ms(void);
 
+/* Sleeps ms milliseconds (nanosleep, resumed after a signal); ms <= 0 returns at
+ * once. Thread-safe. */
+void cgw_sleep_ms(int64_t ms);
+
 /* Formats ms-since-epoch as ISO-8601 UTC with milliseconds and 'Z' into buf
  * (at least CGW_ISO_TIME_LEN + 1 bytes). Returns buf. */
 char *cgw_time_iso(int64_t ms, char *buf);

@@ -177,14 +177,7 @@ int ctl_store_open(struct ctl *ctl, struct store **st)
 
 void ctl_bus_config(const struct ctl *ctl, struct bus_config *bc)
 {
-    *bc = (struct bus_config){
-        .address = ctl->cfg.redis_address,
-        .password = ctl->cfg.redis_password,
-        .db = ctl->cfg.redis_db,
-        .timeout_ms = ctl->cfg.redis_timeout_ms,
-        .stream_maxlen = ctl->cfg.stream_maxlen,
-        .stream_ttl_s = ctl->cfg.stream_ttl_s,
-    };
+    bus_config_from(&ctl->cfg, bc);
 }
 
 /* ---- output ---------------------------------------------------------------- */

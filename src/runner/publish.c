@@ -1,25 +1,17 @@
 /* publish.c: publishing a run's events to Redis and persisting them to SQLite in batches. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/log.h"
+#include "core/publish.h"
 #include "core/util.h"
 #include "runner/run_priv.h"
 
 int64_t runner_now_ms(void)
 {
     return cgw_mono_ms();
-}
-
-void runner_sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
 }
 
 /* How long Redis writes are retried before the runner gives up. */
@@ -35,30 +27,8 @@ bool runner_retry_pause(const struct run *r, int64_t t0, int attempt)
     int64_t pause = RUN_RETRY_FIRST_MS << (attempt < 5 ? attempt - 1 : 4);
     if (runner_now_ms() + pause - t0 > backend_budget_ms(r))
         return false;
-    runner_sleep_ms(pause);
+    cgw_sleep_ms(pause);
     return true;
-}
-
-/* Replaces bytes that are not valid UTF-8 with '?' (event text must be UTF-8). */
-static void utf8_sanitize(char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = (unsigned char)s[i];
-        size_t n = c < 0x80             ? 1
-                   : (c & 0xe0) == 0xc0 ? 2
-                   : (c & 0xf0) == 0xe0 ? 3
-                   : (c & 0xf8) == 0xf0 ? 4
-                                        : 0;
-        bool ok = n > 0 && i + n <= len && !(n == 2 && c < 0xc2);
-        for (size_t k = 1; ok && k < n; k++)
-            ok = ((unsigned char)s[i + k] & 0xc0) == 0x80;
-        if (!ok || c == 0) {
-            s[i++] = '?';
-            continue;
-        }
-        i += n;
-    }
 }
 
 /* ---- persistence ----------------------------------------------------------------- */
@@ -167,18 +137,6 @@ void runner_persist(struct run *r, int64_t seq, const char *kind, const char *js
 
 /* ---- publishing ------------------------------------------------------------------ */
 
-/* The event as the bus stored it: json with ,"seq":N before its final '}'. */
-char *runner_with_seq(const char *json, int64_t seq)
-{
-    size_t len = strlen(json);
-    size_t size = len + 32;
-    char *out;
-    if (len < 2 || json[len - 1] != '}' || !(out = malloc(size)))
-        return NULL;
-    snprintf(out, size, "%.*s,\"seq\":%" PRId64 "}", (int)(len - 1), json, seq);
-    return out;
-}
-
 /* The outcome of a Redis write for the run: retried on CGW_ERR_BACKEND; STALE marks the
  * run lost, an exhausted retry budget marks it failed. */
 enum cgw_err runner_settle(struct run *r, enum cgw_err rc, const struct cgw_error *err,
@@ -236,7 +194,7 @@ void runner_publish_flush(struct run *r)
         if (runner_settle(r, rc, &err, "publishing events") == CGW_OK) {
             for (size_t i = 0; i < n; i++) {
                 int64_t seq = last - (int64_t)(n - 1 - i);
-                char *text = runner_with_seq(r->pub[i].json, seq);
+                char *text = publish_with_seq(r->pub[i].json, seq);
                 if (!text)
                     log_error("out of memory: event seq %" PRId64 " is not persisted", seq);
                 else if (r->pub[i].persist)
@@ -293,7 +251,7 @@ int runner_publish(struct run *r, json_t *ev, char **stored)
     }
     if (runner_settle(r, rc, &err, "publishing an event") != CGW_OK)
         goto out;
-    text = runner_with_seq(json, seq);
+    text = publish_with_seq(json, seq);
     if (!text) {
         log_error("out of memory: event seq %" PRId64 " is not persisted", seq);
     } else if (event_kind_is_persisted(kind)) {
@@ -316,7 +274,7 @@ void runner_publish_error(struct run *r, const char *text)
 {
     char *copy = strdup(text);
     if (copy)
-        utf8_sanitize(copy, strlen(copy));
+        cgw_utf8_sanitize(copy);
     log_info("error event: %s", copy ? copy : text);
     runner_publish(r, event_new_error(&r->ctx, copy ? copy : "error"), NULL);
     free(copy);

@@ -47,6 +47,7 @@
 
 #include "core/feed.h"
 #include "core/log.h"
+#include "core/publish.h"
 #include "core/util.h"
 #include "runner/run_priv.h"
 
@@ -308,7 +309,7 @@ static void main_loop(struct run *r)
         int rc = poll(pfd, (nfds_t)n, poll_timeout(r));
         if (rc < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
-            runner_sleep_ms(100);
+            cgw_sleep_ms(100);
         }
         if (rc > 0) {
             if (pfd[i_sig].revents)
@@ -378,7 +379,7 @@ static void complete(struct run *r, int code, bool aborted, enum complete_reason
     log_info("complete seq %" PRId64 ": exitCode %d%s%s%s", seq, code, aborted ? ", aborted" : "",
              reason != REASON_NONE ? ", reason " : "",
              reason != REASON_NONE ? complete_reason_name(reason) : "");
-    char *stored = runner_with_seq(json, seq);
+    char *stored = publish_with_seq(json, seq);
     if (stored) {
         runner_persist(r, seq, "complete", stored);
         free(stored);
@@ -585,7 +586,7 @@ static void kill_group(struct run *r)
         return;
     runner_child_signal(&r->child, SIGKILL);
     for (int i = 0; i < 50 && runner_child_group_alive(&r->child); i++)
-        runner_sleep_ms(RUN_GROUP_POLL_MS);
+        cgw_sleep_ms(RUN_GROUP_POLL_MS);
 }
 
 static void run_free(struct run *r)
@@ -625,8 +626,7 @@ int runner_run(const struct config *cfg, const char *session_id, const char *run
 
     r.ctl.fds[0] = r.ctl.fds[1] = -1;
     r.child.in_fd = r.child.out_fd = r.child.err_fd = -1;
-    r.bc = (struct bus_config){cfg->redis_address,    cfg->redis_password, cfg->redis_db,
-                               cfg->redis_timeout_ms, cfg->stream_maxlen,  cfg->stream_ttl_s};
+    bus_config_from(cfg, &r.bc);
     if (bus_open(&r.bc, false, &r.bus, &err) != CGW_OK) {
         log_error("%s", err.text);
         goto out;

@@ -110,7 +110,6 @@ struct run {
 
 /* Monotonic milliseconds. */
 int64_t runner_now_ms(void);
-void runner_sleep_ms(int64_t ms);
 
 /* Pauses before retry number attempt (1, 2, ...) of a Redis write that failed with
  * CGW_ERR_BACKEND; false when the retry budget (2 * runner.lease_s) counted from t0 is
@@ -122,10 +121,6 @@ bool runner_retry_pause(const struct run *r, int64_t t0, int attempt);
  * Returns rc. */
 enum cgw_err runner_settle(struct run *r, enum cgw_err rc, const struct cgw_error *err,
                            const char *what);
-
-/* The event text as the bus stored it: json with ,"seq":N before its final '}'. A new
- * string (free()), or NULL. */
-char *runner_with_seq(const char *json, int64_t seq);
 
 /* Queues one published event (json with its seq) for persisting; runner_batch_commit
  * writes the queued events in one transaction (at RUN_BATCH_MAX events, RUN_BATCH_MS after

@@ -9,18 +9,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* http.c's authentication needs the worker's connections; this target never
- * authenticates, so these are never reached. */
-enum cgw_err worker_store(struct worker *w, struct store **out, struct cgw_error *err)
-{
-    return cgw_error_set(err, CGW_ERR_BACKEND, "no store in the fuzz target");
-}
-
-enum cgw_err worker_bus(struct worker *w, struct bus **out, struct cgw_error *err)
-{
-    return cgw_error_set(err, CGW_ERR_BACKEND, "no bus in the fuzz target");
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct config cfg;

@@ -1,0 +1,424 @@
+/* h_subscribe.c: GET/POST /chat/subscribe: decoding, then answer now or park. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "fcgi/answer.h"
+#include "fcgi/handlers.h"
+#include "fcgi/poller.h"
+
+#define SEQ_MAX (((int64_t)1 << 53) - 1) /* seqs stay exact in JSON numbers and Lua */
+#define SESSION_ID_MAX 128               /* longer ids cannot exist; refused as input */
+
+/* ---- decoding ---------------------------------------------------------------------- */
+
+struct sub_request {
+    struct sub_session *s;
+    size_t n, cap;
+    size_t n_given; /* entries as sent, before duplicates were merged */
+    int64_t wait_ms;
+    bool has_feed;
+    int64_t feed; /* the feed cursor (feedSeq) when has_feed */
+};
+
+/* waitMs is clamped, not refused: below 0 is 0 (answer at once), above
+ * limits.wait_ms_max is the maximum. Only a value that is not an integer is 400. */
+static int64_t clamp_wait(const struct config *cfg, int64_t ms)
+{
+    if (ms < 0)
+        return 0;
+    return ms > cfg->wait_ms_max ? cfg->wait_ms_max : ms;
+}
+
+/* Adds one requested session; the same id twice is one session with the smaller
+ * cursor (an absent lastSeq yields to a given one). Returns 0 or -1 with resp set. */
+static int add_session(const struct config *cfg, struct sub_request *r, const char *id,
+                       bool has_cursor, int64_t cursor, struct response *resp)
+{
+    if (++r->n_given > (size_t)cfg->max_subscribe_sessions) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "at most %lld sessions per subscribe",
+                       (long long)cfg->max_subscribe_sessions);
+        return -1;
+    }
+    if (!id || !*id || strspn(id, " \t\r\n") == strlen(id)) {
+        response_error(resp, CODE_SESSION_ID_REQUIRED, NULL, "sessionId is required");
+        return -1;
+    }
+    if (strlen(id) > SESSION_ID_MAX) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "sessionId is longer than %d bytes",
+                       SESSION_ID_MAX);
+        return -1;
+    }
+    json_t *probe = json_string(id); /* the id is echoed in the ack: it must be UTF-8 */
+    if (!probe) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "sessionId must be UTF-8 text");
+        return -1;
+    }
+    json_decref(probe);
+    for (size_t i = 0; i < r->n; i++) {
+        struct sub_session *o = &r->s[i];
+        if (strcmp(o->id, id) != 0)
+            continue;
+        if (has_cursor && (o->from_now || cursor < o->cursor)) {
+            o->cursor = cursor;
+            o->from_now = false;
+        }
+        return 0;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 4;
+        struct sub_session *bigger = realloc(r->s, cap * sizeof *bigger);
+        if (!bigger)
+            goto nomem;
+        r->s = bigger;
+        r->cap = cap;
+    }
+    struct sub_session *s = &r->s[r->n];
+    memset(s, 0, sizeof *s);
+    if (!(s->id = strdup(id)))
+        goto nomem;
+    s->cursor = has_cursor ? cursor : 0;
+    s->from_now = !has_cursor;
+    r->n++;
+    return 0;
+nomem:
+    response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+    return -1;
+}
+
+/* ?sessionId=A&lastSeq=12&sessionId=B&waitMs=25000&feed=N: each lastSeq belongs to
+ * the sessionId before it. Other parameters (access_token, cache busters) are ignored. */
+static int parse_query(const struct config *cfg, const struct query *q, struct sub_request *r,
+                       struct response *resp)
+{
+    const char *pending = NULL;
+    bool has_cursor = false;
+    int64_t cursor = 0, v;
+
+    for (size_t i = 0; i < q->n; i++) {
+        const char *k = q->keys[i], *val = q->values[i];
+        if (strcmp(k, "sessionId") == 0) {
+            if (pending && add_session(cfg, r, pending, has_cursor, cursor, resp) < 0)
+                return -1;
+            pending = val;
+            has_cursor = false;
+        } else if (strcmp(k, "lastSeq") == 0) {
+            if (!pending) {
+                response_error(resp, CODE_INVALID_REQUEST, NULL,
+                               "lastSeq must follow the sessionId it belongs to");
+                return -1;
+            }
+            if (has_cursor) {
+                response_error(resp, CODE_INVALID_REQUEST, NULL,
+                               "lastSeq is given twice for one sessionId");
+                return -1;
+            }
+            if (cgw_parse_int64(val, 0, SEQ_MAX, &cursor) < 0) {
+                response_error(resp, CODE_INVALID_REQUEST, NULL,
+                               "lastSeq must be an integer from 0 to %lld", (long long)SEQ_MAX);
+                return -1;
+            }
+            has_cursor = true;
+        } else if (strcmp(k, "waitMs") == 0) {
+            if (cgw_parse_int64(val, INT64_MIN, INT64_MAX, &v) < 0) {
+                response_error(resp, CODE_INVALID_REQUEST, NULL, "waitMs must be an integer");
+                return -1;
+            }
+            r->wait_ms = clamp_wait(cfg, v);
+        } else if (strcmp(k, "feed") == 0) {
+            if (cgw_parse_int64(val, 0, INT64_MAX, &v) < 0) {
+                response_error(resp, CODE_INVALID_REQUEST, NULL,
+                               "feed must be a non-negative integer");
+                return -1;
+            }
+            r->has_feed = true;
+            r->feed = v;
+        }
+    }
+    if (pending && add_session(cfg, r, pending, has_cursor, cursor, resp) < 0)
+        return -1;
+    return 0;
+}
+
+/* {sessions:[{sessionId, lastSeq?}], waitMs?, feed?}; other members (the envelope's
+ * type, fields of later versions) are ignored, known ones are type-checked. */
+static int parse_json(const struct config *cfg, json_t *body, struct sub_request *r,
+                      struct response *resp)
+{
+    json_t *sessions = json_object_get(body, "sessions");
+    json_t *wait = json_object_get(body, "waitMs");
+    json_t *feed = json_object_get(body, "feed");
+
+    if (wait && !json_is_null(wait)) {
+        if (!json_is_integer(wait)) {
+            response_error(resp, CODE_INVALID_REQUEST, NULL, "waitMs must be an integer");
+            return -1;
+        }
+        r->wait_ms = clamp_wait(cfg, json_integer_value(wait));
+    }
+    if (feed && !json_is_null(feed)) {
+        if (!json_is_integer(feed) || json_integer_value(feed) < 0) {
+            response_error(resp, CODE_INVALID_REQUEST, NULL, "feed must be a non-negative integer");
+            return -1;
+        }
+        r->has_feed = true;
+        r->feed = json_integer_value(feed);
+    }
+    if (!sessions || json_is_null(sessions))
+        return 0;
+    if (!json_is_array(sessions)) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "sessions must be an array");
+        return -1;
+    }
+    if (json_array_size(sessions) > (size_t)cfg->max_subscribe_sessions) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "at most %lld sessions per subscribe",
+                       (long long)cfg->max_subscribe_sessions);
+        return -1;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(sessions, i, e)
+    {
+        if (!json_is_object(e)) {
+            response_error(resp, CODE_INVALID_REQUEST, NULL, "sessions[%zu] must be an object", i);
+            return -1;
+        }
+        json_t *id = json_object_get(e, "sessionId");
+        json_t *seq = json_object_get(e, "lastSeq");
+        if (id && !json_is_null(id) && !json_is_string(id)) {
+            response_error(resp, CODE_INVALID_REQUEST, NULL,
+                           "sessions[%zu].sessionId must be a string", i);
+            return -1;
+        }
+        bool has_cursor = seq && !json_is_null(seq);
+        if (has_cursor && (!json_is_integer(seq) || json_integer_value(seq) < 0 ||
+                           json_integer_value(seq) > SEQ_MAX)) {
+            response_error(resp, CODE_INVALID_REQUEST, NULL,
+                           "sessions[%zu].lastSeq must be an integer from 0 to %lld", i,
+                           (long long)SEQ_MAX);
+            return -1;
+        }
+        if (add_session(cfg, r, json_is_string(id) ? json_string_value(id) : NULL, has_cursor,
+                        has_cursor ? json_integer_value(seq) : 0, resp) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- answer now, or park ----------------------------------------------------------- */
+
+/* Stage 1. The caller's session feed (DESIGN §3.4) is followed like one more session
+ * whose id is "u:<user id>": read, watched and woken the same way, answered without
+ * ack. Returns 0 or -1 with resp set. */
+static int add_feed(struct sub_request *r, int64_t user, struct response *resp)
+{
+    struct sub_session *bigger = realloc(r->s, (r->n + 1) * sizeof *bigger);
+    char id[32];
+    snprintf(id, sizeof id, "u:%lld", (long long)user);
+    if (bigger)
+        r->s = bigger;
+    if (!bigger || !(bigger[r->n].id = strdup(id))) {
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+        return -1;
+    }
+    r->cap = r->n + 1;
+    struct sub_session *f = &r->s[r->n++];
+    f->cursor = r->feed;
+    f->store_last = 0;
+    f->from_now = false;
+    f->found = f->feed = true;
+    return 0;
+}
+
+/* Stage 2: which sessions are the caller's (SQLite). Another user's session is
+ * found:false, exactly like an unknown one. Returns 0 or -1 with resp set. */
+static int find_owned(struct worker *w, const struct request *req, struct sub_request *r,
+                      struct response *resp)
+{
+    struct store *st;
+    struct cgw_error err;
+
+    if (r->n == (r->has_feed ? 1u : 0u))
+        return 0; /* only the feed: no SQLite at all */
+    if (worker_store(w, &st, &err) != CGW_OK) {
+        response_from_err(resp, &err, NULL);
+        return -1;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        struct store_session row;
+        struct sub_session *s = &r->s[i];
+        if (s->feed || !cgw_uuid_valid(s->id))
+            continue;
+        enum cgw_err rc = store_session_get(st, s->id, req->user.id, &row, &err);
+        if (rc == CGW_ERR_NOT_FOUND)
+            continue;
+        if (rc != CGW_OK) {
+            response_from_err(resp, &err, NULL);
+            return -1;
+        }
+        s->found = true;
+        s->store_last = row.last_seq;
+        store_session_clear(&row);
+    }
+    store_read_end(st); /* the router's snapshot, if any: no SQLite from here on */
+    return 0;
+}
+
+/* Stage 3: one read per found session, sharing one answer's budget in request order.
+ * *news says whether any of them must be answered now. Returns 0 or -1 with resp set. */
+static int read_snapshots(struct bus *bus, const struct config *cfg, struct sub_request *r,
+                          struct sub_snapshot *snaps, bool *news, struct response *resp)
+{
+    struct answer_budget budget;
+    struct cgw_error err;
+    int64_t count, bytes;
+
+    answer_budget_init(&budget, cfg, r->s, r->n);
+    for (size_t i = 0; i < r->n; i++) {
+        struct sub_session *s = &r->s[i];
+        struct sub_snapshot *snap = &snaps[i];
+        if (!s->found)
+            continue;
+        enum cgw_err rc;
+        if (s->from_now) {
+            /* "From now": the cursor is the high-water mark; nothing to replay. */
+            rc = answer_snapshot_read(bus, s->id, 0, 0, 0, snap, &err);
+            if (rc == CGW_OK) {
+                s->cursor =
+                    snap->read.last_seq > s->store_last ? snap->read.last_seq : s->store_last;
+                snap->after = s->cursor;
+                snap->read.more = false;
+            }
+        } else {
+            answer_budget_read_limits(&budget, &count, &bytes);
+            rc = answer_snapshot_read(bus, s->id, s->cursor, count, bytes, snap, &err);
+            for (size_t j = 0; rc == CGW_OK && j < snap->read.n; j++)
+                answer_budget_take(&budget, snap->read.events[j].len);
+        }
+        if (rc != CGW_OK) {
+            response_from_err(resp, &err, s->id);
+            return -1;
+        }
+        *news = *news || answer_snapshot_news(snap, s);
+    }
+    return 0;
+}
+
+/* Stage 4: the answer, from the snapshots and the permission requests. */
+static void answer_now(struct bus *bus, const struct config *cfg, struct sub_request *r,
+                       struct sub_snapshot *snaps, struct response *resp)
+{
+    struct sub_snapshot **ptrs = r->n ? calloc(r->n, sizeof *ptrs) : NULL;
+    struct cgw_error err;
+
+    if (r->n && !ptrs) {
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        if (!r->s[i].found)
+            continue;
+        if (answer_snapshot_perms(bus, r->s[i].id, &snaps[i], &err) != CGW_OK) {
+            response_from_err(resp, &err, r->s[i].id);
+            free(ptrs);
+            return;
+        }
+        ptrs[i] = &snaps[i];
+    }
+    json_t *body = answer_build(cfg, r->s, r->n, ptrs);
+    if (!body)
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+    else
+        response_json(resp, 200, body);
+    free(ptrs);
+}
+
+/* Stage 5: nothing yet: hold the request in the poller (fcgi/main.c hands it over).
+ * The park takes r's sessions, also when it fails. */
+static void park(struct worker *w, const struct request *req, struct sub_request *r,
+                 struct response *resp)
+{
+    struct park *pk;
+    struct cgw_error err;
+    enum cgw_err rc = poller_park_new(w->app->poller, req->user.id, req->method, req->origin,
+                                      r->wait_ms, r->s, r->n, &pk, &err);
+    r->s = NULL;
+    r->n = r->cap = 0;
+    if (rc == CGW_ERR_LIMIT) {
+        response_error(resp, CODE_TOO_MANY_REQUESTS, NULL,
+                       "too many subscribe requests held for this user (limit %lld)",
+                       (long long)w->app->cfg.max_polls_per_user);
+    } else if (rc != CGW_OK) {
+        response_from_err(resp, &err, NULL);
+    } else {
+        resp->status = 200;
+        resp->park = pk;
+    }
+}
+
+static void answer_or_park(struct worker *w, struct request *req, struct sub_request *r,
+                           struct response *resp)
+{
+    const struct config *cfg = &w->app->cfg;
+    struct sub_snapshot *snaps = NULL;
+    struct bus *bus = NULL;
+    struct cgw_error err;
+    bool news = false, any_found = false;
+
+    if (r->n == 0 && !r->has_feed) {
+        response_error(resp, CODE_SESSION_ID_REQUIRED, NULL, "sessionId is required");
+        return;
+    }
+    if ((r->has_feed && add_feed(r, req->user.id, resp) < 0) || find_owned(w, req, r, resp) < 0)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        any_found = any_found || r->s[i].found;
+    if (any_found && worker_bus(w, &bus, &err) != CGW_OK) {
+        response_from_err(resp, &err, NULL);
+        return;
+    }
+    size_t n = r->n; /* r->s moves into the park */
+    if (n > 0 && !(snaps = calloc(n, sizeof *snaps))) {
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+        return;
+    }
+    if (read_snapshots(bus, cfg, r, snaps, &news, resp) == 0) {
+        if (news || r->wait_ms == 0 || !w->app->poller)
+            answer_now(bus, cfg, r, snaps, resp);
+        else
+            park(w, req, r, resp);
+    }
+    for (size_t i = 0; i < n; i++)
+        answer_snapshot_free(&snaps[i]);
+    free(snaps);
+}
+
+void h_subscribe(struct worker *w, struct request *req, const struct query *q,
+                 struct response *resp)
+{
+    const struct config *cfg = &w->app->cfg;
+    struct sub_request r = {.wait_ms = cfg->wait_ms_default};
+
+    if (req->method == HTTP_POST) {
+        json_t *body = http_json_body(req, cfg, false, resp);
+        if (body) {
+            subscribe_from_json(w, req, body, resp);
+            json_decref(body);
+        }
+        return;
+    }
+    if (parse_query(cfg, q, &r, resp) == 0)
+        answer_or_park(w, req, &r, resp);
+    answer_sessions_free(r.s, r.n);
+}
+
+void subscribe_from_json(struct worker *w, struct request *req, json_t *body, struct response *resp)
+{
+    const struct config *cfg = &w->app->cfg;
+    struct sub_request r = {.wait_ms = cfg->wait_ms_default};
+
+    if (parse_json(cfg, body, &r, resp) == 0)
+        answer_or_park(w, req, &r, resp);
+    answer_sessions_free(r.s, r.n);
+}

@@ -1,0 +1,35 @@
+/* response.h: the plain response struct a handler fills and the adapter writes, and
+ * the error answers (DESIGN §3.2): a cgw_code or a cgw_err from the core becomes an
+ * HTTP status and a protocol_error body here, through the one table of core/err.h. */
+#ifndef CGW_FCGI_RESPONSE_H
+#define CGW_FCGI_RESPONSE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/err.h"
+
+struct park;
+
+struct response {
+    int status;
+    json_t *body;      /* owned; NULL = no body */
+    char allow[64];    /* Allow header for 405, "" = none */
+    bool cors;         /* add CORS headers for the request's origin */
+    struct park *park; /* set by a handler that holds the request (subscribe): main.c
+                        * hands the request to the poller instead of answering it */
+};
+
+/* Sets resp to the protocol error of code with printf-style text (DESIGN §3.2).
+ * session_id may be NULL. */
+void response_error(struct response *resp, enum cgw_code code, const char *session_id,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Sets resp to the error that a cgw_err from the core stands for (backend -> 503, ...);
+ * the detail goes to the log, the client gets a generic text for 5xx. */
+void response_from_err(struct response *resp, const struct cgw_error *err, const char *session_id);
+
+/* Sets status and takes ownership of body (NULL: no body). */
+void response_json(struct response *resp, int status, json_t *body);
+
+#endif

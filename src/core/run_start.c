@@ -1,0 +1,133 @@
+/* run_start.c: a send's sequence: limit, claim, first events, spawn, spawn failure. */
+#include "core/run_start.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/event.h"
+#include "core/feed.h"
+#include "core/log.h"
+#include "core/publish.h"
+
+/* How many runs the user has running (per-user limit); counts across all processes. */
+static enum cgw_err running_runs_of(struct bus *bus, int64_t owner, int64_t *count,
+                                    struct cgw_error *err)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    *count = 0;
+    enum cgw_err rc = bus_runs_running(bus, &ids, &n, err);
+    for (size_t i = 0; rc == CGW_OK && i < n; i++) {
+        struct bus_run run;
+        enum cgw_err r = bus_run_get(bus, ids[i], &run, NULL, err);
+        if (r == CGW_OK && run.status == RUN_RUNNING && run.owner == owner)
+            (*count)++;
+        else if (r != CGW_OK && r != CGW_ERR_NOT_FOUND)
+            rc = r;
+    }
+    bus_strings_free(ids, n);
+    return rc;
+}
+
+/* The run request the runner loads from the run hash (doc/internals.md), as JSON text
+ * (free()), or NULL when memory ran out. */
+static char *run_request_json(const struct run_start_req *req, const char *run_id)
+{
+    const struct store_session *s = req->session;
+    json_t *r = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:s, s:O}", "sessionId", s->id, "runId",
+                          run_id, "provider", s->provider, "owner", (json_int_t)s->owner,
+                          "projectPath", s->project_path, "nativeId", s->native_id, "content",
+                          req->content, "options", req->options);
+    char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    json_decref(r);
+    return text;
+}
+
+/* The owner's limit, then the atomic claim of the session for a new run id. */
+static enum cgw_err claim(struct store *st, struct bus *bus, const struct run_start_req *req,
+                          struct run_start_res *res, struct cgw_error *err)
+{
+    const struct store_session *s = req->session;
+    int64_t hwm = 0, nrunning = 0;
+    enum cgw_err rc = store_session_last_seq(st, s->id, &hwm, err);
+    if (rc == CGW_OK)
+        rc = running_runs_of(bus, s->owner, &nrunning, err);
+    if (rc != CGW_OK)
+        return rc;
+    if (nrunning >= req->max_runs)
+        return cgw_error_set(err, CGW_ERR_LIMIT, "you have %lld runs running; the limit is %lld",
+                             (long long)nrunning, (long long)req->max_runs);
+    if (cgw_id_new("run", res->run_id, sizeof res->run_id) < 0)
+        return cgw_error_set(err, CGW_ERR_INTERNAL, "no randomness for a run id");
+    char *request_json = run_request_json(req, res->run_id);
+    if (!request_json)
+        return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
+    struct bus_claim c = {
+        .session_id = s->id,
+        .run_id = res->run_id,
+        .provider = s->provider,
+        .owner = s->owner,
+        .request_json = request_json,
+        .hwm_seq = hwm,
+        .lease_ms = req->lease_ms,
+    };
+    rc = bus_run_claim(bus, &c, &res->last_seq, NULL, err);
+    free(request_json);
+    if (rc == CGW_ERR_CONFLICT)
+        return cgw_error_set(err, CGW_ERR_CONFLICT, "session already has a run in progress");
+    return rc;
+}
+
+/* Publishes and persists ev (taken) as an event of the run. */
+static enum cgw_err publish_taken(struct store *st, struct bus *bus, const struct event_ctx *ctx,
+                                  json_t *ev, enum publish_mode mode, struct cgw_error *err)
+{
+    enum cgw_err rc =
+        ev ? publish_persist(st, bus, ctx->session_id, ctx->run_id, ev, mode, NULL, err)
+           : cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
+    json_decref(ev);
+    return rc;
+}
+
+/* No runner will ever end this run: it ends here, once, with the reason. */
+static void end_unspawned(struct store *st, struct bus *bus, const struct event_ctx *ctx,
+                          const char *why)
+{
+    struct cgw_error err;
+    log_error("run %s: %s", ctx->run_id, why);
+    if (publish_taken(st, bus, ctx, event_new_error(ctx, why), PUBLISH_EVENT, &err) != CGW_OK ||
+        publish_taken(st, bus, ctx, event_new_complete(ctx, 127, false, REASON_SPAWN_FAILED),
+                      PUBLISH_COMPLETE, &err) != CGW_OK)
+        log_error("run %s: ending it after the failed start: %s", ctx->run_id, err.text);
+}
+
+enum cgw_err run_start(struct store *st, struct bus *bus, const struct run_start_req *req,
+                       struct run_start_res *res, struct cgw_error *err)
+{
+    const struct store_session *s = req->session;
+
+    memset(res, 0, sizeof *res);
+    enum cgw_err rc = claim(st, bus, req, res, err);
+    if (rc != CGW_OK)
+        return rc;
+    /* The run's first event comes from here, so a run always has one before its runner
+     * starts; the prompt is part of the conversation: history and every tab show it. */
+    struct event_ctx ctx = {s->id, res->run_id, s->provider};
+    rc = publish_taken(st, bus, &ctx, event_new_run_started(&ctx), PUBLISH_EVENT, err);
+    if (rc == CGW_OK)
+        rc = publish_taken(st, bus, &ctx, event_new_text(&ctx, "user", req->content), PUBLISH_EVENT,
+                           err);
+    if (rc != CGW_OK)
+        return rc; /* the lease lapses and the reaper ends the run as runner_lost */
+    char why[512] = "";
+    if (req->spawn(req->spawn_ctx, s->id, res->run_id, why, sizeof why) < 0) {
+        res->spawn_failed = true;
+        end_unspawned(st, bus, &ctx, why[0] ? why : "the runner could not be started");
+    }
+    struct cgw_error terr;
+    if (store_session_touch(st, s->id, &terr) != CGW_OK)
+        log_warn("session %s: %s", s->id, terr.text);
+    if (feed_publish_session(st, bus, s->id, &terr) != CGW_OK)
+        log_warn("session %s: feed not updated: %s", s->id, terr.text);
+    return CGW_OK;
+}
