@@ -3,7 +3,8 @@
 #define CGW_FCGI_HANDLERS_H
 
 #include "core/providers.h"
-#include "fcgi/router.h"
+#include "fcgi/http.h"
+#include "fcgi/worker.h"
 
 /* h_health.c (the provider table is core/providers.h) */
 

@@ -89,30 +89,43 @@ static bool match(const char *pattern, char *const *segs, int n, struct request 
     return true;
 }
 
-void router_dispatch(struct worker *w, struct request *req, struct response *resp)
+/* The route of req's method and path (HEAD is served as GET), with req->params set, or
+ * NULL with *allowed the methods the path takes (0: no such path). */
+static const struct route *route_find(struct request *req, unsigned *allowed)
 {
-    const struct route *found = NULL;
-    unsigned allowed = 0;
-    struct query q;
-
     char *segs[MAX_SEGMENTS];
-    int n_segs;
 
-    req->path_buf = strdup(req->path);
-    if (!req->path_buf) {
-        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
-        return;
-    }
-    n_segs = split(req->path_buf, segs);
+    *allowed = 0;
+    free(req->path_buf); /* split() cuts it up: a fresh copy each time */
+    if (!(req->path_buf = strdup(req->path)))
+        return NULL;
+    int n_segs = split(req->path_buf, segs);
     for (size_t i = 0; n_segs >= 0 && i < sizeof routes / sizeof routes[0]; i++) {
         if (!match(routes[i].pattern, segs, n_segs, req))
             continue;
-        allowed |= routes[i].method;
+        *allowed |= routes[i].method;
         if (routes[i].method == req->method ||
-            (req->method == HTTP_HEAD && routes[i].method == HTTP_GET)) {
-            found = &routes[i];
-            break;
-        }
+            (req->method == HTTP_HEAD && routes[i].method == HTTP_GET))
+            return &routes[i];
+    }
+    return NULL;
+}
+
+handler_fn router_find(struct request *req, unsigned *allowed)
+{
+    const struct route *r = route_find(req, allowed);
+    return r ? r->fn : NULL;
+}
+
+void router_dispatch(struct worker *w, struct request *req, struct response *resp)
+{
+    unsigned allowed;
+    struct query q;
+
+    const struct route *found = route_find(req, &allowed);
+    if (!req->path_buf) {
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+        return;
     }
     if (!found) {
         if (!allowed) {

@@ -1,0 +1,229 @@
+/* test_answer.c: the subscribe answer builder (fcgi/answer.c) on hand-made snapshots,
+ * without Redis: the one frame budget (acks count, the feed does not), at least one
+ * event per answer, more, first_after, hole/truncated, feed frames and feedSeq. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fcgi/answer.h"
+#include "tap.h"
+
+static struct config cfg;
+
+/* A snapshot holding events seqs[0..n) (each {"kind":"text","seq":N,"pad":"..."} with
+ * pad bytes of padding), the counter at last, the stream starting at first. */
+static void snap_make(struct sub_snapshot *s, const int64_t *seqs, size_t n, int64_t last,
+                      int64_t first, size_t pad)
+{
+    memset(s, 0, sizeof *s);
+    s->read.last_seq = last;
+    s->read.first_seq = first;
+    s->read.status = RUN_RUNNING;
+    snprintf(s->read.run_id, sizeof s->read.run_id, "run_x");
+    s->read.events = calloc(n ? n : 1, sizeof *s->read.events);
+    s->read.n = n;
+    s->have_perms = true;
+    for (size_t i = 0; i < n; i++) {
+        char *text = malloc(pad + 64);
+        int len = snprintf(text, pad + 64, "{\"kind\":\"text\",\"seq\":%lld,\"pad\":\"%*s\"}",
+                           (long long)seqs[i], (int)pad, "");
+        s->read.events[i] = (struct bus_event){seqs[i], text, (size_t)len};
+    }
+}
+
+static json_t *frames_of(json_t *body)
+{
+    return json_object_get(body, "frames");
+}
+
+static int64_t seq_at(json_t *body, size_t i)
+{
+    return json_integer_value(json_object_get(json_array_get(frames_of(body), i), "seq"));
+}
+
+static const char *kind_at(json_t *body, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(frames_of(body), i), "kind"));
+}
+
+static void test_first_after_and_hole(void)
+{
+    struct sub_snapshot s;
+    int64_t seqs[] = {3, 4, 5};
+    snap_make(&s, seqs, 3, 5, 3, 0);
+    is_int(answer_first_after(&s, 0), 0, "first_after before the buffer");
+    is_int(answer_first_after(&s, 3), 1, "first_after an event");
+    is_int(answer_first_after(&s, 4), 2, "first_after the middle");
+    is_int(answer_first_after(&s, 5), 3, "first_after the tail: none");
+    is_int(answer_first_after(&s, 9), 3, "first_after past the tail: none");
+
+    struct sub_session ss = {.id = "a", .found = true};
+    ss.cursor = 1;
+    ok(answer_hole(&s, &ss), "cursor 1, buffer from 3: a hole");
+    ss.cursor = 2;
+    ok(!answer_hole(&s, &ss), "cursor 2, buffer from 3: no hole");
+    ss.cursor = 5;
+    ok(!answer_hole(&s, &ss), "at the tail: no hole");
+    ok(!answer_snapshot_news(&s, &ss), "at the tail: no news");
+    ss.cursor = 4;
+    ok(answer_snapshot_news(&s, &ss), "an event after the cursor is news");
+    answer_snapshot_free(&s);
+
+    snap_make(&s, NULL, 0, 7, 0, 0); /* the counter says 7, the stream is gone */
+    ss.cursor = 5;
+    ok(answer_hole(&s, &ss), "events after the cursor expired: a hole");
+    ok(answer_snapshot_news(&s, &ss), "a hole is news");
+    answer_snapshot_free(&s);
+}
+
+static void test_budget_rule(void)
+{
+    struct sub_session ss[3] = {
+        {.id = "a", .found = true}, {.id = "b"}, {.id = "u:1", .found = true, .feed = true}};
+    struct answer_budget b;
+    int64_t count, bytes;
+
+    cfg.max_frames = 10;
+    answer_budget_init(&b, &cfg, ss, 3);
+    is_int(b.frames_left, 8, "two acks count, the feed (no ack) does not");
+    answer_budget_read_limits(&b, &count, &bytes);
+    is_int(count, 8, "a read may fetch what is left");
+    is_int(bytes, cfg.max_answer_bytes, "and the bytes left");
+
+    cfg.max_frames = 2;
+    answer_budget_init(&b, &cfg, ss, 3);
+    ok(b.frames_left == 0, "acks fill the frames");
+    answer_budget_read_limits(&b, &count, &bytes);
+    is_int(count, 1, "but one event is always read");
+    ok(answer_budget_fits(&b, 1 << 20), "and always fits");
+    answer_budget_take(&b, 10);
+    ok(!answer_budget_fits(&b, 1), "the next one does not");
+    answer_budget_read_limits(&b, &count, &bytes);
+    is_int(count, 0, "a spent budget reads no events");
+    is_int(bytes, 1, "(and asks for 1 byte, never 'no limit')");
+    cfg.max_frames = 1000;
+}
+
+static void test_answer(void)
+{
+    struct sub_session ss[2] = {{.id = "a", .cursor = 1, .found = true}, {.id = "zz"}};
+    struct sub_snapshot s, *snaps[2] = {&s, NULL};
+    int64_t seqs[] = {1, 2, 3, 4};
+    snap_make(&s, seqs, 4, 4, 1, 0);
+
+    json_t *body = answer_build(&cfg, ss, 2, snaps);
+    ok(body != NULL, "answer built");
+    is_int(json_array_size(frames_of(body)), 5, "two acks and three events");
+    is_str(kind_at(body, 0), "chat_subscribed", "ack of a first");
+    is_str(json_string_value(json_object_get(json_array_get(frames_of(body), 1), "sessionId")),
+           "zz", "ack of zz second, in request order");
+    ok(json_is_false(json_object_get(json_array_get(frames_of(body), 1), "found")), "zz not found");
+    is_int(seq_at(body, 2), 2, "events after the cursor, in order");
+    is_int(seq_at(body, 4), 4, "up to the last");
+    ok(json_is_false(json_object_get(body, "more")), "more:false");
+    json_t *ack = json_array_get(frames_of(body), 0);
+    is_int(json_integer_value(json_object_get(ack, "lastSeq")), 4, "ack lastSeq");
+    ok(json_is_true(json_object_get(ack, "isProcessing")), "ack isProcessing");
+    is_str(json_string_value(json_object_get(ack, "runId")), "run_x", "ack runId");
+    ok(json_is_false(json_object_get(ack, "truncated")), "not truncated");
+    json_decref(body);
+
+    cfg.max_frames = 3; /* two acks + one event */
+    body = answer_build(&cfg, ss, 2, snaps);
+    is_int(json_array_size(frames_of(body)), 3, "max_frames counts the acks");
+    ok(json_is_true(json_object_get(body, "more")), "more:true when cut");
+    json_decref(body);
+
+    cfg.max_frames = 1; /* acks alone overflow it: still one event */
+    body = answer_build(&cfg, ss, 2, snaps);
+    is_int(json_array_size(frames_of(body)), 3, "at least one event per answer");
+    ok(json_is_true(json_object_get(body, "more")), "and more");
+    json_decref(body);
+    cfg.max_frames = 1000;
+    answer_snapshot_free(&s);
+
+    int64_t big[] = {1, 2, 3};
+    snap_make(&s, big, 3, 3, 1, 600);
+    ss[0].cursor = 0;
+    cfg.max_answer_bytes = 1000; /* one 600-byte event fits, two do not */
+    body = answer_build(&cfg, ss, 1, snaps);
+    is_int(json_array_size(frames_of(body)), 2, "the byte budget cuts too");
+    ok(json_is_true(json_object_get(body, "more")), "more after the byte cut");
+    json_decref(body);
+    cfg.max_answer_bytes = 1 << 20;
+    answer_snapshot_free(&s);
+
+    int64_t late[] = {5, 6};
+    snap_make(&s, late, 2, 6, 5, 0);
+    ss[0].cursor = 2;
+    body = answer_build(&cfg, ss, 1, snaps);
+    ack = json_array_get(frames_of(body), 0);
+    ok(json_is_true(json_object_get(ack, "truncated")), "a hole: truncated:true");
+    is_int(json_integer_value(json_object_get(ack, "firstSeq")), 5, "with firstSeq");
+    is_int(seq_at(body, 1), 5, "the replay starts at firstSeq");
+    json_decref(body);
+    answer_snapshot_free(&s);
+}
+
+static void test_feed(void)
+{
+    struct sub_session ss[2] = {{.id = "a", .cursor = 0, .found = true},
+                                {.id = "u:7", .cursor = 0, .found = true, .feed = true}};
+    struct sub_snapshot a, f, *snaps[2] = {&a, &f};
+    int64_t one[] = {1}, two[] = {1, 2};
+    snap_make(&a, one, 1, 1, 1, 0);
+    snap_make(&f, two, 2, 2, 1, 0);
+
+    cfg.max_frames = 4; /* one ack + three events: the feed takes no ack frame */
+    json_t *body = answer_build(&cfg, ss, 2, snaps);
+    is_int(json_array_size(frames_of(body)), 4, "ack, the session's event, two feed frames");
+    ok(json_is_false(json_object_get(body, "more")), "nothing left out");
+    is_int(json_integer_value(json_object_get(body, "feedSeq")), 2, "feedSeq at the top");
+    ok(json_is_false(json_object_get(body, "feedTruncated")), "feedTruncated:false");
+    json_decref(body);
+
+    ss[1].cursor = 9; /* a cursor past the counter stays the cursor */
+    body = answer_build(&cfg, ss, 2, snaps);
+    is_int(json_integer_value(json_object_get(body, "feedSeq")), 9, "feedSeq never goes back");
+    json_decref(body);
+    cfg.max_frames = 1000;
+    answer_snapshot_free(&a);
+    answer_snapshot_free(&f);
+}
+
+static void test_bad_stored_event(void)
+{
+    struct sub_session ss = {.id = "a", .cursor = 0, .found = true};
+    struct sub_snapshot s, *snaps[1] = {&s};
+    int64_t seqs[] = {1};
+    snap_make(&s, seqs, 1, 1, 1, 0);
+    free(s.read.events[0].json);
+    s.read.events[0].json = strdup("not json");
+    s.read.events[0].len = strlen("not json");
+    s.perms = calloc(1, sizeof *s.perms);
+    s.perms[0] = strdup("{\"kind\":\"permission_request\",\"requestId\":\"r1\"}");
+    s.n_perms = 1;
+    json_t *body = answer_build(&cfg, &ss, 1, snaps);
+    is_str(kind_at(body, 1), "error", "an undecodable stored event becomes an error event");
+    is_int(seq_at(body, 1), 1, "with its seq: no silent gap");
+    json_t *perms = json_object_get(json_array_get(frames_of(body), 0), "pendingPermissions");
+    is_int(json_array_size(perms), 1, "pendingPermissions from the snapshot");
+    json_decref(body);
+    answer_snapshot_free(&s);
+}
+
+int main(void)
+{
+    struct cgw_error err;
+    plan_lazy();
+    if (config_defaults(&cfg, &err) != CGW_OK)
+        BAIL_OUT("config_defaults: %s", err.text);
+    cfg.max_frames = 1000;
+    cfg.max_answer_bytes = 1 << 20;
+    test_first_after_and_hole();
+    test_budget_rule();
+    test_answer();
+    test_feed();
+    test_bad_stored_event();
+    config_free(&cfg);
+    return done_testing();
+}
