@@ -56,6 +56,8 @@ int main(void)
     ok(log_level_parse("loud", &l) < 0, "unknown level");
 
     log_init("test_log", LOG_LEVEL_INFO);
+    ok(!log_enabled(LOG_LEVEL_DEBUG) && log_enabled(LOG_LEVEL_INFO) && log_enabled(LOG_LEVEL_ERROR),
+       "log_enabled follows the level given to log_init");
     char *out = capture(emit_levels);
     ok(strstr(out, "hidden") == NULL, "debug suppressed at info");
     ok(strstr(out, "test_log[") && strstr(out, "] info: shown 2\n"),

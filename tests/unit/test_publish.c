@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/event.h"
 #include "core/publish.h"
 #include "core/run_start.h"
@@ -27,6 +28,24 @@ static void test_splice(void)
     free(s);
     ok(publish_with_seq("[1]", 1) == NULL, "not an object: NULL");
     ok(publish_with_seq("", 1) == NULL, "empty: NULL");
+}
+
+static void test_bus_config_from(void)
+{
+    struct config cfg;
+    struct bus_config bc;
+    struct cgw_error err;
+    if (config_defaults(&cfg, &err) != CGW_OK)
+        BAIL_OUT("config_defaults: %s", err.text);
+    cfg.redis_db = 3;
+    cfg.stream_ttl_s = 77;
+    bus_config_from(&cfg, &bc);
+    ok(bc.address == cfg.redis_address && bc.password == cfg.redis_password,
+       "bus_config_from: address and password borrowed from the config");
+    ok(bc.db == 3 && bc.timeout_ms == cfg.redis_timeout_ms &&
+           bc.stream_maxlen == cfg.stream_maxlen && bc.stream_ttl_s == 77,
+       "bus_config_from: db, timeout, stream limits");
+    config_free(&cfg);
 }
 
 static void session_new(struct store_session *s)
@@ -165,6 +184,7 @@ int main(void)
     plan_lazy();
     signal(SIGPIPE, SIG_IGN);
     test_splice();
+    test_bus_config_from();
     if (testenv_tmpdir("publish", tmp, sizeof tmp) != 0)
         BAIL_OUT("tmpdir");
     snprintf(dir, sizeof dir, "%s/redis", tmp);
