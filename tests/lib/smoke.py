@@ -9,6 +9,7 @@ mounted at another prefix (the web server and http.prefix agree).
 """
 import http.client
 import os
+import re
 import threading
 import time
 
@@ -113,6 +114,26 @@ def run(server):
         c.close()
         t.ok(r.status == 200 and "<title>chatgw</title>" in body, "the web root is served at /",
              (r.status, body[:200]))
+
+        # Security headers from the shipped config, on the page and on the API's answers:
+        # framing refused (frame-ancestors only works as a header), no MIME sniffing, no
+        # Referer; the header's policy is the page's meta policy plus frame-ancestors.
+        csp = r.getheader("Content-Security-Policy") or ""
+        t.ok("frame-ancestors 'none'" in csp, "the page: CSP header with frame-ancestors 'none'",
+             r.getheaders())
+        t.eq((r.getheader("X-Frame-Options"), r.getheader("X-Content-Type-Options"),
+              r.getheader("Referrer-Policy")), ("DENY", "nosniff", "no-referrer"),
+             "the page: X-Frame-Options, nosniff, Referrer-Policy")
+        page = open(os.path.join(TOP_SRCDIR, "deploy", "www", "index.html")).read()
+        meta = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)
+        t.eq(csp, (meta.group(1) if meta else "") + "; frame-ancestors 'none'",
+             "the header's CSP is deploy/www/index.html's meta CSP plus frame-ancestors")
+        r = st.request("GET", "/sessions", token=alice)
+        t.eq((r.header("X-Content-Type-Options"), r.header("X-Frame-Options")), ("nosniff", "DENY"),
+             "the API's answers carry nosniff and X-Frame-Options too")
+        r = st.request("GET", "/sessions")
+        t.eq((r.status, r.header("X-Content-Type-Options")), (401, "nosniff"),
+             "an error answer carries them too")
 
         # ---- send, subscribe, cursor --------------------------------------------------
         r = st.request("POST", "/chat/send", {"sessionId": sid, "content": "scenario:text"},

@@ -364,7 +364,7 @@ class Stack:
                 .replace("@PREFIX@", self.prefix).replace("@SOCKET@", self.socket)
                 .replace("@FCGI@", self.fcgi_exe).replace("@CONFIG@", self.config)
                 .replace("@PATH@", self.fcgid_path))
-        mods = ["mpm_event", "authz_core", "mime", "dir", "env", "setenvif"]
+        mods = ["mpm_event", "authz_core", "mime", "dir", "env", "setenvif", "headers"]
         mods += ["fcgid"] if fcgid else ["proxy", "proxy_fcgi"]
         main = ["# written by tests/lib/stack.py: a private Apache for one test",
                 "ServerRoot \"%s\"" % d,
