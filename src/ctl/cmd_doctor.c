@@ -280,8 +280,8 @@ static json_t *providers_json(struct doctor *d)
 
 /* In order; each adds one result or more. */
 static void (*const checks[])(struct doctor *) = {
-    check_database, check_schema, check_writable,  check_redis,
-    check_projects, check_runner, check_sandbox, check_providers,
+    check_database, check_schema, check_writable, check_redis,
+    check_projects, check_runner, check_sandbox,  check_providers,
 };
 
 /* ---- output --------------------------------------------------------------- */

@@ -562,8 +562,7 @@ static int start_cli(struct run *r, const char *config_path)
         }
         char *given = argv.v[0];
         argv.v[0] = prog;
-        struct sandbox_spec spec = {r->cfg, config_path, r->req.project_path, home,
-                                    env_path(&env)};
+        struct sandbox_spec spec = {r->cfg, config_path, r->req.project_path, home, env_path(&env)};
         wrapped = sandbox_argv_build(&spec, argv.v, &err);
         argv.v[0] = given;
         if (!wrapped) {

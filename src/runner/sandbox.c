@@ -26,17 +26,30 @@
 
 /* The namespaces and base mounts of every sandbox (the probe uses exactly these). */
 static const char *const base_args[] = {
-    "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--cap-drop", "ALL",
-    "--ro-bind",         "/",             "/",             "--dev",         "/dev",       "--proc",
-    "/proc",             "--tmpfs",       "/tmp",          NULL,
+    "--die-with-parent",
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--cap-drop",
+    "ALL",
+    "--ro-bind",
+    "/",
+    "/",
+    "--dev",
+    "/dev",
+    "--proc",
+    "/proc",
+    "--tmpfs",
+    "/tmp",
+    NULL,
 };
 
 /* Directories shared with the whole system: a secret file in one of them is hidden as a
  * file, never the directory itself. */
 static const char *const shared_dirs[] = {
-    "/",    "/etc",     "/usr", "/usr/local", "/usr/local/etc", "/var",  "/var/lib", "/var/run",
-    "/run", "/var/tmp", "/tmp", "/home",      "/root",          "/srv",  "/opt",     "/mnt",
-    "/media", NULL,
+    "/",        "/etc",     "/usr", "/usr/local", "/usr/local/etc", "/var",
+    "/var/lib", "/var/run", "/run", "/var/tmp",   "/tmp",           "/home",
+    "/root",    "/srv",     "/opt", "/mnt",       "/media",         NULL,
 };
 
 /* ---- small helpers ----------------------------------------------------------------- */
@@ -544,8 +557,8 @@ char **sandbox_argv_build(const struct sandbox_spec *sp, char *const *cli_argv,
     struct strv a = {0};
     char home[PATH_MAX];
     char **out = NULL;
-    const char *cfg_path = sp->config_path && sp->config_path[0] ? sp->config_path
-                                                                 : getenv("CHATGW_CONFIG");
+    const char *cfg_path =
+        sp->config_path && sp->config_path[0] ? sp->config_path : getenv("CHATGW_CONFIG");
 
     if (!cfg_path || !cfg_path[0])
         cfg_path = CGW_DEFAULT_CONFIG_PATH;
