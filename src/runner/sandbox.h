@@ -50,7 +50,8 @@ enum cgw_err sandbox_mode_resolve(const struct config *cfg, enum sandbox_mode *m
 
 /* Opens the project directory path (as stored at session creation: absolute, no
  * symlinks) and checks it again: the real path of the opened directory must be path
- * itself and lie inside one of cfg's project roots. On success *fd is an O_PATH
+ * itself and lie inside one of cfg's project roots (when there are any: without roots
+ * chatgw.fcgi makes no session). On success *fd is an O_PATH
  * descriptor of it (close-on-exec; the caller closes it). CGW_ERR_INVALID with a
  * message naming the path when it is gone, not a directory, moved or outside the roots. */
 enum cgw_err sandbox_project_open(const struct config *cfg, const char *path, int *fd,
@@ -65,7 +66,7 @@ enum cgw_err sandbox_home(const struct config *cfg, int64_t owner, char **home,
 
 /* Finds program (argv[0] of the CLI) like execvp does, with path_env as PATH (NULL:
  * "/usr/bin:/bin"). Returns a new string (free()) with the path that would run, or
- * NULL (errno: ENOENT, EACCES, ENOMEM). A name with a '/' is returned as it is. */
+ * NULL (errno: ENOENT, EACCES, ENOMEM). A name with a '/' is only checked. */
 char *sandbox_which(const char *program, const char *path_env);
 
 /* What to wrap. All borrowed. */
