@@ -22,6 +22,7 @@ packages=(
     clang clang-format valgrind
     chromium
     apache2 libapache2-mod-fcgid systemd
+    bubblewrap
 )
 # The web UI's browser test (tests/browser/webui.test) also needs Node.js >= 20 with npm:
 # take the machine's, else Debian's npm (and Node.js 20 from npm, below).

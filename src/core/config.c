@@ -93,6 +93,18 @@ const struct config_key config_keys[] = {
      "abort: time between the interrupt and SIGTERM to the CLI's process group"},
     {"runner.kill_grace_ms", CONFIG_INT, OFF(runner_kill_grace_ms), "5000", 0, 60000,
      "abort: time between SIGTERM and SIGKILL to the CLI's process group"},
+    {"runner.sandbox", CONFIG_STRING, OFF(runner_sandbox), "auto", 0, 0,
+     "sandbox of the provider CLIs: bwrap, none, or auto (bwrap when it is installed and works)"},
+    {"runner.bwrap", CONFIG_STRING, OFF(runner_bwrap), "/usr/bin/bwrap", 0, 0,
+     "the bubblewrap program (Debian package bubblewrap)"},
+    {"runner.homes", CONFIG_STRING, OFF(runner_homes), "", 0, 0,
+     "directory holding one agent home (HOME) per chatgw user, <dir>/<user id> (empty: the "
+     "service's own HOME)"},
+    {"runner.sandbox_hide", CONFIG_STRING, OFF(runner_sandbox_hide), "", 0, 0,
+     "more absolute paths, separated by ':' or ',', that the sandbox hides from the CLIs"},
+    {"runner.sandbox_bind", CONFIG_STRING, OFF(runner_sandbox_bind), "", 0, 0,
+     "absolute paths, separated by ':' or ',', kept readable in the sandbox even inside a "
+     "hidden directory"},
     {"permissions.timeout_s", CONFIG_INT, OFF(permissions_timeout_s), "600", 0, 7 * DAY_S,
      "how long a permission request waits for an answer (0: forever)"},
     {"limits.max_body", CONFIG_SIZE, OFF(max_body), "1M", 1024, 64 * 1024 * 1024,
@@ -206,6 +218,10 @@ static enum cgw_err key_set(struct config *cfg, const struct config_key *k, cons
                                      "%s: \"%s\" is not one of debug, info, warn, error", k->name,
                                      value);
         }
+        if (strcmp(k->name, "runner.sandbox") == 0 && strcmp(value, "auto") != 0 &&
+            strcmp(value, "bwrap") != 0 && strcmp(value, "none") != 0)
+            return cgw_error_set(err, CGW_ERR_INVALID, "%s: \"%s\" is not one of auto, bwrap, none",
+                                 k->name, value);
         char *copy = strdup(value);
         if (!copy)
             return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
@@ -406,6 +422,9 @@ static enum cgw_err config_check(const struct config *cfg, struct cgw_error *err
         return cgw_error_set(err, CGW_ERR_INVALID, "db.path is empty");
     if (cfg->redis_address[0] == '\0')
         return cgw_error_set(err, CGW_ERR_INVALID, "redis.address is empty");
+    if (cfg->runner_homes[0] != '\0' && cfg->runner_homes[0] != '/')
+        return cgw_error_set(err, CGW_ERR_INVALID, "runner.homes: \"%s\" is not an absolute path",
+                             cfg->runner_homes);
     for (int p = 0; p < PROVIDER__COUNT; p++) {
         if (cfg->provider_bin[p][0] == '\0')
             return cgw_error_set(err, CGW_ERR_INVALID, "%s.bin is empty", provider_name(p));

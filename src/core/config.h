@@ -79,6 +79,13 @@ struct config {
     int64_t runner_kill_grace_ms;  /* runner.kill_grace_ms: SIGTERM -> SIGKILL */
     int64_t permissions_timeout_s; /* permissions.timeout_s (0 = wait forever) */
 
+    /* runner: the sandbox of the provider CLI (src/runner/sandbox.h, doc/security.md) */
+    char *runner_sandbox;      /* runner.sandbox: "auto", "bwrap" or "none" */
+    char *runner_bwrap;        /* runner.bwrap: the bubblewrap program */
+    char *runner_homes;        /* runner.homes: per-user agent homes ("" = the service's HOME) */
+    char *runner_sandbox_hide; /* runner.sandbox_hide: more paths to hide (':' or ',') */
+    char *runner_sandbox_bind; /* runner.sandbox_bind: more paths to keep readable */
+
     /* limits */
     int64_t max_body;               /* limits.max_body (bytes) */
     int64_t max_json_depth;         /* limits.max_json_depth */

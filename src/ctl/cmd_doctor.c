@@ -2,7 +2,9 @@
  *
  * Required checks (a FAIL makes the exit status 1): the configuration loads, the
  * database opens, is migrated to this binary's schema and is writable, Redis
- * answers PING, every projects.roots directory exists, runner.path is executable.
+ * answers PING, every projects.roots directory exists, runner.path is executable, and
+ * bubblewrap works when runner.sandbox = bwrap (with auto, a bwrap that does not work
+ * is a warning: the CLIs would run unconfined; with none, a warning says so).
  * Provider CLIs that cannot be found are warnings: a host may serve only some. Each
  * provider's line also says what chatgw can do with it (core/providers.h, the table
  * GET /providers reads); --json adds a "providers" array shaped like /providers plus
@@ -18,6 +20,7 @@
 
 #include "core/providers.h"
 #include "ctl/ctl.h"
+#include "runner/sandbox.h"
 
 enum check_status { CHECK_OK = 0, CHECK_WARN, CHECK_FAIL, CHECK_SKIP, CHECK__COUNT };
 
@@ -179,6 +182,34 @@ static void check_runner(struct doctor *d)
         report(d, CHECK_OK, "runner", "%s is executable", path);
 }
 
+/* Which sandbox the runners would put the CLIs in (runner.sandbox), and whether bwrap
+ * works for this user (the probe the runner makes). */
+static void check_sandbox(struct doctor *d)
+{
+    const struct config *cfg = &d->ctl->cfg;
+    const char *homes = cfg->runner_homes[0] ? cfg->runner_homes : "the service's HOME";
+    char why[400];
+
+    if (strcmp(cfg->runner_sandbox, "none") == 0) {
+        report(d, CHECK_WARN, "sandbox",
+               "none (runner.sandbox = none): the provider CLIs run unconfined; agent homes: %s",
+               homes);
+        return;
+    }
+    bool works = sandbox_probe(cfg->runner_bwrap, why, sizeof why) == 0;
+    bool auto_mode = strcmp(cfg->runner_sandbox, "auto") == 0;
+    if (works)
+        report(d, CHECK_OK, "sandbox", "bwrap%s: %s works; agent homes: %s",
+               auto_mode ? " (runner.sandbox = auto)" : "", cfg->runner_bwrap, homes);
+    else if (auto_mode)
+        report(d, CHECK_WARN, "sandbox",
+               "none (runner.sandbox = auto): bwrap does not work: %s; the provider CLIs run "
+               "unconfined",
+               why);
+    else
+        report(d, CHECK_FAIL, "sandbox", "bwrap (runner.sandbox = bwrap) does not work: %s", why);
+}
+
 /* Appends "; modes a, b; supports x, y" (core/providers.h, as GET /providers says). */
 static void caps_text(enum provider_id p, char *buf, size_t size)
 {
@@ -249,8 +280,8 @@ static json_t *providers_json(struct doctor *d)
 
 /* In order; each adds one result or more. */
 static void (*const checks[])(struct doctor *) = {
-    check_database, check_schema, check_writable,  check_redis,
-    check_projects, check_runner, check_providers,
+    check_database, check_schema, check_writable, check_redis,
+    check_projects, check_runner, check_sandbox,  check_providers,
 };
 
 /* ---- output --------------------------------------------------------------- */

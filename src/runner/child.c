@@ -87,11 +87,25 @@ static _Noreturn void child_exec(const struct runner_spawn *sp, pid_t parent, in
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
 
-    if (chdir(sp->cwd) < 0)
+    if ((sp->dir_fd >= 0 ? fchdir(sp->dir_fd) : chdir(sp->cwd)) < 0)
         child_fail(report_fd, STAGE_CHDIR);
     /* The pipe ends are >= 3 (the runner keeps 0-2 open), so dup2 never clobbers one. */
     if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
         child_fail(report_fd, STAGE_STDIO);
+    if (sp->pass_dir_fd) {
+        /* The directory becomes descriptor 3 (without close-on-exec); the report pipe
+         * moves above it first, in case it is 3. */
+        int rep = fcntl(report_fd, F_DUPFD_CLOEXEC, 4);
+        if (rep < 0)
+            child_fail(report_fd, STAGE_STDIO);
+        report_fd = rep;
+        if ((sp->dir_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(sp->dir_fd, 3)) < 0)
+            child_fail(report_fd, STAGE_STDIO);
+        close_fds(4, (unsigned)report_fd - 1);
+        close_fds((unsigned)report_fd + 1, ~0U);
+        execvpe(sp->argv[0], sp->argv, sp->envp);
+        child_fail(report_fd, STAGE_EXEC);
+    }
     /* Everything else, also descriptors a library opened without O_CLOEXEC (the Redis
      * socket), except the report pipe, which closes itself at exec. */
     if (report_fd > 3)
@@ -174,6 +188,7 @@ enum cgw_err runner_child_spawn(const struct runner_spawn *sp, struct runner_chi
     }
 
     c->pid = pid;
+    c->wrapped = sp->wrapped;
     c->in_fd = sp->stdin_pipe ? in[1] : -1;
     c->out_fd = out[0];
     c->err_fd = errp[0];
@@ -212,6 +227,11 @@ void runner_child_reap(struct runner_child *c)
         if (pid == c->pid && !c->exited) {
             c->exited = true;
             c->status = status;
+            /* bwrap exits with 128 + N when its child died of signal N; a wait status
+             * for "killed by N" is N itself on Linux. */
+            if (c->wrapped && WIFEXITED(status) && WEXITSTATUS(status) > 128 &&
+                WEXITSTATUS(status) < 128 + 65)
+                c->status = WEXITSTATUS(status) - 128;
         }
     }
 }

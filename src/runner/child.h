@@ -2,8 +2,10 @@
  *
  * runner_child_spawn forks; the child calls setsid (so its pid is the group id and
  * signals to -pid reach everything it starts), asks for SIGKILL when the runner dies,
- * enters the project directory, wires its stdio to pipes (stdin: a pipe or /dev/null),
- * closes every other descriptor and execs argv with the given environment, searching
+ * enters the project directory (by descriptor when it has one: the runner checked that
+ * very directory), wires its stdio to pipes (stdin: a pipe or /dev/null), closes every
+ * other descriptor (except the directory as descriptor 3 when bwrap is to mount it)
+ * and execs argv with the given environment, searching
  * PATH like execvp. An exec that fails is reported through a close-on-exec pipe, so
  * the parent knows at once whether the program started. Never a shell.
  *
@@ -27,13 +29,18 @@ struct runner_child {
     int err_fd;  /* read end of its stderr, -1 when closed */
     bool exited; /* the CLI itself was reaped; status is its wait status */
     int status;
+    bool wrapped; /* the program is a wrapper (bwrap) that reports its child's death by
+                     signal N as exit status 128 + N: status is turned back into that */
 };
 
 struct runner_spawn {
     char *const *argv; /* argv[0] is the program (searched in PATH when it has no '/') */
     char *const *envp; /* the whole environment of the program */
-    const char *cwd;   /* working directory */
+    const char *cwd;   /* working directory (for messages only when dir_fd >= 0) */
+    int dir_fd;        /* >= 0: the working directory, entered with fchdir; -1: cwd */
+    bool pass_dir_fd;  /* the program also gets dir_fd as descriptor 3 (bwrap --bind-fd) */
     bool stdin_pipe;   /* a pipe for stdin; else /dev/null */
+    bool wrapped;      /* see runner_child.wrapped */
 };
 
 /* Makes the calling process the subreaper of its descendants (PR_SET_CHILD_SUBREAPER).

@@ -131,7 +131,8 @@ int main(int argc, char **argv)
     else
         bus_sigpipe_ignored();
 
-    int status = runner_run(&cfg, session_id, run_id);
+    int status =
+        runner_run(&cfg, config_file && *config_file ? config_file : NULL, session_id, run_id);
     log_context_clear();
     config_free(&cfg);
     return status;

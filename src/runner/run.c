@@ -50,6 +50,7 @@
 #include "core/publish.h"
 #include "core/util.h"
 #include "runner/run_priv.h"
+#include "runner/sandbox.h"
 
 extern char **environ;
 
@@ -454,19 +455,26 @@ static void finish(struct run *r)
  * PWD set to the project directory the CLI starts in. An inherited PWD names the
  * directory chatgw.fcgi was started in, and some CLIs believe it over getcwd()
  * (OpenCode 1.18 ran its tools there). */
-static int build_env(struct run *r, struct runner_strv *env)
+static int build_env(struct run *r, struct runner_strv *env, const char *home)
 {
     struct runner_strv add = {0};
+    bool own_home = r->cfg->runner_homes[0] && home;
     int rc = 0;
 
     if (r->prov->build_env && r->prov->build_env(&r->req, &add) < 0)
         rc = -1;
     if (rc == 0)
         rc = runner_strv_add2(&add, "PWD=", r->req.project_path);
+    /* A home per user (runner.homes): HOME is it, and the service's XDG directories,
+     * which would point into the service's own home, go. */
+    if (rc == 0 && own_home)
+        rc = runner_strv_add2(&add, "HOME=", home);
     for (char **e = environ; rc == 0 && e && *e; e++) {
         const char *eq = strchr(*e, '=');
         size_t nlen = eq ? (size_t)(eq - *e) : strlen(*e);
         bool replaced = strncmp(*e, "CHATGW_", 7) == 0;
+        if (own_home && strncmp(*e, "XDG_", 4) == 0)
+            replaced = true;
         for (size_t i = 0; !replaced && i < add.n; i++)
             replaced = strncmp(add.v[i], *e, nlen) == 0 && add.v[i][nlen] == '=';
         if (!replaced)
@@ -499,13 +507,29 @@ static int setup_signals(struct run *r)
     return r->sig_fd < 0 ? -1 : 0;
 }
 
-/* Starts the CLI. Returns 0, or -1 after the run was ended (fail_start). */
-static int start_cli(struct run *r)
+/* The value of PATH in env, or NULL. */
+static const char *env_path(const struct runner_strv *env)
+{
+    for (size_t i = 0; i < env->n; i++) {
+        if (strncmp(env->v[i], "PATH=", 5) == 0)
+            return env->v[i] + 5;
+    }
+    return NULL;
+}
+
+/* Starts the CLI, in the sandbox runner.sandbox asks for (sandbox.h), in the project
+ * directory checked again right now. config_path is the configuration file in use
+ * (hidden from the CLI; NULL: the default). Returns 0, or -1 after the run was ended
+ * (fail_start). */
+static int start_cli(struct run *r, const char *config_path)
 {
     struct runner_strv argv = {0}, env = {0};
     struct cgw_error err;
     const char *bin = r->cfg->provider_bin[r->req.provider];
-    char text[512];
+    enum sandbox_mode mode = SANDBOX_NONE;
+    char text[1024], why[768];
+    char *home = NULL, *prog = NULL, **wrapped = NULL;
+    int dir_fd = -1;
     int rc = -1;
 
     if (!bin || !*bin) {
@@ -514,12 +538,49 @@ static int start_cli(struct run *r)
         fail_start(r, text);
         return -1;
     }
+    /* The directory may have been swapped for a symlink since the session was made. */
+    if (sandbox_project_open(r->cfg, r->req.project_path, &dir_fd, &err) != CGW_OK ||
+        sandbox_home(r->cfg, r->req.owner, &home, &err) != CGW_OK ||
+        sandbox_mode_resolve(r->cfg, &mode, why, sizeof why, &err) != CGW_OK) {
+        snprintf(text, sizeof text, "%s CLI not started: %s", r->prov->name, err.text);
+        fail_start(r, text);
+        goto out;
+    }
+    if (why[0])
+        log_warn("%s", why);
     if (runner_strv_add(&argv, bin) < 0 || r->prov->build_argv(&r->req, &argv) < 0 ||
-        build_env(r, &env) < 0) {
+        build_env(r, &env, home) < 0) {
         fail_start(r, "out of memory starting the CLI");
         goto out;
     }
-    struct runner_spawn sp = {argv.v, env.v, r->req.project_path, r->prov->stdin_protocol};
+    if (mode == SANDBOX_BWRAP) {
+        /* bwrap runs the program by path inside; a missing one is said here, before. */
+        if (!(prog = sandbox_which(bin, env_path(&env)))) {
+            snprintf(text, sizeof text, "%s CLI not found or not executable (%s.bin): %s: %s",
+                     r->prov->name, r->prov->name, bin, strerror(errno));
+            fail_start(r, text);
+            goto out;
+        }
+        char *given = argv.v[0];
+        argv.v[0] = prog;
+        struct sandbox_spec spec = {r->cfg, config_path, r->req.project_path, home, env_path(&env)};
+        wrapped = sandbox_argv_build(&spec, argv.v, &err);
+        argv.v[0] = given;
+        if (!wrapped) {
+            snprintf(text, sizeof text, "%s CLI not started: %s", r->prov->name, err.text);
+            fail_start(r, text);
+            goto out;
+        }
+    }
+    struct runner_spawn sp = {
+        .argv = wrapped ? wrapped : argv.v,
+        .envp = env.v,
+        .cwd = r->req.project_path,
+        .dir_fd = dir_fd,
+        .pass_dir_fd = wrapped != NULL,
+        .stdin_pipe = r->prov->stdin_protocol,
+        .wrapped = wrapped != NULL,
+    };
     enum cgw_err e = runner_child_spawn(&sp, &r->child, &err);
     if (e == CGW_ERR_NOT_FOUND) {
         snprintf(text, sizeof text, "%s CLI not found or not executable (%s.bin): %s",
@@ -533,11 +594,17 @@ static int start_cli(struct run *r)
         fail_start(r, text);
         goto out;
     }
-    log_info("started %s (pid %d) in %s%s%s", bin, (int)r->child.pid, r->req.project_path,
+    log_info("started %s (pid %d) in %s, sandbox %s%s%s", bin, (int)r->child.pid,
+             r->req.project_path, mode == SANDBOX_BWRAP ? "bwrap" : "none",
              r->req.native_id ? ", resuming " : "", r->req.native_id ? r->req.native_id : "");
     r->last_output = runner_now_ms();
     rc = 0;
 out:
+    if (dir_fd >= 0)
+        close(dir_fd);
+    sandbox_argv_free(wrapped);
+    free(prog);
+    free(home);
     runner_strv_free(&argv);
     runner_strv_free(&env);
     return rc;
@@ -615,7 +682,8 @@ static void run_free(struct run *r)
     }
 }
 
-int runner_run(const struct config *cfg, const char *session_id, const char *run_id)
+int runner_run(const struct config *cfg, const char *config_path, const char *session_id,
+               const char *run_id)
 {
     struct run r = {.cfg = cfg, .session_id = session_id, .run_id = run_id, .sig_fd = -1};
     struct bus_run brun;
@@ -670,7 +738,7 @@ int runner_run(const struct config *cfg, const char *session_id, const char *run
     }
     if (runner_child_become_subreaper() < 0)
         log_warn("cannot become a child subreaper: %s", strerror(errno));
-    if (start_cli(&r) < 0)
+    if (start_cli(&r, config_path) < 0)
         goto out;
     if (runner_control_start(&r.ctl, &r.bc, session_id, run_id, &err) != CGW_OK)
         log_error("control messages cannot be read (abort will not work): %s", err.text);
