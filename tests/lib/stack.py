@@ -211,6 +211,11 @@ class Stack:
             "fcgi.threads": "4",
             "runner.path": os.path.join(TOP_BUILDDIR, "chatgw-runner"),
             "log.level": "info",
+            # The fixture CLIs are watched from outside (pids, pid files in the temp dir),
+            # which a sandbox's pid namespace and private /tmp would hide: stacks run
+            # without one unless a test asks (sandbox.test, the live tier). Here and not
+            # only in the environment: systemd-socket-activate passes no environment on.
+            "runner.sandbox": "none",
         }
         if self.prefix != "/api":
             cfg["http.prefix"] = self.prefix
