@@ -20,14 +20,7 @@ end
 
 -- seq never goes backwards: take the largest of the counter, the newest stream entry
 -- and the high-water mark SQLite knows (the counter may be gone after a Redis loss).
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-if #top > 0 then
-    local t = tonumber(string.match(top[1][1], '^(%d+)'))
-    if t and t > seq then
-        seq = t
-    end
-end
+local seq = cgw_last_num(KEYS[2], KEYS[3])
 local hwm = tonumber(ARGV[5])
 if hwm > seq then
     seq = hwm

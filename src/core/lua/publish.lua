@@ -26,14 +26,7 @@ end
 
 -- Next seq after both the counter and the newest entry, so that XADD (the only
 -- command here that can fail) never meets a smaller id; it runs before any write.
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-if #top > 0 then
-    local t = tonumber(string.match(top[1][1], '^(%d+)'))
-    if t and t > seq then
-        seq = t
-    end
-end
+local seq = cgw_last_num(KEYS[2], KEYS[3])
 local s
 if mode == 'batch' then
     -- A retried batch is recognised by its last event id (above): the script is
