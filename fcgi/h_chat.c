@@ -126,26 +126,6 @@ bad:
     return NULL;
 }
 
-/* How many runs the user has running (per-user limit); counts across all processes. */
-static enum cgw_err running_runs_of(struct bus *bus, int64_t owner, int64_t *count,
-                                    struct cgw_error *err)
-{
-    char **ids = NULL;
-    size_t n = 0;
-    *count = 0;
-    enum cgw_err rc = bus_runs_running(bus, &ids, &n, err);
-    for (size_t i = 0; rc == CGW_OK && i < n; i++) {
-        struct bus_run run;
-        enum cgw_err r = bus_run_get(bus, ids[i], &run, NULL, err);
-        if (r == CGW_OK && run.status == RUN_RUNNING && run.owner == owner)
-            (*count)++;
-        else if (r != CGW_OK && r != CGW_ERR_NOT_FOUND)
-            rc = r;
-    }
-    bus_strings_free(ids, n);
-    return rc;
-}
-
 static void chat_send(struct worker *w, struct request *req, json_t *body, bool envelope,
                       struct response *resp)
 {
@@ -157,7 +137,7 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     enum provider_id provider;
     json_t *options = NULL, *run_req = NULL;
     char run_id[CGW_ID_MAX], running[CGW_ID_MAX] = "";
-    int64_t hwm = 0, last_seq = 0, nrunning = 0;
+    int64_t hwm = 0, last_seq = 0;
 
     memset(&s, 0, sizeof s);
     if (http_only_fields(body, envelope ? send_fields_env : send_fields, resp) < 0)
@@ -191,15 +171,8 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     if (!options)
         goto out;
     if (worker_store(w, &st, &err) != CGW_OK || worker_bus(w, &bus, &err) != CGW_OK ||
-        store_session_last_seq(st, s.id, &hwm, &err) != CGW_OK ||
-        running_runs_of(bus, req->user.id, &nrunning, &err) != CGW_OK) {
+        store_session_last_seq(st, s.id, &hwm, &err) != CGW_OK) {
         response_from_err(resp, &err, s.id);
-        goto out;
-    }
-    if (nrunning >= cfg->max_runs_per_user) {
-        response_error(resp, CODE_TOO_MANY_REQUESTS, s.id,
-                       "you have %lld runs running; the limit is %lld", (long long)nrunning,
-                       (long long)cfg->max_runs_per_user);
         goto out;
     }
     if (cgw_id_new("run", run_id, sizeof run_id) < 0) {
@@ -223,6 +196,7 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
         .request_json = request_json,
         .hwm_seq = hwm,
         .lease_ms = cfg->runner_lease_s * 1000,
+        .max_running = cfg->max_runs_per_user,
     };
     enum cgw_err rc = bus_run_claim(bus, &claim, &last_seq, running, &err);
     free(request_json);

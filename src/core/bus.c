@@ -44,6 +44,7 @@
 #define BUS_DEFAULT_MAXLEN 5000
 #define BUS_DEFAULT_TTL_S 600
 #define BUS_MAX_ARGS (3 + K__COUNT + 8 + 2 * BUS_PUBLISH_BATCH_MAX)
+#define BUS_SCRIPT_MAX_ARGS 1000000 /* keys or args of one script call, at the most */
 
 /* ---- tables ------------------------------------------------------------------ */
 
@@ -61,7 +62,7 @@ static const char *const script_files[SCRIPT__COUNT] = {
     [SCRIPT_SET_RUNNER] = "set_runner.lua", [SCRIPT_FEED] = "feed.lua",
 };
 
-/* Error replies by their first word. Our scripts answer STALE, CONFLICT, NOT_FOUND;
+/* Error replies by their first word. Our scripts answer STALE, CONFLICT, NOT_FOUND, LIMIT;
  * the others mean Redis is not serving right now (loading the AOF, a script busy,
  * bad credentials, a read-only replica, out of memory). Anything else is a bug. */
 static const struct {
@@ -69,11 +70,12 @@ static const struct {
     enum cgw_err code;
 } reply_errors[] = {
     {"STALE", CGW_ERR_STALE},         {"CONFLICT", CGW_ERR_CONFLICT},
-    {"NOT_FOUND", CGW_ERR_NOT_FOUND}, {"LOADING", CGW_ERR_BACKEND},
-    {"BUSY", CGW_ERR_BACKEND},        {"NOAUTH", CGW_ERR_BACKEND},
-    {"WRONGPASS", CGW_ERR_BACKEND},   {"MASTERDOWN", CGW_ERR_BACKEND},
-    {"READONLY", CGW_ERR_BACKEND},    {"OOM", CGW_ERR_BACKEND},
-    {"TRYAGAIN", CGW_ERR_BACKEND},    {"CLUSTERDOWN", CGW_ERR_BACKEND},
+    {"NOT_FOUND", CGW_ERR_NOT_FOUND}, {"LIMIT", CGW_ERR_LIMIT},
+    {"LOADING", CGW_ERR_BACKEND},     {"BUSY", CGW_ERR_BACKEND},
+    {"NOAUTH", CGW_ERR_BACKEND},      {"WRONGPASS", CGW_ERR_BACKEND},
+    {"MASTERDOWN", CGW_ERR_BACKEND},  {"READONLY", CGW_ERR_BACKEND},
+    {"OOM", CGW_ERR_BACKEND},         {"TRYAGAIN", CGW_ERR_BACKEND},
+    {"CLUSTERDOWN", CGW_ERR_BACKEND},
 };
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -398,14 +400,26 @@ enum cgw_err bus_script(struct bus *b, enum bus_script s, unsigned flags, unsign
                         const char *const *keys, int nargs, const char *const *args,
                         const size_t *arglens, redisReply **out, struct cgw_error *err)
 {
-    const char *argv[BUS_MAX_ARGS];
-    size_t lens[BUS_MAX_ARGS];
+    const char *argv_small[BUS_MAX_ARGS];
+    size_t lens_small[BUS_MAX_ARGS];
+    const char **argv = argv_small;
+    size_t *lens = lens_small;
     char nk[16];
     int argc = 0;
     enum cgw_err rc;
 
-    if (3 + nkeys + nargs > BUS_MAX_ARGS)
+    if (nkeys < 0 || nargs < 0 || nkeys > BUS_SCRIPT_MAX_ARGS || nargs > BUS_SCRIPT_MAX_ARGS)
         return cgw_error_set(err, CGW_ERR_INTERNAL, "bus: too many script arguments");
+    if (3 + nkeys + nargs > BUS_MAX_ARGS) {
+        /* Only a claim that declares the members of a large running set comes here. */
+        argv = malloc((size_t)(3 + nkeys + nargs) * sizeof(*argv));
+        lens = malloc((size_t)(3 + nkeys + nargs) * sizeof(*lens));
+        if (!argv || !lens) {
+            free(argv);
+            free(lens);
+            return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+        }
+    }
     snprintf(nk, sizeof(nk), "%d", nkeys);
     argv[argc++] = "EVALSHA";
     argv[argc++] = b->sha[s];
@@ -425,11 +439,14 @@ enum cgw_err bus_script(struct bus *b, enum bus_script s, unsigned flags, unsign
     rc = bus_exec(b, flags, want, argc, argv, lens, out, err);
     if (rc != CGW_OK && b->noscript && b->ctx) {
         rc = bus_load_scripts(b, err);
-        if (rc != CGW_OK) {
+        if (rc != CGW_OK)
             bus_drop(b);
-            return rc;
-        }
-        rc = bus_exec(b, flags, want, argc, argv, lens, out, err);
+        else
+            rc = bus_exec(b, flags, want, argc, argv, lens, out, err);
+    }
+    if (argv != argv_small) {
+        free(argv);
+        free(lens);
     }
     return rc;
 }

@@ -120,14 +120,118 @@ static enum cgw_err bus_running_add(struct bus *b, const char *session_id, struc
     return rc;
 }
 
+/* The key of user's running set (a hint list of the sessions with a running run). */
+static void running_set_key(int64_t user, char key[BUS_KEY_MAX])
+{
+    snprintf(key, BUS_KEY_MAX, "cgw:{u:%" PRId64 "}:running", user);
+}
+
+/* The members of a user's running set, with the run hash key of each, for claim.lua
+ * to declare. *ids and *run_keys are new arrays of new strings (bus_strings_free). A
+ * member that is not a session id (never added by us) is removed and skipped. */
+static enum cgw_err running_members(struct bus *b, const char *set_key, char ***ids,
+                                    char ***run_keys, size_t *n, struct cgw_error *err)
+{
+    redisReply *r, *x;
+    size_t count = 0;
+    enum cgw_err rc = bus_cmd(b, CMD_RETRY, WANT_ARR, &r, err, 2, "SMEMBERS", set_key);
+
+    *ids = *run_keys = NULL;
+    *n = 0;
+    if (rc != CGW_OK)
+        return rc;
+    char **list = calloc(r->elements + 1, sizeof(*list));
+    char **keys = calloc(r->elements + 1, sizeof(*keys));
+    if (!list || !keys) {
+        rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *m = reply_elem(r, i, WANT_STR);
+        struct bus_keys k;
+        if (!m)
+            continue;
+        if (bus_keys_make(m->str, &k, NULL) != CGW_OK) {
+            rc = bus_cmd(b, CMD_RETRY, WANT_INT, &x, err, 3, "SREM", set_key, m->str);
+            if (rc != CGW_OK)
+                goto fail;
+            freeReplyObject(x);
+            continue;
+        }
+        list[count] = strdup(m->str);
+        keys[count] = strdup(k.k[K_RUN]);
+        if (!list[count] || !keys[count]) {
+            free(list[count]);
+            free(keys[count]);
+            rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+            goto fail;
+        }
+        count++;
+    }
+    freeReplyObject(r);
+    *ids = list;
+    *run_keys = keys;
+    *n = count;
+    return CGW_OK;
+
+fail:
+    freeReplyObject(r);
+    bus_strings_free(list, count);
+    bus_strings_free(keys, count);
+    return rc;
+}
+
+/* How many times a claim reads the running set again because it changed between the
+ * read and the script (other claims of the same user at the same moment). */
+#define CLAIM_MEMBER_TRIES 8
+#define CLAIM_ARGS 9
+
+/* One claim.lua call; members (n of them, with their run keys) declared when the
+ * script asked for them. *answer is the script's integer answer (-1 = declare). */
+static enum cgw_err claim_call(struct bus *b, const struct bus_keys *k, const char *set_key,
+                               const char *const *args, char **members, char **member_keys,
+                               size_t n, int64_t *answer, struct cgw_error *err)
+{
+    enum cgw_err rc = CGW_OK;
+    redisReply *r;
+    const char **keys = calloc(K__COUNT + 1 + n, sizeof(*keys));
+    const char **argv = calloc(CLAIM_ARGS + n, sizeof(*argv));
+
+    if (!keys || !argv) {
+        rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < K__COUNT; i++)
+        keys[i] = k->k[i];
+    keys[K__COUNT] = set_key;
+    for (int i = 0; i < CLAIM_ARGS; i++)
+        argv[i] = args[i];
+    for (size_t i = 0; i < n; i++) {
+        keys[K__COUNT + 1 + i] = member_keys[i];
+        argv[CLAIM_ARGS + i] = members[i];
+    }
+    rc = bus_script(b, SCRIPT_CLAIM, CMD_RETRY, WANT_INT, K__COUNT + 1 + (int)n, keys,
+                    CLAIM_ARGS + (int)n, argv, NULL, &r, err);
+    if (rc == CGW_OK) {
+        *answer = r->integer;
+        freeReplyObject(r);
+    }
+out:
+    free(keys);
+    free(argv);
+    return rc;
+}
+
 enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *last_seq,
                            char running_run_id[CGW_ID_MAX], struct cgw_error *err)
 {
     struct bus_keys k;
-    char owner[24], hwm[24], lease[24], now[24];
-    const char *args[7];
+    char owner[24], hwm[24], lease[24], now[24], limit[24], set_key[BUS_KEY_MAX];
+    const char *args[CLAIM_ARGS];
+    char **members = NULL, **member_keys = NULL;
+    size_t nmembers = 0;
+    int64_t answer = -1;
     struct cgw_error e;
-    redisReply *r;
     enum cgw_err rc;
 
     if (running_run_id)
@@ -141,13 +245,15 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
     if (!c->provider || !c->provider[0] ||
         strlen(c->provider) >= sizeof(((struct bus_run *)0)->provider))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid provider");
-    if (c->hwm_seq < 0 || c->hwm_seq >= BUS_SEQ_MAX || c->lease_ms <= 0)
+    if (c->hwm_seq < 0 || c->hwm_seq >= BUS_SEQ_MAX || c->lease_ms <= 0 || c->max_running < 0)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid claim numbers");
 
     snprintf(owner, sizeof(owner), "%" PRId64, c->owner);
     snprintf(hwm, sizeof(hwm), "%" PRId64, c->hwm_seq);
     snprintf(lease, sizeof(lease), "%" PRId64, c->lease_ms);
     snprintf(now, sizeof(now), "%" PRId64, cgw_now_ms());
+    snprintf(limit, sizeof(limit), "%" PRId64, c->max_running);
+    running_set_key(c->owner, set_key);
     args[0] = c->run_id;
     args[1] = c->provider;
     args[2] = owner;
@@ -155,6 +261,8 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
     args[4] = hwm;
     args[5] = lease;
     args[6] = now;
+    args[7] = limit;
+    args[8] = c->session_id;
 
     /* In cgw:running before the claim too, so that a failure between the script and
      * the SADD after it cannot hide a running run from the reaper; a stray member is
@@ -162,7 +270,26 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
     rc = bus_running_add(b, c->session_id, err);
     if (rc != CGW_OK)
         return rc;
-    rc = bus_script(b, SCRIPT_CLAIM, CMD_RETRY, WANT_INT, K__COUNT, k.k, 7, args, NULL, &r, &e);
+    /* First without the members: below the limit the script needs none. When it asks
+     * (-1), read them and declare them; -1 again means the set changed meanwhile. */
+    for (int attempt = 0; rc == CGW_OK && answer < 0; attempt++) {
+        if (attempt > CLAIM_MEMBER_TRIES) {
+            rc = cgw_error_set(&e, CGW_ERR_BACKEND, "bus: the running set of user %s kept changing",
+                               owner);
+            break;
+        }
+        if (attempt > 0) {
+            bus_strings_free(members, nmembers);
+            bus_strings_free(member_keys, nmembers);
+            rc = running_members(b, set_key, &members, &member_keys, &nmembers, &e);
+            if (rc != CGW_OK)
+                break;
+        }
+        rc = claim_call(b, &k, set_key, args, members, member_keys, nmembers, &answer, &e);
+    }
+    bus_strings_free(members, nmembers);
+    bus_strings_free(member_keys, nmembers);
+
     if (rc == CGW_ERR_CONFLICT) {
         /* "CONFLICT <runId>" from claim.lua */
         char other[CGW_ID_MAX] = "";
@@ -179,14 +306,19 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
         return cgw_error_set(err, CGW_ERR_CONFLICT, "session %s: run %s is running", c->session_id,
                              other);
     }
+    if (rc == CGW_ERR_LIMIT) {
+        /* "LIMIT <n>" from claim.lua */
+        const char *p = strchr(e.text, ' ');
+        return cgw_error_set(err, CGW_ERR_LIMIT, "you have %s runs running; the limit is %s",
+                             p ? p + 1 : "?", limit);
+    }
     if (rc != CGW_OK) {
         if (err)
             *err = e;
         return rc;
     }
     if (last_seq)
-        *last_seq = r->integer;
-    freeReplyObject(r);
+        *last_seq = answer;
     return bus_running_add(b, c->session_id, err);
 }
 
