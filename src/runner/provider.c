@@ -6,12 +6,11 @@
 
 #include "core/util.h"
 
-/* One adapter per provider, one file each in providers/; NULL would refuse its runs. */
+/* One adapter per row of core/provider_list.h, one file each in providers/. */
+#define PROVIDER_ROW(ID, name, ...) [PROVIDER_##ID] = &name##_provider,
 static const struct runner_provider *const provider_table[PROVIDER__COUNT] = {
-    [PROVIDER_CLAUDE] = &claude_provider,     [PROVIDER_CODEX] = &codex_provider,
-    [PROVIDER_CURSOR] = &cursor_provider,     [PROVIDER_GEMINI] = &gemini_provider,
-    [PROVIDER_OPENCODE] = &opencode_provider,
-};
+    CGW_PROVIDER_LIST(PROVIDER_ROW)};
+#undef PROVIDER_ROW
 
 const struct runner_provider *runner_provider_for(enum provider_id p)
 {

@@ -8,10 +8,9 @@
  * pipes, the bus and the store, and writes what an adapter appends to a runner_buf
  * to the CLI's stdin.
  *
- * Adding a provider is one file: providers/<name>.c defines
- * `const struct runner_provider <name>_provider`, declared below and listed in the
- * table of provider.c. A provider whose table entry is NULL is refused by the runner
- * with an `error` event and complete{exitCode:127, reason:"spawn_failed"}.
+ * Adding a provider is one row in core/provider_list.h and one file: providers/<name>.c
+ * defines `const struct runner_provider <name>_provider`, declared below and put in the
+ * table of provider.c, both made from the rows (doc/internals.md, "Adding a provider").
  *
  * Also here: the run request (the JSON fcgi stores with the claim, doc/internals.md)
  * decoded into a struct, and the small containers adapters fill.
@@ -186,13 +185,12 @@ struct runner_provider {
                   struct runner_buf *in);
 };
 
-extern const struct runner_provider claude_provider;
-extern const struct runner_provider codex_provider;
-extern const struct runner_provider cursor_provider;
-extern const struct runner_provider gemini_provider;
-extern const struct runner_provider opencode_provider;
+/* `<name>_provider` of every row of CGW_PROVIDER_LIST. */
+#define RUNNER_PROVIDER_DECL(ID, name, ...) extern const struct runner_provider name##_provider;
+CGW_PROVIDER_LIST(RUNNER_PROVIDER_DECL)
+#undef RUNNER_PROVIDER_DECL
 
-/* The adapter of p, or NULL when this runner does not support it yet. */
+/* The adapter of p, or NULL when p is out of range. */
 const struct runner_provider *runner_provider_for(enum provider_id p);
 
 #endif
