@@ -82,7 +82,7 @@ static const struct {
 
 /* Ids become parts of keys and of script error texts: a safe alphabet, no braces
  * (they would move the hash tag) and no blanks. */
-bool id_valid(const char *s, size_t max)
+bool bus_id_valid(const char *s, size_t max)
 {
     size_t n = 0;
     if (!s)
@@ -100,7 +100,7 @@ bool id_valid(const char *s, size_t max)
 
 enum cgw_err bus_keys_make(const char *session_id, struct bus_keys *k, struct cgw_error *err)
 {
-    if (!id_valid(session_id, CGW_UUID_LEN))
+    if (!bus_id_valid(session_id, CGW_UUID_LEN))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid session id");
     for (int i = 0; i < K__COUNT; i++) {
         snprintf(k->buf[i], sizeof(k->buf[i]), "cgw:{%s}:%s", session_id, key_names[i]);
@@ -109,21 +109,21 @@ enum cgw_err bus_keys_make(const char *session_id, struct bus_keys *k, struct cg
     return CGW_OK;
 }
 
-struct timeval ms_to_tv(int64_t ms)
+struct timeval bus_ms_to_tv(int64_t ms)
 {
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
     return tv;
 }
 
 /* Element i of an array reply when its type is one of want, else NULL. */
-const redisReply *reply_elem(const redisReply *r, size_t i, unsigned want)
+const redisReply *bus_reply_elem(const redisReply *r, size_t i, unsigned want)
 {
     if (r->type != REDIS_REPLY_ARRAY || i >= r->elements || !r->element[i])
         return NULL;
     return (want & (1u << r->element[i]->type)) ? r->element[i] : NULL;
 }
 
-char *strndup_checked(const char *s, size_t n)
+char *bus_strndup(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (p) {
@@ -152,7 +152,7 @@ void bus_sigpipe_ignored(void)
     sigpipe_off = true;
 }
 
-void sigpipe_block(struct sigpipe_guard *g)
+void bus_sigpipe_block(struct sigpipe_guard *g)
 {
     sigset_t set, pending;
     g->skipped = sigpipe_off;
@@ -166,7 +166,7 @@ void sigpipe_block(struct sigpipe_guard *g)
     g->was_pending = sigismember(&pending, SIGPIPE) == 1;
 }
 
-void sigpipe_restore(struct sigpipe_guard *g)
+void bus_sigpipe_restore(struct sigpipe_guard *g)
 {
     sigset_t set, pending;
     if (g->skipped)
@@ -218,10 +218,10 @@ static enum cgw_err bus_raw(struct bus *b, unsigned want, int argc, const char *
 
     *out = NULL;
     b->noscript = false;
-    sigpipe_block(&g);
+    bus_sigpipe_block(&g);
     r = redisCommandArgv(b->ctx, argc, argv, lens);
     saved_errno = errno;
-    sigpipe_restore(&g);
+    bus_sigpipe_restore(&g);
     if (!r) {
         const char *why = b->ctx->err ? b->ctx->errstr : "no reply";
         /* hiredis reports a socket timeout as EAGAIN from read(2). */
@@ -284,7 +284,7 @@ static enum cgw_err bus_load_scripts(struct bus *b, struct cgw_error *err)
 
 static enum cgw_err bus_connect(struct bus *b, struct cgw_error *err)
 {
-    struct timeval tv = ms_to_tv(b->timeout_ms);
+    struct timeval tv = bus_ms_to_tv(b->timeout_ms);
     redisContext *c;
     redisReply *r;
     enum cgw_err rc;
@@ -299,7 +299,7 @@ static enum cgw_err bus_connect(struct bus *b, struct cgw_error *err)
         redisFree(c);
         return rc;
     }
-    if (redisSetTimeout(c, ms_to_tv(b->timeout_ms + b->extra_timeout_ms)) != REDIS_OK) {
+    if (redisSetTimeout(c, bus_ms_to_tv(b->timeout_ms + b->extra_timeout_ms)) != REDIS_OK) {
         redisFree(c);
         return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: cannot set the timeout", b->address);
     }

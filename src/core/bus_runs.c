@@ -147,7 +147,7 @@ static enum cgw_err running_members(struct bus *b, const char *set_key, char ***
         goto fail;
     }
     for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *m = reply_elem(r, i, WANT_STR);
+        const redisReply *m = bus_reply_elem(r, i, WANT_STR);
         struct bus_keys k;
         if (!m)
             continue;
@@ -240,7 +240,7 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: no claim");
     if ((rc = bus_keys_make(c->session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(c->run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(c->run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
     if (!c->provider || !c->provider[0] ||
         strlen(c->provider) >= sizeof(((struct bus_run *)0)->provider))
@@ -333,7 +333,7 @@ enum cgw_err bus_run_set_runner(struct bus *b, const char *session_id, const cha
 
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
     snprintf(pidbuf, sizeof(pidbuf), "%" PRId64, pid);
     args[0] = run_id;
@@ -385,12 +385,12 @@ enum cgw_err bus_run_get(struct bus *b, const char *session_id, struct bus_run *
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "session %s has no run", session_id);
     }
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *name = reply_elem(r, i, WANT_STR);
-        const redisReply *val = reply_elem(r, i + 1, WANT_STR);
+        const redisReply *name = bus_reply_elem(r, i, WANT_STR);
+        const redisReply *val = bus_reply_elem(r, i + 1, WANT_STR);
         if (!name || !val)
             continue;
         if (strcmp(name->str, "request") == 0) {
-            if (request_json && !request && !(request = strndup_checked(val->str, val->len))) {
+            if (request_json && !request && !(request = bus_strndup(val->str, val->len))) {
                 freeReplyObject(r);
                 return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
             }
@@ -443,9 +443,9 @@ static enum cgw_err bus_publish_mode(struct bus *b, const char *session_id, cons
 
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
-    if (!id_valid(event_id, BUS_EVENT_ID_MAX))
+    if (!bus_id_valid(event_id, BUS_EVENT_ID_MAX))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid event id");
     end = json_object_end(json);
     if (end == 0)
@@ -504,10 +504,10 @@ enum cgw_err bus_events_publish(struct bus *b, const char *session_id, const cha
                              BUS_PUBLISH_BATCH_MAX);
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
     for (size_t i = 0; i < n; i++) {
-        if (!id_valid(event_ids[i], BUS_EVENT_ID_MAX))
+        if (!bus_id_valid(event_ids[i], BUS_EVENT_ID_MAX))
             return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid event id");
         lens[8 + 2 * i] = strlen(event_ids[i]);
         lens[9 + 2 * i] = json_object_end(jsons[i]);
@@ -558,7 +558,7 @@ enum cgw_err bus_lease_refresh(struct bus *b, const char *session_id, const char
 
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1) || lease_ms <= 0)
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1) || lease_ms <= 0)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid lease refresh");
     snprintf(ms, sizeof(ms), "%" PRId64, lease_ms);
     keys[0] = k.k[K_RUN];
@@ -598,7 +598,7 @@ enum cgw_err bus_runs_running(struct bus *b, char ***ids, size_t *n, struct cgw_
         return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
     }
     for (size_t i = 0; i < members->elements; i++) {
-        const redisReply *m = reply_elem(members, i, WANT_STR);
+        const redisReply *m = bus_reply_elem(members, i, WANT_STR);
         struct bus_keys k;
         redisReply *r;
         bool running;
@@ -699,12 +699,12 @@ static enum cgw_err read_stream(struct bus *b, const char *const keys[3], const 
     if (rc != CGW_OK)
         return rc;
 
-    last = reply_elem(r, 0, WANT_INT);
-    first = reply_elem(r, 1, WANT_INT);
-    status = reply_elem(r, 2, WANT_STR);
-    run_id = reply_elem(r, 3, WANT_STR);
-    more = reply_elem(r, 4, WANT_INT);
-    entries = reply_elem(r, 5, WANT_ARR);
+    last = bus_reply_elem(r, 0, WANT_INT);
+    first = bus_reply_elem(r, 1, WANT_INT);
+    status = bus_reply_elem(r, 2, WANT_STR);
+    run_id = bus_reply_elem(r, 3, WANT_STR);
+    more = bus_reply_elem(r, 4, WANT_INT);
+    entries = bus_reply_elem(r, 5, WANT_ARR);
     if (!last || !first || !status || !run_id || !more || !entries || entries->elements % 2) {
         rc = cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: unexpected read reply", b->address);
         goto out;
@@ -729,15 +729,15 @@ static enum cgw_err read_stream(struct bus *b, const char *const keys[3], const 
         }
     }
     for (size_t i = 0; i + 1 < entries->elements; i += 2) {
-        const redisReply *id = reply_elem(entries, i, WANT_STR);
-        const redisReply *json = reply_elem(entries, i + 1, WANT_STR);
+        const redisReply *id = bus_reply_elem(entries, i, WANT_STR);
+        const redisReply *json = bus_reply_elem(entries, i + 1, WANT_STR);
         struct bus_event *ev = &out->events[out->n];
         if (!id || !json || entry_seq(id, &ev->seq) != 0) {
             rc = cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: bad stream entry of %s",
                                b->address, label);
             goto out;
         }
-        if (!(ev->json = strndup_checked(json->str, json->len))) {
+        if (!(ev->json = bus_strndup(json->str, json->len))) {
             rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
             goto out;
         }

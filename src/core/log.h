@@ -8,6 +8,8 @@
 #ifndef CGW_LOG_H
 #define CGW_LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
 /* Sets the program name (borrowed; must outlive the process) and the minimum level.
@@ -17,6 +19,10 @@ void log_init(const char *program, enum log_level level);
 /* Parses "debug"/"info"/"warn"/"error". Returns 0 and sets *out, or -1. */
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level level);
+
+/* True when lines of level are written (level is at least log_init's): for work done
+ * only to log (a request dump), never cfg.log_level compared by hand. Thread-safe. */
+bool log_enabled(enum log_level level);
 
 /* Sets the calling thread's ids for the following lines (each may be NULL;
  * copied, truncated at 63 bytes). log_context_clear() drops them. */
