@@ -15,6 +15,17 @@ static const struct config_key *key_named(const char *name)
     return NULL;
 }
 
+/* The text of the RESULT item that runner_items_turn_failed makes of text. */
+static void turn_failed_is(const char *text, const char *want, const char *name)
+{
+    struct runner_items it = {0};
+    runner_items_turn_failed(&it, "x", text);
+    ok(it.n == 1 && it.v[0].type == RUNNER_ITEM_RESULT && it.v[0].is_error, "%s: one failed RESULT",
+       name);
+    is_str(it.n == 1 ? it.v[0].text : NULL, want, "%s: text", name);
+    runner_items_clear(&it);
+}
+
 int main(void)
 {
     struct config cfg;
@@ -55,6 +66,25 @@ int main(void)
         ok(provider_mode_known(p, "default") && !provider_mode_known(p, "nope"),
            "%s: provider_mode_known", name);
     }
+    /* The one "turn failed with an inner API error" rule of the adapters. */
+    turn_failed_is("{\"type\":\"error\",\"error\":{\"message\":\"boom\"}}",
+                   "x: the turn failed: boom", "an API error's JSON");
+    turn_failed_is("[API Error: {\"error\":{\"message\":\"quota\"}}]", "x: the turn failed: quota",
+                   "JSON inside text");
+    turn_failed_is("stream disconnected", "stream disconnected", "plain text");
+    turn_failed_is("{not json}", "{not json}", "braces without JSON");
+    turn_failed_is(NULL, "x: the turn failed", "no text");
+    turn_failed_is("", "x: the turn failed", "empty text");
+
+    /* Adapters without more state share the plain state functions. */
+    struct event_ctx ctx = {"s", "r", "x"};
+    struct runner_request req = {0};
+    struct runner_state *rs = runner_state_new(&ctx, &req);
+    ok(rs && rs->ctx == &ctx && rs->req == &req, "runner_state_new holds ctx and req");
+    runner_state_free(rs);
+    ok(runner_state_alloc(sizeof *rs - 1, &ctx, &req) == NULL,
+       "a state smaller than the base: NULL");
+
     ok(runner_provider_for(PROVIDER__COUNT) == NULL, "out of range: no adapter");
     is_str(provider_name(PROVIDER__COUNT), "unknown", "out of range: unknown");
     config_free(&cfg);
