@@ -21,8 +21,9 @@
  *   cgw:perm:{R}     string session id of permission request R (7 days TTL)
  *   cgw:running      set    session ids with a running run (for the reaper; outside
  *                           the scripts, so the scripts stay single-slot)
- *   cgw:{u:U}:running set   session ids of user U's runs, added by the claim: hints,
- *                           pruned by the claim when the set reaches the user's limit
+ *   cgw:{u:U}:running set   session ids of user U's runs, added by the claim, removed
+ *                           by the complete (or reap); members whose run hash expired
+ *                           are pruned by the claim when the set reaches the limit
  *                           (a member counts only while its run hash says running)
  *   channel cgw:notify      PUBLISHed by publish/complete with the session id;
  *                           by the feed script with "u:<user id>"
@@ -35,8 +36,9 @@
  *
  * Slots: every script touches the keys of one session (one hash tag), except the
  * claim, which also counts the owner's runs: it touches cgw:{u:U}:running and, when
- * that set is at the limit, the run hashes of its members, all declared as KEYS. That
- * is the one cross-slot script: fine on one Redis or a Sentinel primary (DESIGN §12);
+ * that set is at the limit, the run hashes of its members, and the complete, which
+ * removes the session from that set; all declared as KEYS. These are the cross-slot
+ * scripts: fine on one Redis or a Sentinel primary (DESIGN §12);
  * a Redis Cluster would need the limit counted apart from the claim.
  *
  * Atomicity: claim, publish, complete, lease refresh and permission resolution are

@@ -434,10 +434,11 @@ static enum cgw_err bus_publish_mode(struct bus *b, const char *session_id, cons
                                      int64_t *seq, struct cgw_error *err)
 {
     struct bus_keys k;
-    char maxlen[24], now[24], ttl[24];
-    const char *args[8];
+    char maxlen[24], now[24], ttl[24], set_key[BUS_KEY_MAX];
+    const char *args[8], *keys[K__COUNT + 1];
     size_t lens[8];
     size_t end;
+    int nkeys = K__COUNT;
     redisReply *r;
     enum cgw_err rc;
 
@@ -450,6 +451,22 @@ static enum cgw_err bus_publish_mode(struct bus *b, const char *session_id, cons
     end = json_object_end(json);
     if (end == 0)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: event is not a non-empty JSON object");
+    memcpy(keys, k.k, sizeof k.k);
+    if (mode != MODE_PUBLISH) {
+        /* The complete also drops the session from its owner's running set (declared:
+         * the owner is read first; a session never changes owner, and the script
+         * checks the key against the run it completes). */
+        int64_t owner = 0;
+        rc = bus_cmd(b, CMD_RETRY, WANT_STR | WANT_NIL, &r, err, 3, "HGET", k.k[K_RUN], "owner");
+        if (rc != CGW_OK)
+            return rc;
+        if (r->type == REDIS_REPLY_STRING &&
+            cgw_parse_int64(r->str, INT64_MIN, INT64_MAX, &owner) == 0) {
+            running_set_key(owner, set_key);
+            keys[nkeys++] = set_key;
+        }
+        freeReplyObject(r);
+    }
 
     snprintf(maxlen, sizeof(maxlen), "%" PRId64, b->stream_maxlen);
     snprintf(now, sizeof(now), "%" PRId64, cgw_now_ms());
@@ -466,7 +483,7 @@ static enum cgw_err bus_publish_mode(struct bus *b, const char *session_id, cons
         lens[i] = strlen(args[i]);
     lens[2] = end; /* the object without its final '}' */
 
-    rc = bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, K__COUNT, k.k, 8, args, lens, &r, err);
+    rc = bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, nkeys, keys, 8, args, lens, &r, err);
     if (rc != CGW_OK)
         return rc;
     if (seq)

@@ -139,14 +139,16 @@ static void test_limit(void)
 
     /* A completed run no longer counts. */
     is_int(complete(b, &s[0], false), CGW_OK, "complete the first run");
-    is_int(claim(b, &s[2], u, 2, NULL, &e), CGW_OK, "after a complete the third run claims");
     is_int(rint_("SISMEMBER cgw:{u:%lld}:running %s", (long long)u, s[0].sid), 0,
-           "the completed session was dropped from the set");
+           "the complete dropped the session from the user's set");
+    is_int(claim(b, &s[2], u, 2, NULL, &e), CGW_OK, "after a complete the third run claims");
     is_int(claim(b, &s[3], u, 2, NULL, &e), CGW_ERR_LIMIT, "at the limit again");
 
     /* A reaped run (lease gone, runner_lost) no longer counts. */
     is_int(rint_("DEL cgw:{%s}:lease", s[1].sid), 1, "the lease of run 2 is gone");
     is_int(complete(b, &s[1], true), CGW_OK, "the reaper completes run 2");
+    is_int(rint_("SISMEMBER cgw:{u:%lld}:running %s", (long long)u, s[1].sid), 0,
+           "the reap dropped the session from the user's set");
     is_int(claim(b, &s[3], u, 2, NULL, &e), CGW_OK, "after a reap the fourth run claims");
 
     /* A run whose hash expired (or was lost with Redis data) no longer counts. */
