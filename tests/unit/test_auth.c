@@ -17,7 +17,8 @@ int main(void)
     if (testenv_tmpdir("auth", dir, sizeof dir) < 0)
         BAIL_OUT("no temp dir");
     snprintf(path, sizeof path, "%s/auth.db", dir);
-    if (store_open(path, true, 1000, &st, &err) != CGW_OK || store_migrate(st, NULL, &err) != CGW_OK)
+    if (store_open(path, true, 1000, &st, &err) != CGW_OK ||
+        store_migrate(st, NULL, &err) != CGW_OK)
         BAIL_OUT("store: %s", err.text);
     is_int(store_user_add(st, "alice", NULL, &err), CGW_OK, "user alice");
     is_int(store_user_add(st, "bob", NULL, &err), CGW_OK, "user bob");
