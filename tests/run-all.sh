@@ -17,7 +17,7 @@ build=${BUILD_DIR:-$top/build-check}
 # Debian packages: build tools, libraries, and the real servers the tests start.
 packages=(
     build-essential autoconf automake pkg-config
-    libfcgi-dev libjansson-dev libsqlite3-dev libhiredis-dev
+    libfcgi-dev libjansson-dev libsqlite3-dev libhiredis-dev libsodium-dev
     redis-server lighttpd spawn-fcgi sqlite3 curl python3
     clang clang-format valgrind
     chromium

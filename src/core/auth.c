@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/sha256.h"
+#include <sodium.h>
+
 #include "core/util.h"
 
 #define PUBLIC_BYTES 12
@@ -13,11 +14,21 @@
 
 bool auth_equal_ct(const void *a, const void *b, size_t n)
 {
-    const volatile unsigned char *x = a, *y = b;
-    unsigned char diff = 0;
-    for (size_t i = 0; i < n; i++)
-        diff |= x[i] ^ y[i];
-    return diff == 0;
+    return sodium_memcmp(a, b, n) == 0;
+}
+
+int auth_crypto_init(void)
+{
+    /* Safe to call from several threads and more than once (libsodium's contract). */
+    return sodium_init() < 0 ? -1 : 0;
+}
+
+enum cgw_err auth_token_hash(const void *data, size_t n, unsigned char out[AUTH_HASH_LEN],
+                             struct cgw_error *err)
+{
+    if (auth_crypto_init() < 0 || crypto_hash_sha256(out, data, n) != 0)
+        return cgw_error_set(err, CGW_ERR_INTERNAL, "libsodium could not be initialised");
+    return CGW_OK;
 }
 
 static bool is_b64url(char c)
@@ -46,7 +57,7 @@ enum cgw_err auth_token_create(struct store *st, const char *user, const char *l
                                int64_t *id, struct cgw_error *err)
 {
     struct store_user u;
-    unsigned char pub[PUBLIC_BYTES], secret[SECRET_BYTES], hash[SHA256_DIGEST_LEN];
+    unsigned char pub[PUBLIC_BYTES], secret[SECRET_BYTES], hash[AUTH_HASH_LEN];
     char public_id[AUTH_PUBLIC_LEN + 1], secret_text[SECRET_LEN + 1];
     enum cgw_err rc = store_user_get(st, user, &u, err);
 
@@ -70,7 +81,9 @@ enum cgw_err auth_token_create(struct store *st, const char *user, const char *l
         memcpy(token + 4, public_id, AUTH_PUBLIC_LEN);
         token[4 + AUTH_PUBLIC_LEN] = '_';
         memcpy(token + 5 + AUTH_PUBLIC_LEN, secret_text, SECRET_LEN + 1);
-        sha256(token, AUTH_TOKEN_LEN, hash);
+        rc = auth_token_hash(token, AUTH_TOKEN_LEN, hash, err);
+        if (rc != CGW_OK)
+            break;
         rc = store_token_add(st, u.id, public_id, hash, label ? label : "", id, err);
         if (rc != CGW_ERR_CONFLICT)
             break;
@@ -86,7 +99,7 @@ enum cgw_err auth_token_verify(struct store *st, const char *token, struct store
                                struct cgw_error *err)
 {
     char public_id[AUTH_PUBLIC_LEN + 1];
-    unsigned char hash[SHA256_DIGEST_LEN];
+    unsigned char hash[AUTH_HASH_LEN];
     struct store_token t;
     bool disabled = false;
     struct cgw_error inner;
@@ -99,7 +112,8 @@ enum cgw_err auth_token_verify(struct store *st, const char *token, struct store
         return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or revoked token");
     if (rc != CGW_OK)
         return cgw_error_set(err, rc, "%s", inner.text);
-    sha256(token, AUTH_TOKEN_LEN, hash);
+    if ((rc = auth_token_hash(token, AUTH_TOKEN_LEN, hash, err)) != CGW_OK)
+        return rc;
     /* Compare first, then decide, so every found token costs the same. */
     bool same = auth_equal_ct(hash, t.hash, sizeof hash);
     if (!same || t.revoked || disabled)

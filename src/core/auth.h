@@ -4,7 +4,8 @@
  * (12 random bytes) that name the row, <secret> 43 characters (32 random bytes).
  * The store keeps the public part and the SHA-256 of the whole token, never the
  * token; verification finds the row by the public part and compares hashes in
- * constant time, so neither the lookup nor the compare leaks the secret.
+ * constant time, so neither the lookup nor the compare leaks the secret. The
+ * primitives are libsodium's (crypto_hash_sha256, sodium_memcmp), confined to auth.c.
  */
 #ifndef CGW_AUTH_H
 #define CGW_AUTH_H
@@ -18,6 +19,17 @@
 
 #define AUTH_TOKEN_LEN (4 + 16 + 1 + 43)
 #define AUTH_PUBLIC_LEN 16
+#define AUTH_HASH_LEN 32 /* SHA-256, as stored in tokens.hash */
+
+/* Initialises libsodium (sodium_init). Returns 0, or -1 when the library cannot be
+ * used. The functions below call it themselves; a program may call it at start-up to
+ * fail early. Thread-safe, idempotent. */
+int auth_crypto_init(void);
+
+/* The SHA-256 of data[0..n) into out: the hash the store keeps for a token.
+ * CGW_ERR_INTERNAL when libsodium cannot be initialised. */
+enum cgw_err auth_token_hash(const void *data, size_t n, unsigned char out[AUTH_HASH_LEN],
+                             struct cgw_error *err);
 
 /* Creates a token for user name with label (may be NULL or ""); writes the token
  * into token (AUTH_TOKEN_LEN + 1 bytes) and the row id into *id (may be NULL).
@@ -35,7 +47,7 @@ enum cgw_err auth_token_verify(struct store *st, const char *token, struct store
  * -1 when the token is not of the form above. */
 int auth_token_public_id(const char *token, char *public_id);
 
-/* Constant-time comparison of n bytes: true when equal. */
+/* Constant-time comparison of n bytes (sodium_memcmp): true when equal. */
 bool auth_equal_ct(const void *a, const void *b, size_t n);
 
 #endif

@@ -45,6 +45,7 @@
 #define BUS_DEFAULT_MAXLEN 5000
 #define BUS_DEFAULT_TTL_S 600
 #define BUS_MAX_ARGS (3 + K__COUNT + 8 + 2 * BUS_PUBLISH_BATCH_MAX)
+#define BUS_SCRIPT_MAX_ARGS 1000000 /* keys or args of one script call, at the most */
 
 /* ---- tables ------------------------------------------------------------------ */
 
@@ -62,7 +63,7 @@ static const char *const script_files[SCRIPT__COUNT] = {
     [SCRIPT_SET_RUNNER] = "set_runner.lua", [SCRIPT_FEED] = "feed.lua",
 };
 
-/* Error replies by their first word. Our scripts answer STALE, CONFLICT, NOT_FOUND;
+/* Error replies by their first word. Our scripts answer STALE, CONFLICT, NOT_FOUND, LIMIT;
  * the others mean Redis is not serving right now (loading the AOF, a script busy,
  * bad credentials, a read-only replica, out of memory). Anything else is a bug. */
 static const struct {
@@ -70,18 +71,19 @@ static const struct {
     enum cgw_err code;
 } reply_errors[] = {
     {"STALE", CGW_ERR_STALE},         {"CONFLICT", CGW_ERR_CONFLICT},
-    {"NOT_FOUND", CGW_ERR_NOT_FOUND}, {"LOADING", CGW_ERR_BACKEND},
-    {"BUSY", CGW_ERR_BACKEND},        {"NOAUTH", CGW_ERR_BACKEND},
-    {"WRONGPASS", CGW_ERR_BACKEND},   {"MASTERDOWN", CGW_ERR_BACKEND},
-    {"READONLY", CGW_ERR_BACKEND},    {"OOM", CGW_ERR_BACKEND},
-    {"TRYAGAIN", CGW_ERR_BACKEND},    {"CLUSTERDOWN", CGW_ERR_BACKEND},
+    {"NOT_FOUND", CGW_ERR_NOT_FOUND}, {"LIMIT", CGW_ERR_LIMIT},
+    {"LOADING", CGW_ERR_BACKEND},     {"BUSY", CGW_ERR_BACKEND},
+    {"NOAUTH", CGW_ERR_BACKEND},      {"WRONGPASS", CGW_ERR_BACKEND},
+    {"MASTERDOWN", CGW_ERR_BACKEND},  {"READONLY", CGW_ERR_BACKEND},
+    {"OOM", CGW_ERR_BACKEND},         {"TRYAGAIN", CGW_ERR_BACKEND},
+    {"CLUSTERDOWN", CGW_ERR_BACKEND},
 };
 
 /* ---- small helpers ------------------------------------------------------------- */
 
 /* Ids become parts of keys and of script error texts: a safe alphabet, no braces
  * (they would move the hash tag) and no blanks. */
-bool id_valid(const char *s, size_t max)
+bool bus_id_valid(const char *s, size_t max)
 {
     size_t n = 0;
     if (!s)
@@ -99,7 +101,7 @@ bool id_valid(const char *s, size_t max)
 
 enum cgw_err bus_keys_make(const char *session_id, struct bus_keys *k, struct cgw_error *err)
 {
-    if (!id_valid(session_id, CGW_UUID_LEN))
+    if (!bus_id_valid(session_id, CGW_UUID_LEN))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid session id");
     for (int i = 0; i < K__COUNT; i++) {
         snprintf(k->buf[i], sizeof(k->buf[i]), "cgw:{%s}:%s", session_id, key_names[i]);
@@ -108,21 +110,21 @@ enum cgw_err bus_keys_make(const char *session_id, struct bus_keys *k, struct cg
     return CGW_OK;
 }
 
-struct timeval ms_to_tv(int64_t ms)
+struct timeval bus_ms_to_tv(int64_t ms)
 {
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
     return tv;
 }
 
 /* Element i of an array reply when its type is one of want, else NULL. */
-const redisReply *reply_elem(const redisReply *r, size_t i, unsigned want)
+const redisReply *bus_reply_elem(const redisReply *r, size_t i, unsigned want)
 {
     if (r->type != REDIS_REPLY_ARRAY || i >= r->elements || !r->element[i])
         return NULL;
     return (want & (1u << r->element[i]->type)) ? r->element[i] : NULL;
 }
 
-char *strndup_checked(const char *s, size_t n)
+char *bus_strndup(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (p) {
@@ -151,7 +153,7 @@ void bus_sigpipe_ignored(void)
     sigpipe_off = true;
 }
 
-void sigpipe_block(struct sigpipe_guard *g)
+void bus_sigpipe_block(struct sigpipe_guard *g)
 {
     sigset_t set, pending;
     g->skipped = sigpipe_off;
@@ -165,7 +167,7 @@ void sigpipe_block(struct sigpipe_guard *g)
     g->was_pending = sigismember(&pending, SIGPIPE) == 1;
 }
 
-void sigpipe_restore(struct sigpipe_guard *g)
+void bus_sigpipe_restore(struct sigpipe_guard *g)
 {
     sigset_t set, pending;
     if (g->skipped)
@@ -217,10 +219,10 @@ static enum cgw_err bus_raw(struct bus *b, unsigned want, int argc, const char *
 
     *out = NULL;
     b->noscript = false;
-    sigpipe_block(&g);
+    bus_sigpipe_block(&g);
     r = redisCommandArgv(b->ctx, argc, argv, lens);
     saved_errno = errno;
-    sigpipe_restore(&g);
+    bus_sigpipe_restore(&g);
     if (!r) {
         const char *why = b->ctx->err ? b->ctx->errstr : "no reply";
         /* hiredis reports a socket timeout as EAGAIN from read(2). */
@@ -283,7 +285,7 @@ static enum cgw_err bus_load_scripts(struct bus *b, struct cgw_error *err)
 
 static enum cgw_err bus_connect(struct bus *b, struct cgw_error *err)
 {
-    struct timeval tv = ms_to_tv(b->timeout_ms);
+    struct timeval tv = bus_ms_to_tv(b->timeout_ms);
     redisContext *c;
     redisReply *r;
     enum cgw_err rc;
@@ -298,7 +300,7 @@ static enum cgw_err bus_connect(struct bus *b, struct cgw_error *err)
         redisFree(c);
         return rc;
     }
-    if (redisSetTimeout(c, ms_to_tv(b->timeout_ms + b->extra_timeout_ms)) != REDIS_OK) {
+    if (redisSetTimeout(c, bus_ms_to_tv(b->timeout_ms + b->extra_timeout_ms)) != REDIS_OK) {
         redisFree(c);
         return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: cannot set the timeout", b->address);
     }
@@ -399,14 +401,26 @@ enum cgw_err bus_script(struct bus *b, enum bus_script s, unsigned flags, unsign
                         const char *const *keys, int nargs, const char *const *args,
                         const size_t *arglens, redisReply **out, struct cgw_error *err)
 {
-    const char *argv[BUS_MAX_ARGS];
-    size_t lens[BUS_MAX_ARGS];
+    const char *argv_small[BUS_MAX_ARGS];
+    size_t lens_small[BUS_MAX_ARGS];
+    const char **argv = argv_small;
+    size_t *lens = lens_small;
     char nk[16];
     int argc = 0;
     enum cgw_err rc;
 
-    if (3 + nkeys + nargs > BUS_MAX_ARGS)
+    if (nkeys < 0 || nargs < 0 || nkeys > BUS_SCRIPT_MAX_ARGS || nargs > BUS_SCRIPT_MAX_ARGS)
         return cgw_error_set(err, CGW_ERR_INTERNAL, "bus: too many script arguments");
+    if (3 + nkeys + nargs > BUS_MAX_ARGS) {
+        /* Only a claim that declares the members of a large running set comes here. */
+        argv = malloc((size_t)(3 + nkeys + nargs) * sizeof(*argv));
+        lens = malloc((size_t)(3 + nkeys + nargs) * sizeof(*lens));
+        if (!argv || !lens) {
+            free(argv);
+            free(lens);
+            return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+        }
+    }
     snprintf(nk, sizeof(nk), "%d", nkeys);
     argv[argc++] = "EVALSHA";
     argv[argc++] = b->sha[s];
@@ -426,11 +440,14 @@ enum cgw_err bus_script(struct bus *b, enum bus_script s, unsigned flags, unsign
     rc = bus_exec(b, flags, want, argc, argv, lens, out, err);
     if (rc != CGW_OK && b->noscript && b->ctx) {
         rc = bus_load_scripts(b, err);
-        if (rc != CGW_OK) {
+        if (rc != CGW_OK)
             bus_drop(b);
-            return rc;
-        }
-        rc = bus_exec(b, flags, want, argc, argv, lens, out, err);
+        else
+            rc = bus_exec(b, flags, want, argc, argv, lens, out, err);
+    }
+    if (argv != argv_small) {
+        free(argv);
+        free(lens);
     }
     return rc;
 }

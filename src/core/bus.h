@@ -21,6 +21,10 @@
  *   cgw:perm:{R}     string session id of permission request R (7 days TTL)
  *   cgw:running      set    session ids with a running run (for the reaper; outside
  *                           the scripts, so the scripts stay single-slot)
+ *   cgw:{u:U}:running set   session ids of user U's runs, added by the claim, removed
+ *                           by the complete (or reap); members whose run hash expired
+ *                           are pruned by the claim when the set reaches the limit
+ *                           (a member counts only while its run hash says running)
  *   channel cgw:notify      PUBLISHed by publish/complete with the session id;
  *                           by the feed script with "u:<user id>"
  *   cgw:{u:U}:feed    stream the session feed of user U (session_upserted frames,
@@ -29,6 +33,13 @@
  * Entry points: bus_open / bus_close; run lifecycle bus_run_claim -> bus_event_publish*
  * -> bus_run_complete (exactly once), bus_lease_refresh while running; readers use
  * bus_events_read; control bus_ctl_push / bus_ctl_pop; permissions bus_perm_*.
+ *
+ * Slots: every script touches the keys of one session (one hash tag), except the
+ * claim, which also counts the owner's runs: it touches cgw:{u:U}:running and, when
+ * that set is at the limit, the run hashes of its members, and the complete, which
+ * removes the session from that set; all declared as KEYS. These are the cross-slot
+ * scripts: fine on one Redis or a Sentinel primary (DESIGN §12);
+ * a Redis Cluster would need the limit counted apart from the claim.
  *
  * Atomicity: claim, publish, complete, lease refresh and permission resolution are
  * Lua scripts loaded once (SCRIPT LOAD) and called by SHA (EVALSHA), reloaded after
@@ -101,6 +112,8 @@ struct bus_claim {
     const char *request_json; /* the run request the runner loads (prompt, options) */
     int64_t hwm_seq;          /* SQLite high-water mark of the session */
     int64_t lease_ms;         /* initial lease */
+    int64_t max_running;      /* owner's limit of running runs (limits.max_runs_per_user);
+                                 0 = no limit */
 };
 
 struct bus_event {
@@ -144,7 +157,13 @@ enum cgw_err bus_ping(struct bus *b, struct cgw_error *err);
  * mark before the run). Claiming again with the same run_id while it runs is OK
  * (same *last_seq, lease renewed); claiming with the id of the run that has just
  * completed is CGW_ERR_STALE (run ids are never reused). The session is added to
- * cgw:running. */
+ * cgw:running and to the owner's running set. When the owner (c->owner) already has
+ * c->max_running (> 0) runs running (this session's included, checked before the
+ * CGW_ERR_CONFLICT above, as the send handler always answered), nothing is claimed and the
+ * answer is CGW_ERR_LIMIT, with err's text "you have N runs running; the limit is
+ * L" (counted and claimed in one script: two sends of one user at the same moment
+ * cannot both pass the limit). Runs that completed, were reaped or whose run hash
+ * expired do not count. */
 enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *last_seq,
                            char running_run_id[CGW_ID_MAX], struct cgw_error *err);
 

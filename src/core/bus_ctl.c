@@ -55,20 +55,20 @@ enum cgw_err bus_ctl_pop(struct bus *b, const char *session_id, int64_t timeout_
         /* The socket must outwait BLPOP; a connection made meanwhile gets it too. */
         b->extra_timeout_ms = timeout_ms;
         if (b->ctx)
-            redisSetTimeout(b->ctx, ms_to_tv(b->timeout_ms + b->extra_timeout_ms));
+            redisSetTimeout(b->ctx, bus_ms_to_tv(b->timeout_ms + b->extra_timeout_ms));
         rc = bus_cmd(b, CMD_RETRY, WANT_ARR | WANT_NIL, &r, err, 3, "BLPOP", k.k[K_CTL], secs);
         b->extra_timeout_ms = 0;
-        if (b->ctx && redisSetTimeout(b->ctx, ms_to_tv(b->timeout_ms)) != REDIS_OK)
+        if (b->ctx && redisSetTimeout(b->ctx, bus_ms_to_tv(b->timeout_ms)) != REDIS_OK)
             bus_drop(b);
         if (rc != CGW_OK)
             return rc;
-        if (r->type == REDIS_REPLY_ARRAY && !(v = reply_elem(r, 1, WANT_STR))) {
+        if (r->type == REDIS_REPLY_ARRAY && !(v = bus_reply_elem(r, 1, WANT_STR))) {
             freeReplyObject(r);
             return cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: unexpected BLPOP reply",
                                  b->address);
         }
     }
-    if (v && !(*json = strndup_checked(v->str, v->len)))
+    if (v && !(*json = bus_strndup(v->str, v->len)))
         rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
     freeReplyObject(r);
     return rc;
@@ -79,7 +79,7 @@ enum cgw_err bus_ctl_pop(struct bus *b, const char *session_id, int64_t timeout_
 static enum cgw_err perm_key(const char *request_id, char key[BUS_KEY_MAX + 64],
                              struct cgw_error *err)
 {
-    if (!id_valid(request_id, BUS_REQUEST_ID_MAX))
+    if (!bus_id_valid(request_id, BUS_REQUEST_ID_MAX))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid permission request id");
     snprintf(key, BUS_KEY_MAX + 64, "cgw:perm:{%s}", request_id);
     return CGW_OK;
@@ -97,7 +97,7 @@ enum cgw_err bus_perm_add(struct bus *b, const char *session_id, const char *run
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK ||
         (rc = perm_key(request_id, pkey, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1) || !json || !json[0])
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1) || !json || !json[0])
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid permission request");
     /* The mapping first: one left behind by a failed add is harmless (resolve then
      * finds nothing pending), a pending request without it could not be answered. */
@@ -156,7 +156,7 @@ static enum cgw_err perm_finish(struct bus *b, const char *session_id, const cha
 
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(request_id, BUS_REQUEST_ID_MAX))
+    if (!bus_id_valid(request_id, BUS_REQUEST_ID_MAX))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid permission request id");
     keys[0] = k.k[K_PENDING];
     keys[1] = k.k[K_RESOLVED];
@@ -233,7 +233,7 @@ enum cgw_err bus_perm_list(struct bus *b, const char *session_id, char ***jsons,
     argv[1] = k.k[K_PENDING];
     lens[1] = strlen(argv[1]);
     for (size_t i = 0; i < ids->elements; i++) {
-        const redisReply *id = reply_elem(ids, i, WANT_STR);
+        const redisReply *id = bus_reply_elem(ids, i, WANT_STR);
         if (!id) {
             rc = cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: bad ZRANGE reply", b->address);
             goto out;
@@ -245,10 +245,10 @@ enum cgw_err bus_perm_list(struct bus *b, const char *session_id, char ***jsons,
     if (rc != CGW_OK)
         goto out;
     for (size_t i = 0; i < vals->elements; i++) {
-        const redisReply *v = reply_elem(vals, i, WANT_STR);
+        const redisReply *v = bus_reply_elem(vals, i, WANT_STR);
         if (!v)
             continue;
-        if (!(list[count] = strndup_checked(v->str, v->len))) {
+        if (!(list[count] = bus_strndup(v->str, v->len))) {
             rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
             goto out;
         }

@@ -62,9 +62,9 @@ static enum cgw_err setup_cmd(struct bus_notify *n, int argc, const char **argv,
     size_t lens[4];
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    sigpipe_block(&g);
+    bus_sigpipe_block(&g);
     redisReply *r = redisCommandArgv(n->ctx, argc, argv, lens);
-    sigpipe_restore(&g);
+    bus_sigpipe_restore(&g);
     if (!r)
         return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: %s: %s", n->address, argv[0],
                              n->ctx->err ? n->ctx->errstr : "no reply");
@@ -105,7 +105,7 @@ enum cgw_err bus_notify_open(const struct bus_config *cfg, struct bus_notify **o
     snprintf(n->address, sizeof n->address, "%s", cfg->address);
 
     int64_t ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : NOTIFY_DEFAULT_TIMEOUT_MS;
-    struct timeval tv = ms_to_tv(ms);
+    struct timeval tv = bus_ms_to_tv(ms);
     n->ctx = connect_address(cfg->address, tv);
     if (!n->ctx) {
         rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: bad address or out of memory",

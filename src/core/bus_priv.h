@@ -82,14 +82,14 @@ struct sigpipe_guard {
 /* Helpers (bus.c). */
 
 /* Whether s is a non-empty id of at most max characters from the key-safe alphabet. */
-bool id_valid(const char *s, size_t max);
+bool bus_id_valid(const char *s, size_t max);
 /* Fills k with the keys of session_id; CGW_ERR_INVALID for a bad id. */
 enum cgw_err bus_keys_make(const char *session_id, struct bus_keys *k, struct cgw_error *err);
-struct timeval ms_to_tv(int64_t ms);
+struct timeval bus_ms_to_tv(int64_t ms);
 /* Element i of an array reply when its type is one of want, else NULL. */
-const redisReply *reply_elem(const redisReply *r, size_t i, unsigned want);
+const redisReply *bus_reply_elem(const redisReply *r, size_t i, unsigned want);
 /* A new NUL-terminated copy of s[0..n), or NULL (no memory). */
-char *strndup_checked(const char *s, size_t n);
+char *bus_strndup(const char *s, size_t n);
 
 /* Connection and commands (bus.c). */
 
@@ -101,8 +101,8 @@ int bus_address_parse(const char *address, const char **unix_path, char *host, s
 /* Frees the connection, if any (DOWN). */
 void bus_drop(struct bus *b);
 /* Blocks SIGPIPE around hiredis I/O; restore swallows one that the I/O raised. */
-void sigpipe_block(struct sigpipe_guard *g);
-void sigpipe_restore(struct sigpipe_guard *g);
+void bus_sigpipe_block(struct sigpipe_guard *g);
+void bus_sigpipe_restore(struct sigpipe_guard *g);
 /* Runs one command, connecting when DOWN and retrying a CMD_RETRY command once.
  * On success *out is a reply of one of the types in want, for freeReplyObject(). */
 enum cgw_err bus_exec(struct bus *b, unsigned flags, unsigned want, int argc, const char **argv,

@@ -120,14 +120,118 @@ static enum cgw_err bus_running_add(struct bus *b, const char *session_id, struc
     return rc;
 }
 
+/* The key of user's running set (a hint list of the sessions with a running run). */
+static void running_set_key(int64_t user, char key[BUS_KEY_MAX])
+{
+    snprintf(key, BUS_KEY_MAX, "cgw:{u:%" PRId64 "}:running", user);
+}
+
+/* The members of a user's running set, with the run hash key of each, for claim.lua
+ * to declare. *ids and *run_keys are new arrays of new strings (bus_strings_free). A
+ * member that is not a session id (never added by us) is removed and skipped. */
+static enum cgw_err running_members(struct bus *b, const char *set_key, char ***ids,
+                                    char ***run_keys, size_t *n, struct cgw_error *err)
+{
+    redisReply *r, *x;
+    size_t count = 0;
+    enum cgw_err rc = bus_cmd(b, CMD_RETRY, WANT_ARR, &r, err, 2, "SMEMBERS", set_key);
+
+    *ids = *run_keys = NULL;
+    *n = 0;
+    if (rc != CGW_OK)
+        return rc;
+    char **list = calloc(r->elements + 1, sizeof(*list));
+    char **keys = calloc(r->elements + 1, sizeof(*keys));
+    if (!list || !keys) {
+        rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *m = bus_reply_elem(r, i, WANT_STR);
+        struct bus_keys k;
+        if (!m)
+            continue;
+        if (bus_keys_make(m->str, &k, NULL) != CGW_OK) {
+            rc = bus_cmd(b, CMD_RETRY, WANT_INT, &x, err, 3, "SREM", set_key, m->str);
+            if (rc != CGW_OK)
+                goto fail;
+            freeReplyObject(x);
+            continue;
+        }
+        list[count] = strdup(m->str);
+        keys[count] = strdup(k.k[K_RUN]);
+        if (!list[count] || !keys[count]) {
+            free(list[count]);
+            free(keys[count]);
+            rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+            goto fail;
+        }
+        count++;
+    }
+    freeReplyObject(r);
+    *ids = list;
+    *run_keys = keys;
+    *n = count;
+    return CGW_OK;
+
+fail:
+    freeReplyObject(r);
+    bus_strings_free(list, count);
+    bus_strings_free(keys, count);
+    return rc;
+}
+
+/* How many times a claim reads the running set again because it changed between the
+ * read and the script (other claims of the same user at the same moment). */
+#define CLAIM_MEMBER_TRIES 8
+#define CLAIM_ARGS 9
+
+/* One claim.lua call; members (n of them, with their run keys) declared when the
+ * script asked for them. *answer is the script's integer answer (-1 = declare). */
+static enum cgw_err claim_call(struct bus *b, const struct bus_keys *k, const char *set_key,
+                               const char *const *args, char **members, char **member_keys,
+                               size_t n, int64_t *answer, struct cgw_error *err)
+{
+    enum cgw_err rc = CGW_OK;
+    redisReply *r;
+    const char **keys = calloc(K__COUNT + 1 + n, sizeof(*keys));
+    const char **argv = calloc(CLAIM_ARGS + n, sizeof(*argv));
+
+    if (!keys || !argv) {
+        rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < K__COUNT; i++)
+        keys[i] = k->k[i];
+    keys[K__COUNT] = set_key;
+    for (int i = 0; i < CLAIM_ARGS; i++)
+        argv[i] = args[i];
+    for (size_t i = 0; i < n; i++) {
+        keys[K__COUNT + 1 + i] = member_keys[i];
+        argv[CLAIM_ARGS + i] = members[i];
+    }
+    rc = bus_script(b, SCRIPT_CLAIM, CMD_RETRY, WANT_INT, K__COUNT + 1 + (int)n, keys,
+                    CLAIM_ARGS + (int)n, argv, NULL, &r, err);
+    if (rc == CGW_OK) {
+        *answer = r->integer;
+        freeReplyObject(r);
+    }
+out:
+    free(keys);
+    free(argv);
+    return rc;
+}
+
 enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *last_seq,
                            char running_run_id[CGW_ID_MAX], struct cgw_error *err)
 {
     struct bus_keys k;
-    char owner[24], hwm[24], lease[24], now[24];
-    const char *args[7];
+    char owner[24], hwm[24], lease[24], now[24], limit[24], set_key[BUS_KEY_MAX];
+    const char *args[CLAIM_ARGS];
+    char **members = NULL, **member_keys = NULL;
+    size_t nmembers = 0;
+    int64_t answer = -1;
     struct cgw_error e;
-    redisReply *r;
     enum cgw_err rc;
 
     if (running_run_id)
@@ -136,18 +240,20 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: no claim");
     if ((rc = bus_keys_make(c->session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(c->run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(c->run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
     if (!c->provider || !c->provider[0] ||
         strlen(c->provider) >= sizeof(((struct bus_run *)0)->provider))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid provider");
-    if (c->hwm_seq < 0 || c->hwm_seq >= BUS_SEQ_MAX || c->lease_ms <= 0)
+    if (c->hwm_seq < 0 || c->hwm_seq >= BUS_SEQ_MAX || c->lease_ms <= 0 || c->max_running < 0)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid claim numbers");
 
     snprintf(owner, sizeof(owner), "%" PRId64, c->owner);
     snprintf(hwm, sizeof(hwm), "%" PRId64, c->hwm_seq);
     snprintf(lease, sizeof(lease), "%" PRId64, c->lease_ms);
     snprintf(now, sizeof(now), "%" PRId64, cgw_now_ms());
+    snprintf(limit, sizeof(limit), "%" PRId64, c->max_running);
+    running_set_key(c->owner, set_key);
     args[0] = c->run_id;
     args[1] = c->provider;
     args[2] = owner;
@@ -155,6 +261,8 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
     args[4] = hwm;
     args[5] = lease;
     args[6] = now;
+    args[7] = limit;
+    args[8] = c->session_id;
 
     /* In cgw:running before the claim too, so that a failure between the script and
      * the SADD after it cannot hide a running run from the reaper; a stray member is
@@ -162,7 +270,26 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
     rc = bus_running_add(b, c->session_id, err);
     if (rc != CGW_OK)
         return rc;
-    rc = bus_script(b, SCRIPT_CLAIM, CMD_RETRY, WANT_INT, K__COUNT, k.k, 7, args, NULL, &r, &e);
+    /* First without the members: below the limit the script needs none. When it asks
+     * (-1), read them and declare them; -1 again means the set changed meanwhile. */
+    for (int attempt = 0; rc == CGW_OK && answer < 0; attempt++) {
+        if (attempt > CLAIM_MEMBER_TRIES) {
+            rc = cgw_error_set(&e, CGW_ERR_BACKEND, "bus: the running set of user %s kept changing",
+                               owner);
+            break;
+        }
+        if (attempt > 0) {
+            bus_strings_free(members, nmembers);
+            bus_strings_free(member_keys, nmembers);
+            rc = running_members(b, set_key, &members, &member_keys, &nmembers, &e);
+            if (rc != CGW_OK)
+                break;
+        }
+        rc = claim_call(b, &k, set_key, args, members, member_keys, nmembers, &answer, &e);
+    }
+    bus_strings_free(members, nmembers);
+    bus_strings_free(member_keys, nmembers);
+
     if (rc == CGW_ERR_CONFLICT) {
         /* "CONFLICT <runId>" from claim.lua */
         char other[CGW_ID_MAX] = "";
@@ -179,14 +306,19 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
         return cgw_error_set(err, CGW_ERR_CONFLICT, "session %s: run %s is running", c->session_id,
                              other);
     }
+    if (rc == CGW_ERR_LIMIT) {
+        /* "LIMIT <n>" from claim.lua */
+        const char *p = strchr(e.text, ' ');
+        return cgw_error_set(err, CGW_ERR_LIMIT, "you have %s runs running; the limit is %s",
+                             p ? p + 1 : "?", limit);
+    }
     if (rc != CGW_OK) {
         if (err)
             *err = e;
         return rc;
     }
     if (last_seq)
-        *last_seq = r->integer;
-    freeReplyObject(r);
+        *last_seq = answer;
     return bus_running_add(b, c->session_id, err);
 }
 
@@ -201,7 +333,7 @@ enum cgw_err bus_run_set_runner(struct bus *b, const char *session_id, const cha
 
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
     snprintf(pidbuf, sizeof(pidbuf), "%" PRId64, pid);
     args[0] = run_id;
@@ -253,12 +385,12 @@ enum cgw_err bus_run_get(struct bus *b, const char *session_id, struct bus_run *
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "session %s has no run", session_id);
     }
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *name = reply_elem(r, i, WANT_STR);
-        const redisReply *val = reply_elem(r, i + 1, WANT_STR);
+        const redisReply *name = bus_reply_elem(r, i, WANT_STR);
+        const redisReply *val = bus_reply_elem(r, i + 1, WANT_STR);
         if (!name || !val)
             continue;
         if (strcmp(name->str, "request") == 0) {
-            if (request_json && !request && !(request = strndup_checked(val->str, val->len))) {
+            if (request_json && !request && !(request = bus_strndup(val->str, val->len))) {
                 freeReplyObject(r);
                 return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
             }
@@ -302,22 +434,39 @@ static enum cgw_err bus_publish_mode(struct bus *b, const char *session_id, cons
                                      int64_t *seq, struct cgw_error *err)
 {
     struct bus_keys k;
-    char maxlen[24], now[24], ttl[24];
-    const char *args[8];
+    char maxlen[24], now[24], ttl[24], set_key[BUS_KEY_MAX];
+    const char *args[8], *keys[K__COUNT + 1];
     size_t lens[8];
     size_t end;
+    int nkeys = K__COUNT;
     redisReply *r;
     enum cgw_err rc;
 
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
-    if (!id_valid(event_id, BUS_EVENT_ID_MAX))
+    if (!bus_id_valid(event_id, BUS_EVENT_ID_MAX))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid event id");
     end = json_object_end(json);
     if (end == 0)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: event is not a non-empty JSON object");
+    memcpy(keys, k.k, sizeof k.k);
+    if (mode != MODE_PUBLISH) {
+        /* The complete also drops the session from its owner's running set (declared:
+         * the owner is read first; a session never changes owner, and the script
+         * checks the key against the run it completes). */
+        int64_t owner = 0;
+        rc = bus_cmd(b, CMD_RETRY, WANT_STR | WANT_NIL, &r, err, 3, "HGET", k.k[K_RUN], "owner");
+        if (rc != CGW_OK)
+            return rc;
+        if (r->type == REDIS_REPLY_STRING &&
+            cgw_parse_int64(r->str, INT64_MIN, INT64_MAX, &owner) == 0) {
+            running_set_key(owner, set_key);
+            keys[nkeys++] = set_key;
+        }
+        freeReplyObject(r);
+    }
 
     snprintf(maxlen, sizeof(maxlen), "%" PRId64, b->stream_maxlen);
     snprintf(now, sizeof(now), "%" PRId64, cgw_now_ms());
@@ -334,7 +483,7 @@ static enum cgw_err bus_publish_mode(struct bus *b, const char *session_id, cons
         lens[i] = strlen(args[i]);
     lens[2] = end; /* the object without its final '}' */
 
-    rc = bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, K__COUNT, k.k, 8, args, lens, &r, err);
+    rc = bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, nkeys, keys, 8, args, lens, &r, err);
     if (rc != CGW_OK)
         return rc;
     if (seq)
@@ -372,10 +521,10 @@ enum cgw_err bus_events_publish(struct bus *b, const char *session_id, const cha
                              BUS_PUBLISH_BATCH_MAX);
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
     for (size_t i = 0; i < n; i++) {
-        if (!id_valid(event_ids[i], BUS_EVENT_ID_MAX))
+        if (!bus_id_valid(event_ids[i], BUS_EVENT_ID_MAX))
             return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid event id");
         lens[8 + 2 * i] = strlen(event_ids[i]);
         lens[9 + 2 * i] = json_object_end(jsons[i]);
@@ -426,7 +575,7 @@ enum cgw_err bus_lease_refresh(struct bus *b, const char *session_id, const char
 
     if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!id_valid(run_id, CGW_ID_MAX - 1) || lease_ms <= 0)
+    if (!bus_id_valid(run_id, CGW_ID_MAX - 1) || lease_ms <= 0)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid lease refresh");
     snprintf(ms, sizeof(ms), "%" PRId64, lease_ms);
     keys[0] = k.k[K_RUN];
@@ -466,7 +615,7 @@ enum cgw_err bus_runs_running(struct bus *b, char ***ids, size_t *n, struct cgw_
         return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
     }
     for (size_t i = 0; i < members->elements; i++) {
-        const redisReply *m = reply_elem(members, i, WANT_STR);
+        const redisReply *m = bus_reply_elem(members, i, WANT_STR);
         struct bus_keys k;
         redisReply *r;
         bool running;
@@ -567,12 +716,12 @@ static enum cgw_err read_stream(struct bus *b, const char *const keys[3], const 
     if (rc != CGW_OK)
         return rc;
 
-    last = reply_elem(r, 0, WANT_INT);
-    first = reply_elem(r, 1, WANT_INT);
-    status = reply_elem(r, 2, WANT_STR);
-    run_id = reply_elem(r, 3, WANT_STR);
-    more = reply_elem(r, 4, WANT_INT);
-    entries = reply_elem(r, 5, WANT_ARR);
+    last = bus_reply_elem(r, 0, WANT_INT);
+    first = bus_reply_elem(r, 1, WANT_INT);
+    status = bus_reply_elem(r, 2, WANT_STR);
+    run_id = bus_reply_elem(r, 3, WANT_STR);
+    more = bus_reply_elem(r, 4, WANT_INT);
+    entries = bus_reply_elem(r, 5, WANT_ARR);
     if (!last || !first || !status || !run_id || !more || !entries || entries->elements % 2) {
         rc = cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: unexpected read reply", b->address);
         goto out;
@@ -597,15 +746,15 @@ static enum cgw_err read_stream(struct bus *b, const char *const keys[3], const 
         }
     }
     for (size_t i = 0; i + 1 < entries->elements; i += 2) {
-        const redisReply *id = reply_elem(entries, i, WANT_STR);
-        const redisReply *json = reply_elem(entries, i + 1, WANT_STR);
+        const redisReply *id = bus_reply_elem(entries, i, WANT_STR);
+        const redisReply *json = bus_reply_elem(entries, i + 1, WANT_STR);
         struct bus_event *ev = &out->events[out->n];
         if (!id || !json || entry_seq(id, &ev->seq) != 0) {
             rc = cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: bad stream entry of %s",
                                b->address, label);
             goto out;
         }
-        if (!(ev->json = strndup_checked(json->str, json->len))) {
+        if (!(ev->json = bus_strndup(json->str, json->len))) {
             rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
             goto out;
         }

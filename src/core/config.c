@@ -17,10 +17,9 @@
 #define MAX_VALUE 4096
 #define MAX_FILE (1024 * 1024)
 
-static const char *const provider_names[PROVIDER__COUNT] = {
-    [PROVIDER_CLAUDE] = "claude", [PROVIDER_CODEX] = "codex",       [PROVIDER_CURSOR] = "cursor",
-    [PROVIDER_GEMINI] = "gemini", [PROVIDER_OPENCODE] = "opencode",
-};
+#define PROVIDER_NAME(ID, name, ...) [PROVIDER_##ID] = #name,
+static const char *const provider_names[PROVIDER__COUNT] = {CGW_PROVIDER_LIST(PROVIDER_NAME)};
+#undef PROVIDER_NAME
 
 const char *provider_name(enum provider_id p)
 {
@@ -41,6 +40,8 @@ int provider_from_name(const char *name, enum provider_id *out)
 }
 
 #define OFF(field) offsetof(struct config, field)
+#define PROVIDER_BIN_KEY(ID, name, bin, doc, ...)                                                  \
+    {#name ".bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_##ID]), bin, 0, 0, doc},
 #define DAY_S (24 * 3600)
 
 const struct config_key config_keys[] = {
@@ -67,15 +68,10 @@ const struct config_key config_keys[] = {
      "accept REMOTE_USER set by the web server as the authenticated chatgw user"},
     {"projects.roots", CONFIG_LIST, OFF(project_roots), "", 0, 0,
      "absolute directories, separated by ':' or ',', that session project paths must lie in"},
-    {"claude.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_CLAUDE]), "claude", 0, 0,
-     "Claude Code CLI (name looked up in PATH, or absolute path)"},
-    {"codex.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_CODEX]), "codex", 0, 0,
-     "OpenAI Codex CLI"},
-    {"cursor.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_CURSOR]), "cursor-agent", 0, 0,
-     "Cursor CLI"},
-    {"gemini.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_GEMINI]), "gemini", 0, 0, "Gemini CLI"},
-    {"opencode.bin", CONFIG_STRING, OFF(provider_bin[PROVIDER_OPENCODE]), "opencode", 0, 0,
-     "OpenCode CLI"},
+    /* <name>.bin of every provider, from its row in provider_list.h */
+    /* clang-format off */
+    CGW_PROVIDER_LIST(PROVIDER_BIN_KEY)
+    /* clang-format on */
     {"fcgi.threads", CONFIG_INT, OFF(fcgi_threads), "8", 1, 256,
      "worker threads per chatgw.fcgi process"},
     {"fcgi.socket", CONFIG_STRING, OFF(fcgi_socket), "", 0, 0,

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/provider_list.h"
 
 /* $(sysconfdir)/chatgw/chatgw.conf, where make install puts it: /etc/chatgw/chatgw.conf
  * for --sysconfdir=/etc (doc/hosting.md), /usr/local/etc/chatgw/chatgw.conf by default. */
@@ -27,16 +28,12 @@
 #endif
 #define CGW_MAX_PROJECT_ROOTS 16
 
-enum provider_id {
-    PROVIDER_CLAUDE = 0,
-    PROVIDER_CODEX,
-    PROVIDER_CURSOR,
-    PROVIDER_GEMINI,
-    PROVIDER_OPENCODE,
-    PROVIDER__COUNT
-};
+/* One constant per row of CGW_PROVIDER_LIST (provider_list.h), in its order. */
+#define CGW_PROVIDER_ENUM(ID, ...) PROVIDER_##ID,
+enum provider_id { CGW_PROVIDER_LIST(CGW_PROVIDER_ENUM) PROVIDER__COUNT };
+#undef CGW_PROVIDER_ENUM
 
-/* "claude", "codex", "cursor", "gemini", "opencode"; never NULL. */
+/* The provider's name ("claude", ...; the row's name); "unknown" out of range. */
 const char *provider_name(enum provider_id p);
 /* Returns 0 and sets *out, or -1 when name is not a provider. */
 int provider_from_name(const char *name, enum provider_id *out);
@@ -64,7 +61,7 @@ struct config {
     size_t n_project_roots;
 
     /* providers */
-    char *provider_bin[PROVIDER__COUNT]; /* <provider>.bin */
+    char *provider_bin[PROVIDER__COUNT]; /* <name>.bin, indexed by enum provider_id */
 
     /* fcgi */
     int64_t fcgi_threads; /* fcgi.threads */

@@ -62,7 +62,7 @@ bool event_kind_is_persisted(enum event_kind k)
     return event_kind_is_run_event(k) && k != EVENT_STREAM_DELTA;
 }
 
-const char *complete_reason_name(enum complete_reason r)
+const char *event_complete_reason_name(enum complete_reason r)
 {
     if ((unsigned)r >= REASON__COUNT)
         return NULL;
@@ -257,8 +257,8 @@ json_t *event_new_complete(const struct event_ctx *ctx, int exit_code, bool abor
     int failed = json_object_set_new(ev, "exitCode", json_integer(exit_code)) |
                  json_object_set_new(ev, "success", json_boolean(exit_code == 0 && !aborted)) |
                  json_object_set_new(ev, "aborted", json_boolean(aborted));
-    if (complete_reason_name(reason))
-        failed |= set_str(ev, "reason", complete_reason_name(reason));
+    if (event_complete_reason_name(reason))
+        failed |= set_str(ev, "reason", event_complete_reason_name(reason));
     return done(ev, failed);
 }
 

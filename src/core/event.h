@@ -55,7 +55,7 @@ enum complete_reason {
     REASON__COUNT
 };
 /* NULL for REASON_NONE, else "aborted", "runner_lost", "spawn_failed", "timeout". */
-const char *complete_reason_name(enum complete_reason r);
+const char *event_complete_reason_name(enum complete_reason r);
 
 /* Who an event belongs to. Strings are borrowed for the duration of a call. */
 struct event_ctx {

@@ -96,7 +96,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     size_t at = 0;
     va_list ap;
 
-    if (level < log_min)
+    if (!log_enabled(level))
         return;
     at = append(line, sizeof line, at, "%s %s[%ld] %s", cgw_time_iso(cgw_now_ms(), when),
                 log_program, (long)getpid(), log_level_name(level));

@@ -20,8 +20,8 @@ void log_init(const char *program, enum log_level level);
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level level);
 
-/* True when lines of level are written (level >= the level given to log_init), so a
- * caller can skip building a line nobody sees. Thread-safe. */
+/* True when lines of level are written (level is at least log_init's): for work done
+ * only to log (a request dump), never cfg.log_level compared by hand. Thread-safe. */
 bool log_enabled(enum log_level level);
 
 /* Sets the calling thread's ids for the following lines (each may be NULL;

@@ -9,33 +9,14 @@
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
-/* Every provider has a runner adapter; Cursor's is tested against fixtures only (its CLI
- * cannot be installed offline). Headless CLIs without an approval channel report no
- * permission requests: their modes are chosen up front (doc/providers.md). */
-const struct provider_caps provider_caps[PROVIDER__COUNT] = {
-    [PROVIDER_CLAUDE] = {.modes = {"default", "acceptEdits", "plan", "bypassPermissions", "dontAsk",
-                                   "auto", NULL},
-                         .adapter = true,
-                         .permission_requests = true,
-                         .abort = true,
-                         .resume = true},
-    [PROVIDER_CODEX] = {.modes = {"default", "acceptEdits", "plan", "bypassPermissions", NULL},
-                        .adapter = true,
-                        .abort = true,
-                        .resume = true},
-    [PROVIDER_CURSOR] = {.modes = {"default", "acceptEdits", "plan", "bypassPermissions", NULL},
-                         .adapter = true,
-                         .abort = true,
-                         .resume = true},
-    [PROVIDER_GEMINI] = {.modes = {"default", "acceptEdits", "plan", "bypassPermissions", NULL},
-                         .adapter = true,
-                         .abort = true,
-                         .resume = true},
-    [PROVIDER_OPENCODE] = {.modes = {"default", "bypassPermissions", NULL},
-                           .adapter = true,
-                           .abort = true,
-                           .resume = true},
-};
+/* Cursor's adapter is tested against fixtures only (its CLI cannot be installed offline). */
+#define PROVIDER_CAPS(ID, name, bin, doc, flags, ...)                                              \
+    [PROVIDER_##ID] = {.modes = {__VA_ARGS__, NULL},                                               \
+                       .permission_requests = ((flags)&PROVIDER_F_PERMISSIONS) != 0,               \
+                       .abort = ((flags)&PROVIDER_F_ABORT) != 0,                                   \
+                       .resume = ((flags)&PROVIDER_F_RESUME) != 0},
+const struct provider_caps provider_caps[PROVIDER__COUNT] = {CGW_PROVIDER_LIST(PROVIDER_CAPS)};
+#undef PROVIDER_CAPS
 
 bool provider_mode_known(enum provider_id p, const char *mode)
 {
@@ -95,7 +76,7 @@ json_t *provider_caps_json(enum provider_id p, bool found)
     if (!modes)
         return NULL;
     return json_pack("{s:s, s:b, s:o, s:b, s:b, s:b}", "provider", provider_name(p), "available",
-                     c->adapter && found, "permissionModes", modes, "supportsPermissionRequests",
+                     found, "permissionModes", modes, "supportsPermissionRequests",
                      c->permission_requests, "supportsAbort", c->abort, "supportsResume",
                      c->resume);
 }

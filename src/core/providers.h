@@ -12,11 +12,11 @@
 
 struct provider_caps {
     const char *modes[8]; /* permission modes a send may ask for, NULL-terminated */
-    bool adapter;         /* the runner has an adapter for it */
     bool permission_requests, abort, resume;
 };
 
-/* Indexed by enum provider_id; read-only. */
+/* Indexed by enum provider_id, made from the rows of provider_list.h; read-only.
+ * Every provider has a runner adapter (the runner's table is made from the same rows). */
 extern const struct provider_caps provider_caps[PROVIDER__COUNT];
 
 /* True when mode is one of p's permission modes. */
@@ -29,8 +29,8 @@ bool provider_mode_known(enum provider_id p, const char *mode);
 int provider_find_bin(const char *bin, const char *path_env, char *out, size_t size);
 
 /* The /providers entry of p: {provider, available, permissionModes,
- * supportsPermissionRequests, supportsAbort, supportsResume}; available is adapter &&
- * found. Returns a new reference, NULL when memory ran out. */
+ * supportsPermissionRequests, supportsAbort, supportsResume}; available is found. Returns a new
+ * reference, NULL when memory ran out. */
 json_t *provider_caps_json(enum provider_id p, bool found);
 
 #endif

@@ -9,26 +9,6 @@
 #include "core/log.h"
 #include "core/publish.h"
 
-/* How many runs the user has running (per-user limit); counts across all processes. */
-static enum cgw_err running_runs_of(struct bus *bus, int64_t owner, int64_t *count,
-                                    struct cgw_error *err)
-{
-    char **ids = NULL;
-    size_t n = 0;
-    *count = 0;
-    enum cgw_err rc = bus_runs_running(bus, &ids, &n, err);
-    for (size_t i = 0; rc == CGW_OK && i < n; i++) {
-        struct bus_run run;
-        enum cgw_err r = bus_run_get(bus, ids[i], &run, NULL, err);
-        if (r == CGW_OK && run.status == RUN_RUNNING && run.owner == owner)
-            (*count)++;
-        else if (r != CGW_OK && r != CGW_ERR_NOT_FOUND)
-            rc = r;
-    }
-    bus_strings_free(ids, n);
-    return rc;
-}
-
 /* The run request the runner loads from the run hash (doc/internals.md), as JSON text
  * (free()), or NULL when memory ran out. */
 static char *run_request_json(const struct run_start_req *req, const char *run_id)
@@ -43,20 +23,16 @@ static char *run_request_json(const struct run_start_req *req, const char *run_i
     return text;
 }
 
-/* The owner's limit, then the atomic claim of the session for a new run id. */
+/* The atomic claim of the session for a new run id, within the owner's limit of running
+ * runs (counted and claimed in one script, bus_run_claim). */
 static enum cgw_err claim(struct store *st, struct bus *bus, const struct run_start_req *req,
                           struct run_start_res *res, struct cgw_error *err)
 {
     const struct store_session *s = req->session;
-    int64_t hwm = 0, nrunning = 0;
+    int64_t hwm = 0;
     enum cgw_err rc = store_session_last_seq(st, s->id, &hwm, err);
-    if (rc == CGW_OK)
-        rc = running_runs_of(bus, s->owner, &nrunning, err);
     if (rc != CGW_OK)
         return rc;
-    if (nrunning >= req->max_runs)
-        return cgw_error_set(err, CGW_ERR_LIMIT, "you have %lld runs running; the limit is %lld",
-                             (long long)nrunning, (long long)req->max_runs);
     if (cgw_id_new("run", res->run_id, sizeof res->run_id) < 0)
         return cgw_error_set(err, CGW_ERR_INTERNAL, "no randomness for a run id");
     char *request_json = run_request_json(req, res->run_id);
@@ -70,11 +46,13 @@ static enum cgw_err claim(struct store *st, struct bus *bus, const struct run_st
         .request_json = request_json,
         .hwm_seq = hwm,
         .lease_ms = req->lease_ms,
+        .max_running = req->max_runs,
     };
     rc = bus_run_claim(bus, &c, &res->last_seq, NULL, err);
     free(request_json);
     if (rc == CGW_ERR_CONFLICT)
         return cgw_error_set(err, CGW_ERR_CONFLICT, "session already has a run in progress");
+    /* CGW_ERR_LIMIT comes with the script's text: "you have N runs running; ...". */
     return rc;
 }
 

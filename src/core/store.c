@@ -139,7 +139,8 @@ enum cgw_err store_fail(struct store *st, sqlite3_stmt *s, int rc, struct cgw_er
 
 /* ---- statements ------------------------------------------------------------ */
 
-enum cgw_err stmt_get(struct store *st, enum stmt_id id, sqlite3_stmt **out, struct cgw_error *err)
+enum cgw_err store_stmt_get(struct store *st, enum stmt_id id, sqlite3_stmt **out,
+                            struct cgw_error *err)
 {
     if (!st->stmts[id]) {
         int rc = sqlite3_prepare_v2(st->db, stmt_sql[id], -1, &st->stmts[id], NULL);
@@ -154,35 +155,35 @@ enum cgw_err stmt_get(struct store *st, enum stmt_id id, sqlite3_stmt **out, str
 
 /* Returns the statement to its initial state; the caller's strings are bound
  * SQLITE_STATIC, so the bindings must go before the caller returns. */
-void stmt_done(sqlite3_stmt *s)
+void store_stmt_done(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
 }
 
 /* Binders that stop at the first failure, so a run of binds needs one check. */
-void bind_int64(sqlite3_stmt *s, int i, int64_t v, int *rc)
+void store_bind_int64(sqlite3_stmt *s, int i, int64_t v, int *rc)
 {
     if (*rc == SQLITE_OK)
         *rc = sqlite3_bind_int64(s, i, v);
 }
 
-void bind_text(sqlite3_stmt *s, int i, const char *v, int *rc)
+void store_bind_text(sqlite3_stmt *s, int i, const char *v, int *rc)
 {
     if (*rc == SQLITE_OK)
         *rc = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
 }
 
-void bind_named_int64(sqlite3_stmt *s, const char *name, int64_t v, int *rc)
+void store_bind_named_int64(sqlite3_stmt *s, const char *name, int64_t v, int *rc)
 {
     int i = sqlite3_bind_parameter_index(s, name);
     if (i > 0)
-        bind_int64(s, i, v, rc);
+        store_bind_int64(s, i, v, rc);
 }
 
 /* Copies a text column into a fixed buffer, cut to fit. The columns copied this way
  * are TEXT in a UTF-8 database, so SQLite needs no conversion (and no memory). */
-void col_copy(sqlite3_stmt *s, int i, char *buf, size_t size)
+void store_col_copy(sqlite3_stmt *s, int i, char *buf, size_t size)
 {
     const char *t = (const char *)sqlite3_column_text(s, i);
     size_t n = t ? (size_t)sqlite3_column_bytes(s, i) : 0;
@@ -196,7 +197,7 @@ void col_copy(sqlite3_stmt *s, int i, char *buf, size_t size)
 
 /* Sets *out to a new copy of a text column (NULL for SQL NULL). Returns 0 or -1 (no
  * memory). */
-int col_dup(sqlite3_stmt *s, int i, char **out)
+int store_col_dup(sqlite3_stmt *s, int i, char **out)
 {
     const char *t;
     size_t n;
@@ -218,7 +219,7 @@ int col_dup(sqlite3_stmt *s, int i, char **out)
 }
 
 /* Makes room for one more element in a growing result array. Returns 0 or -1. */
-int grow(void **arr, size_t *cap, size_t n, size_t elem)
+int store_grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
     size_t want;
     void *p;
@@ -238,11 +239,11 @@ int grow(void **arr, size_t *cap, size_t n, size_t elem)
 }
 
 /* Steps a statement that returns no rows, then resets it. Returns the step's code. */
-int step_once(sqlite3_stmt *s)
+int store_step_once(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) {
-        stmt_done(s);
+        store_stmt_done(s);
         return SQLITE_OK;
     }
     return rc; /* store_fail resets it after reading the message */
@@ -252,12 +253,12 @@ static enum cgw_err run_simple(struct store *st, enum stmt_id id, struct cgw_err
                                const char *what)
 {
     sqlite3_stmt *s = NULL;
-    enum cgw_err e = stmt_get(st, id, &s, err);
+    enum cgw_err e = store_stmt_get(st, id, &s, err);
     int rc;
 
     if (e != CGW_OK)
         return e;
-    rc = step_once(s);
+    rc = store_step_once(s);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "%s", what);
     return CGW_OK;
@@ -274,12 +275,12 @@ static void txn_rollback_quiet(struct store *st)
 
     if (sqlite3_get_autocommit(st->db))
         return;
-    if (stmt_get(st, STMT_ROLLBACK, &s, &ignored) == CGW_OK) {
+    if (store_stmt_get(st, STMT_ROLLBACK, &s, &ignored) == CGW_OK) {
         if (sqlite3_step(s) == SQLITE_DONE && sqlite3_get_autocommit(st->db)) {
-            stmt_done(s);
+            store_stmt_done(s);
             return;
         }
-        stmt_done(s);
+        store_stmt_done(s);
     }
     /* Last resort when even the cached statement cannot run (no memory). */
     (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -287,7 +288,7 @@ static void txn_rollback_quiet(struct store *st)
 
 /* A caller's transaction that SQLite rolled back after an error must not silently
  * turn the following writes into separate autocommits. */
-enum cgw_err txn_check(struct store *st, struct cgw_error *err)
+enum cgw_err store_txn_check(struct store *st, struct cgw_error *err)
 {
     if (st->in_read)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: a write inside a read snapshot");
@@ -298,8 +299,8 @@ enum cgw_err txn_check(struct store *st, struct cgw_error *err)
 }
 
 /* Begins a write transaction for a function that writes more than once, unless the
- * caller already opened one with store_begin. *own says whether txn_end commits. */
-enum cgw_err txn_begin(struct store *st, enum stmt_id begin, bool *own, struct cgw_error *err)
+ * caller already opened one with store_begin. *own says whether store_txn_end commits. */
+enum cgw_err store_txn_begin(struct store *st, enum stmt_id begin, bool *own, struct cgw_error *err)
 {
     enum cgw_err e;
 
@@ -310,7 +311,7 @@ enum cgw_err txn_begin(struct store *st, enum stmt_id begin, bool *own, struct c
         return cgw_error_set(err, CGW_ERR_INVALID, "store: a write inside a read snapshot");
     }
     if (st->in_txn)
-        return txn_check(st, err);
+        return store_txn_check(st, err);
     e = run_simple(st, begin, err, begin == STMT_BEGIN ? "begin transaction" : "begin read");
     if (e == CGW_OK)
         *own = true;
@@ -318,7 +319,7 @@ enum cgw_err txn_begin(struct store *st, enum stmt_id begin, bool *own, struct c
 }
 
 /* Commits (e == CGW_OK) or rolls back an owned transaction; returns the outcome. */
-enum cgw_err txn_end(struct store *st, bool own, enum cgw_err e, struct cgw_error *err)
+enum cgw_err store_txn_end(struct store *st, bool own, enum cgw_err e, struct cgw_error *err)
 {
     if (!own)
         return e;
@@ -349,7 +350,7 @@ enum cgw_err store_commit(struct store *st, struct cgw_error *err)
 
     if (!st->in_txn)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: commit: no transaction is open");
-    e = txn_check(st, err);
+    e = store_txn_check(st, err);
     if (e == CGW_OK)
         e = run_simple(st, STMT_COMMIT, err, "commit");
     if (e != CGW_OK)
@@ -416,7 +417,7 @@ static enum cgw_err store_set_wal(struct store *st, const char *path, int timeou
             sqlite3_sleep(5);
         }
         if (rc == SQLITE_ROW) {
-            col_copy(s, 0, mode, sizeof mode);
+            store_col_copy(s, 0, mode, sizeof mode);
             rc = SQLITE_OK;
         }
     }
@@ -536,7 +537,7 @@ int store_schema_latest(void)
 enum cgw_err store_schema_version(struct store *st, int *version, struct cgw_error *err)
 {
     sqlite3_stmt *s = NULL;
-    enum cgw_err e = stmt_get(st, STMT_USER_VERSION, &s, err);
+    enum cgw_err e = store_stmt_get(st, STMT_USER_VERSION, &s, err);
     int rc;
 
     if (e != CGW_OK)
@@ -545,7 +546,7 @@ enum cgw_err store_schema_version(struct store *st, int *version, struct cgw_err
     if (rc != SQLITE_ROW)
         return store_fail(st, s, rc, err, "read schema version");
     *version = sqlite3_column_int(s, 0);
-    stmt_done(s);
+    store_stmt_done(s);
     return CGW_OK;
 }
 
@@ -586,7 +587,7 @@ static enum cgw_err migrate_one(struct store *st, const struct embedded_file *f,
         e = store_fail(st, NULL, rc, err, "migration %s: set version", f->name);
         goto fail;
     }
-    return txn_end(st, true, CGW_OK, err);
+    return store_txn_end(st, true, CGW_OK, err);
 
 fail:
     txn_rollback_quiet(st);

@@ -76,29 +76,31 @@ enum cgw_err store_fail(struct store *st, sqlite3_stmt *s, int rc, struct cgw_er
 /* Statements (store.c). */
 
 /* Sets *out to the cached statement id, preparing it on first use (borrowed). */
-enum cgw_err stmt_get(struct store *st, enum stmt_id id, sqlite3_stmt **out, struct cgw_error *err);
+enum cgw_err store_stmt_get(struct store *st, enum stmt_id id, sqlite3_stmt **out,
+                            struct cgw_error *err);
 /* Resets s and clears its bindings. */
-void stmt_done(sqlite3_stmt *s);
+void store_stmt_done(sqlite3_stmt *s);
 /* Binders that stop at the first failure, so a run of binds needs one check. */
-void bind_int64(sqlite3_stmt *s, int i, int64_t v, int *rc);
-void bind_text(sqlite3_stmt *s, int i, const char *v, int *rc);
-void bind_named_int64(sqlite3_stmt *s, const char *name, int64_t v, int *rc);
+void store_bind_int64(sqlite3_stmt *s, int i, int64_t v, int *rc);
+void store_bind_text(sqlite3_stmt *s, int i, const char *v, int *rc);
+void store_bind_named_int64(sqlite3_stmt *s, const char *name, int64_t v, int *rc);
 /* Copies a text column into a fixed buffer, cut to fit. */
-void col_copy(sqlite3_stmt *s, int i, char *buf, size_t size);
+void store_col_copy(sqlite3_stmt *s, int i, char *buf, size_t size);
 /* Sets *out to a new copy of a text column (NULL for SQL NULL). Returns 0 or -1. */
-int col_dup(sqlite3_stmt *s, int i, char **out);
+int store_col_dup(sqlite3_stmt *s, int i, char **out);
 /* Makes room for one more element in a growing result array. Returns 0 or -1. */
-int grow(void **arr, size_t *cap, size_t n, size_t elem);
+int store_grow(void **arr, size_t *cap, size_t n, size_t elem);
 /* Steps a statement that returns no rows, then resets it. Returns the step's code. */
-int step_once(sqlite3_stmt *s);
+int store_step_once(sqlite3_stmt *s);
 
 /* Transactions (store.c). */
 
 /* Fails when the caller's store_begin transaction was rolled back by SQLite. */
-enum cgw_err txn_check(struct store *st, struct cgw_error *err);
-/* Begins a transaction unless store_begin opened one; *own says whether txn_end commits. */
-enum cgw_err txn_begin(struct store *st, enum stmt_id begin, bool *own, struct cgw_error *err);
+enum cgw_err store_txn_check(struct store *st, struct cgw_error *err);
+/* Begins a transaction unless store_begin opened one; *own says whether store_txn_end commits. */
+enum cgw_err store_txn_begin(struct store *st, enum stmt_id begin, bool *own,
+                             struct cgw_error *err);
 /* Commits (e == CGW_OK) or rolls back an owned transaction; returns the outcome. */
-enum cgw_err txn_end(struct store *st, bool own, enum cgw_err e, struct cgw_error *err);
+enum cgw_err store_txn_end(struct store *st, bool own, enum cgw_err e, struct cgw_error *err);
 
 #endif

@@ -34,15 +34,15 @@ void store_session_list_free(struct store_session *list, size_t n)
 static int session_from_row(sqlite3_stmt *s, struct store_session *out)
 {
     memset(out, 0, sizeof *out);
-    col_copy(s, 0, out->id, sizeof out->id);
+    store_col_copy(s, 0, out->id, sizeof out->id);
     out->owner = sqlite3_column_int64(s, 1);
-    col_copy(s, 2, out->provider, sizeof out->provider);
+    store_col_copy(s, 2, out->provider, sizeof out->provider);
     out->archived = sqlite3_column_int(s, 6) != 0;
     out->created_ms = sqlite3_column_int64(s, 7);
     out->updated_ms = sqlite3_column_int64(s, 8);
     out->last_seq = sqlite3_column_int64(s, 9);
-    if (col_dup(s, 3, &out->native_id) < 0 || col_dup(s, 4, &out->project_path) < 0 ||
-        col_dup(s, 5, &out->name) < 0) {
+    if (store_col_dup(s, 3, &out->native_id) < 0 || store_col_dup(s, 4, &out->project_path) < 0 ||
+        store_col_dup(s, 5, &out->name) < 0) {
         store_session_clear(out);
         return -1;
     }
@@ -65,27 +65,27 @@ enum cgw_err store_session_create(struct store *st, const struct store_session *
         return cgw_error_set(err, CGW_ERR_INVALID, "store: create session: no project path");
     created = s->created_ms > 0 ? s->created_ms : cgw_now_ms();
     updated = s->updated_ms > 0 ? s->updated_ms : created;
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_SESSION_CREATE, &q, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_SESSION_CREATE, &q, err)) != CGW_OK)
         return e;
-    bind_text(q, 1, s->id, &rc);
-    bind_int64(q, 2, s->owner, &rc);
-    bind_text(q, 3, s->provider, &rc);
-    bind_text(q, 4, s->project_path, &rc);
-    bind_text(q, 5, s->name ? s->name : "", &rc);
-    bind_int64(q, 6, s->archived ? 1 : 0, &rc);
-    bind_int64(q, 7, created, &rc);
-    bind_int64(q, 8, updated, &rc);
+    store_bind_text(q, 1, s->id, &rc);
+    store_bind_int64(q, 2, s->owner, &rc);
+    store_bind_text(q, 3, s->provider, &rc);
+    store_bind_text(q, 4, s->project_path, &rc);
+    store_bind_text(q, 5, s->name ? s->name : "", &rc);
+    store_bind_int64(q, 6, s->archived ? 1 : 0, &rc);
+    store_bind_int64(q, 7, created, &rc);
+    store_bind_int64(q, 8, updated, &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(q);
+        rc = store_step_once(q);
     if (rc != SQLITE_OK) {
         e = store_code(rc);
         if (e == CGW_ERR_CONFLICT) {
-            stmt_done(q);
+            store_stmt_done(q);
             return cgw_error_set(err, e, "store: create session %s: id exists", s->id);
         }
         if (e == CGW_ERR_NOT_FOUND) {
-            stmt_done(q);
+            store_stmt_done(q);
             return cgw_error_set(err, e, "store: create session %s: no user with id %lld", s->id,
                                  (long long)s->owner);
         }
@@ -103,21 +103,21 @@ enum cgw_err store_session_get(struct store *st, const char *id, int64_t owner,
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: get session: no id");
-    if ((e = stmt_get(st, STMT_SESSION_GET, &s, err)) != CGW_OK)
+    if ((e = store_stmt_get(st, STMT_SESSION_GET, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, id, &rc);
-    bind_int64(s, 2, owner, &rc);
+    store_bind_text(s, 1, id, &rc);
+    store_bind_int64(s, 2, owner, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         int bad = session_from_row(s, out);
-        stmt_done(s);
+        store_stmt_done(s);
         if (bad < 0)
             return cgw_error_set(err, CGW_ERR_NOMEM, "store: get session %s: out of memory", id);
         return CGW_OK;
     }
     if (rc == SQLITE_DONE) {
-        stmt_done(s);
+        store_stmt_done(s);
         /* The same answer for a missing and a foreign session: no existence leak. */
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: no session %s", id);
     }
@@ -132,8 +132,8 @@ static enum stmt_id session_list_variant(enum stmt_id base, int64_t owner, int a
 
 static void bind_session_filter(sqlite3_stmt *s, int64_t owner, int archived, int *rc)
 {
-    bind_named_int64(s, ":owner", owner, rc);
-    bind_named_int64(s, ":archived", archived > 0 ? 1 : 0, rc);
+    store_bind_named_int64(s, ":owner", owner, rc);
+    store_bind_named_int64(s, ":archived", archived > 0 ? 1 : 0, rc);
 }
 
 enum cgw_err store_session_list(struct store *st, int64_t owner, int archived, int64_t limit,
@@ -152,11 +152,11 @@ enum cgw_err store_session_list(struct store *st, int64_t owner, int archived, i
     if (total)
         *total = 0;
     /* One read transaction, so that the total and the page agree. */
-    if ((e = txn_begin(st, STMT_BEGIN_READ, &own, err)) != CGW_OK)
+    if ((e = store_txn_begin(st, STMT_BEGIN_READ, &own, err)) != CGW_OK)
         return e;
     if (total) {
-        e = stmt_get(st, session_list_variant(STMT_SESSION_COUNT_OWNER_ARCHIVED, owner, archived),
-                     &s, err);
+        e = store_stmt_get(
+            st, session_list_variant(STMT_SESSION_COUNT_OWNER_ARCHIVED, owner, archived), &s, err);
         if (e != CGW_OK)
             goto out;
         bind_session_filter(s, owner, archived, &rc);
@@ -167,22 +167,22 @@ enum cgw_err store_session_list(struct store *st, int64_t owner, int archived, i
             goto out;
         }
         *total = sqlite3_column_int64(s, 0);
-        stmt_done(s);
+        store_stmt_done(s);
     }
-    e = stmt_get(st, session_list_variant(STMT_SESSION_PAGE_OWNER_ARCHIVED, owner, archived), &s,
-                 err);
+    e = store_stmt_get(st, session_list_variant(STMT_SESSION_PAGE_OWNER_ARCHIVED, owner, archived),
+                       &s, err);
     if (e != CGW_OK)
         goto out;
     rc = SQLITE_OK;
     bind_session_filter(s, owner, archived, &rc);
-    bind_named_int64(s, ":limit", limit > 0 ? limit : -1, &rc);
-    bind_named_int64(s, ":offset", offset > 0 ? offset : 0, &rc);
+    store_bind_named_int64(s, ":limit", limit > 0 ? limit : -1, &rc);
+    store_bind_named_int64(s, ":offset", offset > 0 ? offset : 0, &rc);
     if (rc != SQLITE_OK) {
         e = store_fail(st, s, rc, err, "list sessions");
         goto out;
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (grow((void **)&list, &cap, count, sizeof *list) < 0 ||
+        if (store_grow((void **)&list, &cap, count, sizeof *list) < 0 ||
             session_from_row(s, &list[count]) < 0) {
             e = cgw_error_set(err, CGW_ERR_NOMEM, "store: list sessions: out of memory");
             break;
@@ -191,9 +191,9 @@ enum cgw_err store_session_list(struct store *st, int64_t owner, int archived, i
     }
     if (e == CGW_OK && rc != SQLITE_DONE)
         e = store_fail(st, s, rc, err, "list sessions");
-    stmt_done(s);
+    store_stmt_done(s);
 out:
-    e = txn_end(st, own, e, err);
+    e = store_txn_end(st, own, e, err);
     if (e != CGW_OK) {
         store_session_list_free(list, count);
         if (total)
@@ -210,7 +210,7 @@ static enum cgw_err session_write(struct store *st, sqlite3_stmt *s, int rc, con
                                   const char *what, struct cgw_error *err)
 {
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "%s session %s", what, id);
     if (sqlite3_changes(st->db) == 0)
@@ -227,14 +227,14 @@ enum cgw_err store_session_update(struct store *st, const char *id, int64_t owne
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: update session: no id");
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_SESSION_UPDATE, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_SESSION_UPDATE, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, id, &rc);
-    bind_int64(s, 2, owner, &rc);
-    bind_text(s, 3, name, &rc);
-    bind_int64(s, 4, archived < 0 ? -1 : archived > 0 ? 1 : 0, &rc);
-    bind_int64(s, 5, cgw_now_ms(), &rc);
+    store_bind_text(s, 1, id, &rc);
+    store_bind_int64(s, 2, owner, &rc);
+    store_bind_text(s, 3, name, &rc);
+    store_bind_int64(s, 4, archived < 0 ? -1 : archived > 0 ? 1 : 0, &rc);
+    store_bind_int64(s, 5, cgw_now_ms(), &rc);
     return session_write(st, s, rc, id, "update", err);
 }
 
@@ -248,11 +248,11 @@ enum cgw_err store_session_delete(struct store *st, const char *id, int64_t owne
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: delete session: no id");
     /* One statement: the messages go with it through ON DELETE CASCADE. */
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_SESSION_DELETE, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_SESSION_DELETE, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, id, &rc);
-    bind_int64(s, 2, owner, &rc);
+    store_bind_text(s, 1, id, &rc);
+    store_bind_int64(s, 2, owner, &rc);
     return session_write(st, s, rc, id, "delete", err);
 }
 
@@ -266,36 +266,36 @@ enum cgw_err store_session_set_native_id(struct store *st, const char *id, const
 
     if (!id || !native_id || !*native_id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: set native id: no id");
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_SESSION_SET_NATIVE, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_SESSION_SET_NATIVE, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, id, &rc);
-    bind_text(s, 2, native_id, &rc);
+    store_bind_text(s, 1, id, &rc);
+    store_bind_text(s, 2, native_id, &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "set native id of session %s", id);
     if (sqlite3_changes(st->db) > 0)
         return CGW_OK;
     /* Nothing changed: either no such session or an id is already there. The
      * write was conditional, so reading afterwards cannot lose a race. */
-    if ((e = stmt_get(st, STMT_SESSION_GET_NATIVE, &s, err)) != CGW_OK)
+    if ((e = store_stmt_get(st, STMT_SESSION_GET_NATIVE, &s, err)) != CGW_OK)
         return e;
     rc = SQLITE_OK;
-    bind_text(s, 1, id, &rc);
+    store_bind_text(s, 1, id, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) {
-        stmt_done(s);
+        store_stmt_done(s);
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: no session %s", id);
     }
     if (rc != SQLITE_ROW)
         return store_fail(st, s, rc, err, "get native id of session %s", id);
-    if (col_dup(s, 0, &have) < 0) {
-        stmt_done(s);
+    if (store_col_dup(s, 0, &have) < 0) {
+        store_stmt_done(s);
         return cgw_error_set(err, CGW_ERR_NOMEM, "store: set native id: out of memory");
     }
-    stmt_done(s);
+    store_stmt_done(s);
     e = have && strcmp(have, native_id) == 0
             ? CGW_OK
             : cgw_error_set(err, CGW_ERR_CONFLICT,
@@ -312,11 +312,11 @@ enum cgw_err store_session_touch(struct store *st, const char *id, struct cgw_er
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: touch session: no id");
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_SESSION_TOUCH, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_SESSION_TOUCH, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, id, &rc);
-    bind_int64(s, 2, cgw_now_ms(), &rc);
+    store_bind_text(s, 1, id, &rc);
+    store_bind_int64(s, 2, cgw_now_ms(), &rc);
     return session_write(st, s, rc, id, "touch", err);
 }
 
@@ -329,18 +329,18 @@ enum cgw_err store_session_last_seq(struct store *st, const char *id, int64_t *s
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: last seq: no session id");
-    if ((e = stmt_get(st, STMT_SESSION_LAST_SEQ, &s, err)) != CGW_OK)
+    if ((e = store_stmt_get(st, STMT_SESSION_LAST_SEQ, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, id, &rc);
+    store_bind_text(s, 1, id, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *seq = sqlite3_column_int64(s, 0);
-        stmt_done(s);
+        store_stmt_done(s);
         return CGW_OK;
     }
     if (rc == SQLITE_DONE) {
-        stmt_done(s);
+        store_stmt_done(s);
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: no session %s", id);
     }
     return store_fail(st, s, rc, err, "last seq of session %s", id);
@@ -357,17 +357,17 @@ static enum cgw_err message_check_replay(struct store *st, const char *session_i
     int rc = SQLITE_OK;
     const char *have;
     bool same;
-    enum cgw_err e = stmt_get(st, STMT_MESSAGE_GET_JSON, &s, err);
+    enum cgw_err e = store_stmt_get(st, STMT_MESSAGE_GET_JSON, &s, err);
 
     if (e != CGW_OK)
         return e;
-    bind_text(s, 1, session_id, &rc);
-    bind_int64(s, 2, seq, &rc);
+    store_bind_text(s, 1, session_id, &rc);
+    store_bind_int64(s, 2, seq, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) {
         /* Cannot happen inside the write transaction; say so rather than guess. */
-        stmt_done(s);
+        store_stmt_done(s);
         return cgw_error_set(err, CGW_ERR_INTERNAL,
                              "store: add message %lld to session %s: row vanished", (long long)seq,
                              session_id);
@@ -377,11 +377,11 @@ static enum cgw_err message_check_replay(struct store *st, const char *session_i
                           session_id);
     have = (const char *)sqlite3_column_text(s, 0);
     if (!have) {
-        stmt_done(s);
+        store_stmt_done(s);
         return cgw_error_set(err, CGW_ERR_NOMEM, "store: add message: out of memory");
     }
     same = strcmp(have, json) == 0;
-    stmt_done(s);
+    store_stmt_done(s);
     if (!same)
         return cgw_error_set(err, CGW_ERR_CONFLICT,
                              "store: seq %lld of session %s already holds a different event",
@@ -402,19 +402,19 @@ enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t
                              "store: add message: needs a session, a json and a seq > 0");
     if (!kind || !*kind || strlen(kind) >= KIND_SIZE)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: add message: bad kind");
-    if ((e = txn_begin(st, STMT_BEGIN, &own, err)) != CGW_OK)
+    if ((e = store_txn_begin(st, STMT_BEGIN, &own, err)) != CGW_OK)
         return e;
-    if ((e = stmt_get(st, STMT_MESSAGE_INSERT, &s, err)) != CGW_OK)
+    if ((e = store_stmt_get(st, STMT_MESSAGE_INSERT, &s, err)) != CGW_OK)
         goto out;
-    bind_text(s, 1, session_id, &rc);
-    bind_int64(s, 2, seq, &rc);
-    bind_text(s, 3, kind, &rc);
-    bind_text(s, 4, json, &rc);
+    store_bind_text(s, 1, session_id, &rc);
+    store_bind_int64(s, 2, seq, &rc);
+    store_bind_text(s, 3, kind, &rc);
+    store_bind_text(s, 4, json, &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK) {
         if (store_code(rc) == CGW_ERR_NOT_FOUND) {
-            stmt_done(s);
+            store_stmt_done(s);
             e = cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: add message: no session %s",
                               session_id);
         } else {
@@ -427,16 +427,16 @@ enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t
         e = message_check_replay(st, session_id, seq, json, err);
         goto out; /* a replay: last_seq was raised when the row went in */
     }
-    if ((e = stmt_get(st, STMT_MESSAGE_RAISE_SEQ, &s, err)) != CGW_OK)
+    if ((e = store_stmt_get(st, STMT_MESSAGE_RAISE_SEQ, &s, err)) != CGW_OK)
         goto out;
-    bind_text(s, 1, session_id, &rc);
-    bind_int64(s, 2, seq, &rc);
+    store_bind_text(s, 1, session_id, &rc);
+    store_bind_int64(s, 2, seq, &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK)
         e = store_fail(st, s, rc, err, "raise last seq of session %s", session_id);
 out:
-    return txn_end(st, own, e, err);
+    return store_txn_end(st, own, e, err);
 }
 
 void store_message_list_free(struct store_message *list, size_t n)
@@ -472,14 +472,14 @@ enum cgw_err store_message_list(struct store *st, const char *session_id, int64_
     if (after_seq < 0)
         after_seq = 0;
     backwards = before_seq > 0 && after_seq == 0;
-    e = stmt_get(st, backwards ? STMT_MESSAGE_LIST_BEFORE : STMT_MESSAGE_LIST_AFTER, &s, err);
+    e = store_stmt_get(st, backwards ? STMT_MESSAGE_LIST_BEFORE : STMT_MESSAGE_LIST_AFTER, &s, err);
     if (e != CGW_OK)
         return e;
-    bind_text(s, 1, session_id, &rc);
-    bind_int64(s, 2, after_seq, &rc);
-    bind_int64(s, 3, before_seq > 0 ? before_seq : INT64_MAX, &rc);
+    store_bind_text(s, 1, session_id, &rc);
+    store_bind_int64(s, 2, after_seq, &rc);
+    store_bind_int64(s, 3, before_seq > 0 ? before_seq : INT64_MAX, &rc);
     /* One row more than asked tells whether there is more, without a count. */
-    bind_int64(s, 4, limit + 1, &rc);
+    store_bind_int64(s, 4, limit + 1, &rc);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "list messages of session %s", session_id);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -487,18 +487,18 @@ enum cgw_err store_message_list(struct store *st, const char *session_id, int64_
             more = true;
             break;
         }
-        if (grow((void **)&list, &cap, count, sizeof *list) < 0 ||
-            col_dup(s, 2, &list[count].json) < 0) {
+        if (store_grow((void **)&list, &cap, count, sizeof *list) < 0 ||
+            store_col_dup(s, 2, &list[count].json) < 0) {
             e = cgw_error_set(err, CGW_ERR_NOMEM, "store: list messages: out of memory");
             break;
         }
         list[count].seq = sqlite3_column_int64(s, 0);
-        col_copy(s, 1, list[count].kind, sizeof list[count].kind);
+        store_col_copy(s, 1, list[count].kind, sizeof list[count].kind);
         count++;
     }
     if (e == CGW_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
         e = store_fail(st, s, rc, err, "list messages of session %s", session_id);
-    stmt_done(s);
+    store_stmt_done(s);
     if (e != CGW_OK) {
         store_message_list_free(list, count);
         return e;
@@ -528,17 +528,18 @@ enum cgw_err store_rule_add(struct store *st, int64_t user_id, const char *proje
 
     if (!project_path || !*project_path || !rule || !*rule)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: add rule: needs a project and a rule");
-    if ((e = txn_check(st, err)) != CGW_OK || (e = stmt_get(st, STMT_RULE_ADD, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_RULE_ADD, &s, err)) != CGW_OK)
         return e;
-    bind_int64(s, 1, user_id, &rc);
-    bind_text(s, 2, project_path, &rc);
-    bind_text(s, 3, rule, &rc);
-    bind_int64(s, 4, cgw_now_ms(), &rc);
+    store_bind_int64(s, 1, user_id, &rc);
+    store_bind_text(s, 2, project_path, &rc);
+    store_bind_text(s, 3, rule, &rc);
+    store_bind_int64(s, 4, cgw_now_ms(), &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK) {
         if (store_code(rc) == CGW_ERR_NOT_FOUND) {
-            stmt_done(s);
+            store_stmt_done(s);
             return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: add rule: no user with id %lld",
                                  (long long)user_id);
         }
@@ -571,15 +572,15 @@ enum cgw_err store_rule_list(struct store *st, int64_t user_id, const char *proj
     *n = 0;
     if (!project_path)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: list rules: no project path");
-    if ((e = stmt_get(st, STMT_RULE_LIST, &s, err)) != CGW_OK)
+    if ((e = store_stmt_get(st, STMT_RULE_LIST, &s, err)) != CGW_OK)
         return e;
-    bind_int64(s, 1, user_id, &rc);
-    bind_text(s, 2, project_path, &rc);
+    store_bind_int64(s, 1, user_id, &rc);
+    store_bind_text(s, 2, project_path, &rc);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "list rules");
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_rule *r;
-        if (grow((void **)&list, &cap, count, sizeof *list) < 0) {
+        if (store_grow((void **)&list, &cap, count, sizeof *list) < 0) {
             e = cgw_error_set(err, CGW_ERR_NOMEM, "store: list rules: out of memory");
             break;
         }
@@ -587,14 +588,14 @@ enum cgw_err store_rule_list(struct store *st, int64_t user_id, const char *proj
         r->id = sqlite3_column_int64(s, 0);
         r->user_id = sqlite3_column_int64(s, 1);
         r->created_ms = sqlite3_column_int64(s, 4);
-        if (col_dup(s, 2, &r->project_path) < 0 || col_dup(s, 3, &r->rule) < 0) {
+        if (store_col_dup(s, 2, &r->project_path) < 0 || store_col_dup(s, 3, &r->rule) < 0) {
             e = cgw_error_set(err, CGW_ERR_NOMEM, "store: list rules: out of memory");
             break;
         }
     }
     if (e == CGW_OK && rc != SQLITE_DONE)
         e = store_fail(st, s, rc, err, "list rules");
-    stmt_done(s);
+    store_stmt_done(s);
     if (e != CGW_OK) {
         store_rule_list_free(list, count);
         return e;
@@ -611,13 +612,13 @@ enum cgw_err store_rule_delete(struct store *st, int64_t user_id, int64_t rule_i
     int rc = SQLITE_OK;
     enum cgw_err e;
 
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_RULE_DELETE, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_RULE_DELETE, &s, err)) != CGW_OK)
         return e;
-    bind_int64(s, 1, user_id, &rc);
-    bind_int64(s, 2, rule_id, &rc);
+    store_bind_int64(s, 1, user_id, &rc);
+    store_bind_int64(s, 2, rule_id, &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "delete rule %lld", (long long)rule_id);
     if (sqlite3_changes(st->db) == 0)

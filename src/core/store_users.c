@@ -33,7 +33,7 @@ static void user_from_row(sqlite3_stmt *s, struct store_user *out)
 {
     memset(out, 0, sizeof *out);
     out->id = sqlite3_column_int64(s, 0);
-    col_copy(s, 1, out->name, sizeof out->name);
+    store_col_copy(s, 1, out->name, sizeof out->name);
     out->disabled = sqlite3_column_int(s, 2) != 0;
     out->created_ms = sqlite3_column_int64(s, 3);
 }
@@ -49,15 +49,16 @@ enum cgw_err store_user_add(struct store *st, const char *name, int64_t *id, str
                              "store: add user: invalid name (1-%d of A-Z a-z 0-9 . _ -, "
                              "starting with a letter or digit)",
                              STORE_NAME_MAX);
-    if ((e = txn_check(st, err)) != CGW_OK || (e = stmt_get(st, STMT_USER_ADD, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_USER_ADD, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, name, &rc);
-    bind_int64(s, 2, cgw_now_ms(), &rc);
+    store_bind_text(s, 1, name, &rc);
+    store_bind_int64(s, 2, cgw_now_ms(), &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK) {
         if (store_code(rc) == CGW_ERR_CONFLICT) {
-            stmt_done(s);
+            store_stmt_done(s);
             return cgw_error_set(err, CGW_ERR_CONFLICT, "store: add user %s: name exists", name);
         }
         return store_fail(st, s, rc, err, "add user %s", name);
@@ -73,23 +74,23 @@ static enum cgw_err user_get(struct store *st, enum stmt_id id, const char *key_
 {
     sqlite3_stmt *s = NULL;
     int rc = SQLITE_OK;
-    enum cgw_err e = stmt_get(st, id, &s, err);
+    enum cgw_err e = store_stmt_get(st, id, &s, err);
 
     if (e != CGW_OK)
         return e;
     if (key_text)
-        bind_text(s, 1, key_text, &rc);
+        store_bind_text(s, 1, key_text, &rc);
     else
-        bind_int64(s, 1, key_id, &rc);
+        store_bind_int64(s, 1, key_id, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         user_from_row(s, out);
-        stmt_done(s);
+        store_stmt_done(s);
         return CGW_OK;
     }
     if (rc == SQLITE_DONE) {
-        stmt_done(s);
+        store_stmt_done(s);
         if (key_text)
             return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: no user %s", key_text);
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: no user with id %lld",
@@ -121,13 +122,13 @@ enum cgw_err store_user_set_disabled(struct store *st, const char *name, bool di
 
     if (!name)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: disable user: no name");
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_USER_SET_DISABLED, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_USER_SET_DISABLED, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, name, &rc);
-    bind_int64(s, 2, disabled ? 1 : 0, &rc);
+    store_bind_text(s, 1, name, &rc);
+    store_bind_int64(s, 2, disabled ? 1 : 0, &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "%s user %s", disabled ? "disable" : "enable", name);
     if (sqlite3_changes(st->db) == 0)
@@ -142,15 +143,15 @@ enum cgw_err store_user_list(struct store *st, struct store_user **out, size_t *
     struct store_user *list = NULL;
     size_t cap = 0, count = 0;
     int rc;
-    enum cgw_err e = stmt_get(st, STMT_USER_LIST, &s, err);
+    enum cgw_err e = store_stmt_get(st, STMT_USER_LIST, &s, err);
 
     *out = NULL;
     *n = 0;
     if (e != CGW_OK)
         return e;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (grow((void **)&list, &cap, count, sizeof *list) < 0) {
-            stmt_done(s);
+        if (store_grow((void **)&list, &cap, count, sizeof *list) < 0) {
+            store_stmt_done(s);
             free(list);
             return cgw_error_set(err, CGW_ERR_NOMEM, "store: list users: out of memory");
         }
@@ -160,7 +161,7 @@ enum cgw_err store_user_list(struct store *st, struct store_user **out, size_t *
         free(list);
         return store_fail(st, s, rc, err, "list users");
     }
-    stmt_done(s);
+    store_stmt_done(s);
     *out = list;
     *n = count;
     return CGW_OK;
@@ -177,9 +178,9 @@ static enum cgw_err token_from_row(sqlite3_stmt *s, struct store_token *out, boo
     memset(out, 0, sizeof *out);
     out->id = sqlite3_column_int64(s, 0);
     out->user_id = sqlite3_column_int64(s, 1);
-    col_copy(s, 2, out->user_name, sizeof out->user_name);
-    col_copy(s, 3, out->public_id, sizeof out->public_id);
-    col_copy(s, 4, out->label, sizeof out->label);
+    store_col_copy(s, 2, out->user_name, sizeof out->user_name);
+    store_col_copy(s, 3, out->public_id, sizeof out->public_id);
+    store_col_copy(s, 4, out->label, sizeof out->label);
     hash = sqlite3_column_blob(s, 5);
     if (!hash || sqlite3_column_bytes(s, 5) != (int)sizeof out->hash)
         return cgw_error_set(err, CGW_ERR_INTERNAL, "store: token %lld has a malformed hash",
@@ -210,21 +211,22 @@ enum cgw_err store_token_add(struct store *st, int64_t user_id, const char *publ
     if (strlen(label) > STORE_NAME_MAX)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: add token: label longer than %d bytes",
                              STORE_NAME_MAX);
-    if ((e = txn_check(st, err)) != CGW_OK || (e = stmt_get(st, STMT_TOKEN_ADD, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_TOKEN_ADD, &s, err)) != CGW_OK)
         return e;
-    bind_int64(s, 1, user_id, &rc);
-    bind_text(s, 2, public_id, &rc);
+    store_bind_int64(s, 1, user_id, &rc);
+    store_bind_text(s, 2, public_id, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(s, 3, hash, 32, SQLITE_STATIC);
-    bind_text(s, 4, label, &rc);
-    bind_int64(s, 5, cgw_now_ms(), &rc);
+    store_bind_text(s, 4, label, &rc);
+    store_bind_int64(s, 5, cgw_now_ms(), &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK) {
         e = store_code(rc);
         if (e != CGW_ERR_CONFLICT && e != CGW_ERR_NOT_FOUND)
             return store_fail(st, s, rc, err, "add token");
-        stmt_done(s);
+        store_stmt_done(s);
         if (e == CGW_ERR_CONFLICT)
             return cgw_error_set(err, e, "store: add token: public id %s exists", public_id);
         return cgw_error_set(err, e, "store: add token: no user with id %lld", (long long)user_id);
@@ -243,18 +245,18 @@ enum cgw_err store_token_find(struct store *st, const char *public_id, struct st
 
     if (!public_id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: find token: no public id");
-    if ((e = stmt_get(st, STMT_TOKEN_FIND, &s, err)) != CGW_OK)
+    if ((e = store_stmt_get(st, STMT_TOKEN_FIND, &s, err)) != CGW_OK)
         return e;
-    bind_text(s, 1, public_id, &rc);
+    store_bind_text(s, 1, public_id, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         e = token_from_row(s, out, user_disabled, err);
-        stmt_done(s);
+        store_stmt_done(s);
         return e;
     }
     if (rc == SQLITE_DONE) {
-        stmt_done(s);
+        store_stmt_done(s);
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: no token %s", public_id);
     }
     return store_fail(st, s, rc, err, "find token");
@@ -271,14 +273,14 @@ enum cgw_err store_token_touch(struct store *st, int64_t id, struct cgw_error *e
         st->touch_due = id; /* store_read_end runs it */
         return CGW_OK;
     }
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_TOKEN_TOUCH, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_TOKEN_TOUCH, &s, err)) != CGW_OK)
         return e;
-    bind_int64(s, 1, id, &rc);
-    bind_int64(s, 2, now, &rc);
-    bind_int64(s, 3, now - STORE_TOKEN_TOUCH_EVERY_MS, &rc);
+    store_bind_int64(s, 1, id, &rc);
+    store_bind_int64(s, 2, now, &rc);
+    store_bind_int64(s, 3, now - STORE_TOKEN_TOUCH_EVERY_MS, &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "touch token %lld", (long long)id);
     return CGW_OK;
@@ -291,17 +293,17 @@ enum cgw_err store_token_list(struct store *st, int64_t user_id, struct store_to
     struct store_token *list = NULL;
     size_t cap = 0, count = 0;
     int rc = SQLITE_OK;
-    enum cgw_err e = stmt_get(st, STMT_TOKEN_LIST, &s, err);
+    enum cgw_err e = store_stmt_get(st, STMT_TOKEN_LIST, &s, err);
 
     *out = NULL;
     *n = 0;
     if (e != CGW_OK)
         return e;
-    bind_int64(s, 1, user_id, &rc);
+    store_bind_int64(s, 1, user_id, &rc);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "list tokens");
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (grow((void **)&list, &cap, count, sizeof *list) < 0) {
+        if (store_grow((void **)&list, &cap, count, sizeof *list) < 0) {
             e = cgw_error_set(err, CGW_ERR_NOMEM, "store: list tokens: out of memory");
             break;
         }
@@ -311,7 +313,7 @@ enum cgw_err store_token_list(struct store *st, int64_t user_id, struct store_to
     }
     if (e == CGW_OK && rc != SQLITE_DONE)
         e = store_fail(st, s, rc, err, "list tokens");
-    stmt_done(s);
+    store_stmt_done(s);
     if (e != CGW_OK) {
         free(list);
         return e;
@@ -327,12 +329,12 @@ enum cgw_err store_token_revoke(struct store *st, int64_t id, struct cgw_error *
     int rc = SQLITE_OK;
     enum cgw_err e;
 
-    if ((e = txn_check(st, err)) != CGW_OK ||
-        (e = stmt_get(st, STMT_TOKEN_REVOKE, &s, err)) != CGW_OK)
+    if ((e = store_txn_check(st, err)) != CGW_OK ||
+        (e = store_stmt_get(st, STMT_TOKEN_REVOKE, &s, err)) != CGW_OK)
         return e;
-    bind_int64(s, 1, id, &rc);
+    store_bind_int64(s, 1, id, &rc);
     if (rc == SQLITE_OK)
-        rc = step_once(s);
+        rc = store_step_once(s);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "revoke token %lld", (long long)id);
     if (sqlite3_changes(st->db) == 0)

@@ -220,9 +220,9 @@ static void caps_text(enum provider_id p, char *buf, size_t size)
     for (int m = 0; c->modes[m] && off < size; m++)
         off += (size_t)snprintf(buf + off, size - off, "%s%s", m ? "," : "", c->modes[m]);
     if (off < size)
-        snprintf(buf + off, size - off, "; supports abort %s, resume %s, permission requests %s%s",
+        snprintf(buf + off, size - off, "; supports abort %s, resume %s, permission requests %s",
                  c->abort ? "yes" : "no", c->resume ? "yes" : "no",
-                 c->permission_requests ? "yes" : "no", c->adapter ? "" : "; no runner adapter");
+                 c->permission_requests ? "yes" : "no");
 }
 
 static void check_providers(struct doctor *d)
@@ -252,7 +252,7 @@ static void check_providers(struct doctor *d)
             snprintf(detail, sizeof detail,
                      "%s.bin '%.300s' not found in PATH (provider unavailable)", name, bin);
         caps_text((enum provider_id)p, detail, sizeof detail);
-        report(d, ok && provider_caps[p].adapter ? CHECK_OK : CHECK_WARN, name, "%s", detail);
+        report(d, ok ? CHECK_OK : CHECK_WARN, name, "%s", detail);
     }
     d->providers_checked = true;
 }

@@ -102,16 +102,9 @@ static int print_runs(struct ctl *ctl, const struct run_row *rows, size_t n, boo
                              ctl_time(r->started_ms, started),
                              seq,
                              r->lease_alive ? "alive" : "expired"};
-        if (ctl_table_add(t, row) < 0) {
-            ctl_table_free(t);
-            t = NULL;
-        }
+        t = ctl_table_row(t, row);
     }
-    if (!t)
-        return ctl_fail(ctl, CGW_ERR_NOMEM, "out of memory");
-    ctl_table_print(t, stdout);
-    ctl_table_free(t);
-    return CTL_EXIT_OK;
+    return ctl_table_finish(ctl, t);
 }
 
 static int runs_ls(struct ctl *ctl, const struct ctl_args *a)

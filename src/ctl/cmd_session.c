@@ -132,16 +132,9 @@ static int print_table(struct ctl *ctl, const struct listing *l)
                              seq,
                              ctl_time(s->updated_ms, updated),
                              s->archived ? "yes" : "no"};
-        if (ctl_table_add(t, row) < 0) {
-            ctl_table_free(t);
-            t = NULL;
-        }
+        t = ctl_table_row(t, row);
     }
-    if (!t)
-        return ctl_fail(ctl, CGW_ERR_NOMEM, "out of memory");
-    ctl_table_print(t, stdout);
-    ctl_table_free(t);
-    return CTL_EXIT_OK;
+    return ctl_table_finish(ctl, t);
 }
 
 static int session_ls(struct ctl *ctl, const struct ctl_args *a)

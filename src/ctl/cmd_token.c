@@ -92,16 +92,9 @@ static int print_tokens(struct ctl *ctl, const struct store_token *tok, size_t n
                              ctl_time(tok[i].created_ms, created),
                              ctl_time(tok[i].last_used_ms, used),
                              tok[i].revoked ? "yes" : "no"};
-        if (ctl_table_add(t, row) < 0) {
-            ctl_table_free(t);
-            t = NULL;
-        }
+        t = ctl_table_row(t, row);
     }
-    if (!t)
-        return ctl_fail(ctl, CGW_ERR_NOMEM, "out of memory");
-    ctl_table_print(t, stdout);
-    ctl_table_free(t);
-    return CTL_EXIT_OK;
+    return ctl_table_finish(ctl, t);
 }
 
 static int token_list(struct ctl *ctl, const struct ctl_args *a)

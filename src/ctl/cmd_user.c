@@ -50,16 +50,9 @@ static int print_users_table(struct ctl *ctl, const struct store_user *u, size_t
         snprintf(id, sizeof id, "%lld", (long long)u[i].id);
         const char *row[] = {id, u[i].name, u[i].disabled ? "yes" : "no",
                              ctl_time(u[i].created_ms, created)};
-        if (ctl_table_add(t, row) < 0) {
-            ctl_table_free(t);
-            t = NULL;
-        }
+        t = ctl_table_row(t, row);
     }
-    if (!t)
-        return ctl_fail(ctl, CGW_ERR_NOMEM, "out of memory");
-    ctl_table_print(t, stdout);
-    ctl_table_free(t);
-    return CTL_EXIT_OK;
+    return ctl_table_finish(ctl, t);
 }
 
 enum { LIST_OPT_JSON };

@@ -138,8 +138,14 @@ struct ctl_table;
 struct ctl_table *ctl_table_new(size_t ncols, const char *const *headers);
 /* Adds a row of ncols cells. Returns 0, or -1 when memory ran out. */
 int ctl_table_add(struct ctl_table *t, const char *const *cells);
+/* Adds a row to t, for a loop that builds a table: returns t, or NULL after freeing t
+ * when memory ran out (t NULL: NULL). */
+struct ctl_table *ctl_table_row(struct ctl_table *t, const char *const *cells);
 /* Prints the header and the rows to out. */
 void ctl_table_print(const struct ctl_table *t, FILE *out);
 void ctl_table_free(struct ctl_table *t);
+/* The end of a listing: prints t on stdout and frees it (CTL_EXIT_OK), or reports that
+ * memory ran out when t is NULL. Returns the exit status. */
+int ctl_table_finish(struct ctl *ctl, struct ctl_table *t);
 
 #endif

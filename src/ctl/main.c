@@ -299,6 +299,24 @@ void ctl_table_print(const struct ctl_table *t, FILE *out)
     }
 }
 
+struct ctl_table *ctl_table_row(struct ctl_table *t, const char *const *cells)
+{
+    if (t && ctl_table_add(t, cells) < 0) {
+        ctl_table_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int ctl_table_finish(struct ctl *ctl, struct ctl_table *t)
+{
+    if (!t)
+        return ctl_fail(ctl, CGW_ERR_NOMEM, "out of memory");
+    ctl_table_print(t, stdout);
+    ctl_table_free(t);
+    return CTL_EXIT_OK;
+}
+
 void ctl_table_free(struct ctl_table *t)
 {
     if (!t)

@@ -1,17 +1,17 @@
 /* provider.c: the provider table, the run request decoder, and the containers adapters fill. */
 #include "runner/provider.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/util.h"
 
-/* One adapter per provider, one file each in providers/; NULL would refuse its runs. */
+/* One adapter per row of core/provider_list.h, one file each in providers/. */
+#define PROVIDER_ROW(ID, name, ...) [PROVIDER_##ID] = &name##_provider,
 static const struct runner_provider *const provider_table[PROVIDER__COUNT] = {
-    [PROVIDER_CLAUDE] = &claude_provider,     [PROVIDER_CODEX] = &codex_provider,
-    [PROVIDER_CURSOR] = &cursor_provider,     [PROVIDER_GEMINI] = &gemini_provider,
-    [PROVIDER_OPENCODE] = &opencode_provider,
-};
+    CGW_PROVIDER_LIST(PROVIDER_ROW)};
+#undef PROVIDER_ROW
 
 const struct runner_provider *runner_provider_for(enum provider_id p)
 {
@@ -359,6 +359,47 @@ void runner_items_result(struct runner_items *it, bool is_error, const char *tex
     item->is_error = is_error;
     item->text = text ? strdup(text) : NULL;
     item_commit(it, item, !text || item->text);
+}
+
+void runner_items_turn_failed(struct runner_items *it, const char *provider, const char *text)
+{
+    const char *open = text ? strchr(text, '{') : NULL;
+    const char *close = text ? strrchr(text, '}') : NULL;
+    json_t *inner =
+        open && close > open ? json_loadb(open, (size_t)(close - open + 1), 0, NULL) : NULL;
+    const char *api = runner_json_str(json_object_get(inner, "error"), "message");
+    char buf[1024];
+
+    if (api && *api) {
+        snprintf(buf, sizeof buf, "%s: the turn failed: %s", provider, api);
+        runner_items_result(it, true, buf);
+    } else if (text && *text) {
+        runner_items_result(it, true, text);
+    } else {
+        snprintf(buf, sizeof buf, "%s: the turn failed", provider);
+        runner_items_result(it, true, buf);
+    }
+    json_decref(inner);
+}
+
+void *runner_state_alloc(size_t size, const struct event_ctx *ctx, const struct runner_request *req)
+{
+    struct runner_state *st = size >= sizeof *st ? calloc(1, size) : NULL;
+    if (!st)
+        return NULL;
+    st->ctx = ctx;
+    st->req = req;
+    return st;
+}
+
+void *runner_state_new(const struct event_ctx *ctx, const struct runner_request *req)
+{
+    return runner_state_alloc(sizeof(struct runner_state), ctx, req);
+}
+
+void runner_state_free(void *st)
+{
+    free(st);
 }
 
 const char *runner_json_str(const json_t *obj, const char *key)

@@ -8,10 +8,9 @@
  * pipes, the bus and the store, and writes what an adapter appends to a runner_buf
  * to the CLI's stdin.
  *
- * Adding a provider is one file: providers/<name>.c defines
- * `const struct runner_provider <name>_provider`, declared below and listed in the
- * table of provider.c. A provider whose table entry is NULL is refused by the runner
- * with an `error` event and complete{exitCode:127, reason:"spawn_failed"}.
+ * Adding a provider is one row in core/provider_list.h and one file: providers/<name>.c
+ * defines `const struct runner_provider <name>_provider`, declared below and put in the
+ * table of provider.c, both made from the rows (doc/internals.md, "Adding a provider").
  *
  * Also here: the run request (the JSON fcgi stores with the claim, doc/internals.md)
  * decoded into a struct, and the small containers adapters fill.
@@ -128,6 +127,32 @@ json_t *runner_line_decode(struct runner_items *it, const struct event_ctx *ctx,
 /* Frees every item and empties the list (it stays usable). */
 void runner_items_clear(struct runner_items *it);
 
+/* Ends the turn as failed (a RESULT item with is_error): with "<provider>: the turn failed:
+ * <message>" when text carries an API error's JSON ({"error":{"message":...}}, alone or
+ * inside other text such as "[API Error: {...}]"), else with text itself, or with
+ * "<provider>: the turn failed" when text is NULL or empty. */
+void runner_items_turn_failed(struct runner_items *it, const char *provider, const char *text);
+
+/* ---- adapter state ---------------------------------------------------------------- */
+
+/* What every adapter's state holds: the run's event context and request (borrowed for
+ * the life of the state). An adapter that needs nothing else uses it as its state, with
+ * runner_state_new / runner_state_free as its state_new / state_free; one that needs
+ * more puts it first in its own struct and allocates with runner_state_alloc. */
+struct runner_state {
+    const struct event_ctx *ctx;
+    const struct runner_request *req;
+};
+
+/* A zeroed state of size bytes (at least sizeof(struct runner_state)) beginning with a
+ * struct runner_state filled with ctx and req; NULL when memory ran out. */
+void *runner_state_alloc(size_t size, const struct event_ctx *ctx,
+                         const struct runner_request *req);
+/* runner_state_alloc of a plain struct runner_state. */
+void *runner_state_new(const struct event_ctx *ctx, const struct runner_request *req);
+/* Frees a state made by runner_state_alloc that owns nothing else (NULL is fine). */
+void runner_state_free(void *st);
+
 /* ---- helpers for adapters reading JSON lines ------------------------------------- */
 
 /* obj[key] as a string (borrowed), or NULL when absent or not a string. */
@@ -186,13 +211,12 @@ struct runner_provider {
                   struct runner_buf *in);
 };
 
-extern const struct runner_provider claude_provider;
-extern const struct runner_provider codex_provider;
-extern const struct runner_provider cursor_provider;
-extern const struct runner_provider gemini_provider;
-extern const struct runner_provider opencode_provider;
+/* `<name>_provider` of every row of CGW_PROVIDER_LIST. */
+#define RUNNER_PROVIDER_DECL(ID, name, ...) extern const struct runner_provider name##_provider;
+CGW_PROVIDER_LIST(RUNNER_PROVIDER_DECL)
+#undef RUNNER_PROVIDER_DECL
 
-/* The adapter of p, or NULL when this runner does not support it yet. */
+/* The adapter of p, or NULL when p is out of range. */
 const struct runner_provider *runner_provider_for(enum provider_id p);
 
 #endif

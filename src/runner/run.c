@@ -379,7 +379,7 @@ static void complete(struct run *r, int code, bool aborted, enum complete_reason
     r->completed = true;
     log_info("complete seq %" PRId64 ": exitCode %d%s%s%s", seq, code, aborted ? ", aborted" : "",
              reason != REASON_NONE ? ", reason " : "",
-             reason != REASON_NONE ? complete_reason_name(reason) : "");
+             reason != REASON_NONE ? event_complete_reason_name(reason) : "");
     char *stored = publish_with_seq(json, seq);
     if (stored) {
         runner_persist(r, seq, "complete", stored);

@@ -1,6 +1,5 @@
 /* test_auth.c: token creation and verification against a real SQLite store. */
 #include "core/auth.h"
-#include "core/sha256.h"
 #include "core/store.h"
 #include "tap.h"
 #include "testenv.h"
@@ -18,7 +17,8 @@ int main(void)
     if (testenv_tmpdir("auth", dir, sizeof dir) < 0)
         BAIL_OUT("no temp dir");
     snprintf(path, sizeof path, "%s/auth.db", dir);
-    if (store_open(path, true, 1000, &st, &err) != CGW_OK || store_migrate(st, NULL, &err))
+    if (store_open(path, true, 1000, &st, &err) != CGW_OK ||
+        store_migrate(st, NULL, &err) != CGW_OK)
         BAIL_OUT("store: %s", err.text);
     is_int(store_user_add(st, "alice", NULL, &err), CGW_OK, "user alice");
     is_int(store_user_add(st, "bob", NULL, &err), CGW_OK, "user bob");
@@ -44,8 +44,8 @@ int main(void)
     struct store_token row;
     bool disabled = true;
     is_int(store_token_find(st, pub, &row, &disabled, &err), CGW_OK, "row by public id");
-    unsigned char hash[32];
-    sha256(token, strlen(token), hash);
+    unsigned char hash[AUTH_HASH_LEN];
+    is_int(auth_token_hash(token, strlen(token), hash, &err), CGW_OK, "token hashed");
     ok(memcmp(hash, row.hash, 32) == 0, "row holds the SHA-256 of the token");
     is_str(row.label, "laptop", "label stored");
     ok(!disabled, "owner enabled");

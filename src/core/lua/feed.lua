@@ -2,14 +2,7 @@
 -- KEYS: 1 feed seq counter, 2 feed stream
 -- ARGV: 1 frame JSON without its final "}", 2 stream maxlen, 3 notification payload
 -- Returns the frame's feedSeq (per user, from 1, gapless while Redis keeps its data).
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if #top > 0 then
-    local t = tonumber(string.match(top[1][1], '^(%d+)'))
-    if t and t > seq then
-        seq = t
-    end
-end
+local seq = cgw_last_num(KEYS[1], KEYS[2])
 seq = seq + 1
 local s = string.format('%d', seq)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], s .. '-0', 'e', ARGV[1] .. ',"feedSeq":' .. s .. '}')

@@ -1,5 +1,6 @@
 -- publish.lua: publish one event of the running run, or its complete (invariants 2, 3).
--- KEYS: 1 run, 2 seq, 3 events, 4 lease, 5 ctl, 6 pending, 7 resolved, 8 pendorder
+-- KEYS: 1 run, 2 seq, 3 events, 4 lease, 5 ctl, 6 pending, 7 resolved, 8 pendorder,
+--       9 (complete and reap, when the run has an owner) the owner's running set
 -- ARGV: 1 runId, 2 eventId, 3 event JSON without its final "}", 4 stream maxlen,
 --       5 mode ("publish", "complete", "reap" = complete only if the lease expired, or
 --       "batch"), 6 now ms, 7 stream ttl s (0 = none), 8 session id (for the notification);
@@ -8,7 +9,7 @@
 --       consecutive seqs, all or none (one notification).
 -- Returns the (last) event's seq. Errors: "STALE ..." when runId is not the running run,
 -- "CONFLICT ..." when reaping a run whose lease is alive.
-local run = redis.call('HMGET', KEYS[1], 'runId', 'status', 'lastEventId', 'lastEventSeq')
+local run = redis.call('HMGET', KEYS[1], 'runId', 'status', 'lastEventId', 'lastEventSeq', 'owner')
 if run[1] ~= ARGV[1] then
     return redis.error_reply('STALE run ' .. ARGV[1] .. ' is not the running run')
 end
@@ -26,14 +27,7 @@ end
 
 -- Next seq after both the counter and the newest entry, so that XADD (the only
 -- command here that can fail) never meets a smaller id; it runs before any write.
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-if #top > 0 then
-    local t = tonumber(string.match(top[1][1], '^(%d+)'))
-    if t and t > seq then
-        seq = t
-    end
-end
+local seq = cgw_last_num(KEYS[2], KEYS[3])
 local s
 if mode == 'batch' then
     -- A retried batch is recognised by its last event id (above): the script is
@@ -60,6 +54,10 @@ if mode ~= 'publish' and mode ~= 'batch' then
         redis.call('HSET', KEYS[7], id, 'cancelled')
     end
     redis.call('DEL', KEYS[5], KEYS[6], KEYS[8])
+    -- The owner's running set counts this run no more (claim.lua would drop it too).
+    if KEYS[9] and KEYS[9] == 'cgw:{u:' .. tostring(run[5]) .. '}:running' then
+        redis.call('SREM', KEYS[9], ARGV[8])
+    end
     -- The seq counter stays: it is tiny, and seq must not go backwards while Redis lives.
     local ttl = tonumber(ARGV[7])
     if ttl > 0 then

@@ -3,20 +3,11 @@
 -- ARGV: 1 after seq, 2 max count (0 = none, only "more"), 3 max bytes (0 = no limit)
 -- Returns {lastSeq, firstSeq (0 = empty stream), status, runId, more (0|1),
 --          {id1, json1, id2, json2, ...}}.
-local function seqof(id)
-    return tonumber(string.match(id, '^(%d+)')) or 0
-end
-
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local last = cgw_last_num(KEYS[1], KEYS[2])
 local first = 0
 local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 if #head > 0 then
-    first = seqof(head[1][1])
-    local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-    local t = seqof(top[1][1])
-    if t > last then
-        last = t
-    end
+    first = cgw_entry_num(head[1][1])
 end
 local run = redis.call('HMGET', KEYS[3], 'status', 'runId')
 

@@ -42,9 +42,8 @@
 /* How much of an unreadable line goes into its error event. */
 
 struct claude_state {
-    const struct event_ctx *ctx;
-    const struct runner_request *req;
-    unsigned next_request; /* our control requests are req_<n>_<tag> */
+    struct runner_state rs; /* first: made by runner_state_alloc */
+    unsigned next_request;  /* our control requests are req_<n>_<tag> */
     char tag[17];
     bool text_streaming; /* stream_delta events went out for a text block not yet ended */
 };
@@ -132,21 +131,14 @@ static int claude_build_env(const struct runner_request *req, struct runner_strv
 static void *claude_state_new(const struct event_ctx *ctx, const struct runner_request *req)
 {
     unsigned char rnd[8];
-    struct claude_state *st = calloc(1, sizeof *st);
+    struct claude_state *st = runner_state_alloc(sizeof *st, ctx, req);
     if (!st)
         return NULL;
-    st->ctx = ctx;
-    st->req = req;
     st->next_request = 1;
     if (cgw_random_bytes(rnd, sizeof rnd) < 0)
         memset(rnd, 0, sizeof rnd);
     cgw_hex(rnd, sizeof rnd, st->tag);
     return st;
-}
-
-static void claude_state_free(void *p)
-{
-    free(p);
 }
 
 /* Appends one control_request {subtype} line with a fresh request id. */
@@ -171,7 +163,7 @@ static int claude_start(void *p, struct runner_buf *in)
         return -1;
     json_t *user =
         json_pack("{s:s, s:s, s:{s:s, s:s}, s:n}", "type", "user", "session_id", "", "message",
-                  "role", "user", "content", st->req->content, "parent_tool_use_id");
+                  "role", "user", "content", st->rs.req->content, "parent_tool_use_id");
     if (!user)
         return -1;
     int rc = runner_buf_append_json_line(in, user);
@@ -232,7 +224,7 @@ static void end_stream(struct claude_state *st, struct runner_items *out)
     if (!st->text_streaming)
         return;
     st->text_streaming = false;
-    runner_items_event(out, event_new_stream_end(st->ctx));
+    runner_items_event(out, event_new_stream_end(st->rs.ctx));
 }
 
 static void on_stream_event(struct claude_state *st, const json_t *msg, struct runner_items *out)
@@ -248,7 +240,7 @@ static void on_stream_event(struct claude_state *st, const json_t *msg, struct r
         const char *text = runner_json_str(delta, "text");
         if (dtype && strcmp(dtype, "text_delta") == 0 && text && *text) {
             st->text_streaming = true;
-            runner_items_event(out, event_new_stream_delta(st->ctx, text));
+            runner_items_event(out, event_new_stream_delta(st->rs.ctx, text));
         }
     } else if (strcmp(type, "content_block_stop") == 0) {
         end_stream(st, out);
@@ -266,7 +258,8 @@ static void on_assistant(struct claude_state *st, const json_t *msg, struct runn
 
     if (json_is_string(content)) {
         end_stream(st, out);
-        runner_items_event(out, event_new_text(st->ctx, "assistant", json_string_value(content)));
+        runner_items_event(out,
+                           event_new_text(st->rs.ctx, "assistant", json_string_value(content)));
         return;
     }
     json_array_foreach(content, i, block)
@@ -278,13 +271,13 @@ static void on_assistant(struct claude_state *st, const json_t *msg, struct runn
             const char *text = runner_json_str(block, "text");
             end_stream(st, out);
             if (text && *text)
-                runner_items_event(out, event_new_text(st->ctx, "assistant", text));
+                runner_items_event(out, event_new_text(st->rs.ctx, "assistant", text));
         } else if (strcmp(type, "thinking") == 0) {
             const char *text = runner_json_str(block, "thinking");
             if (text && *text)
-                runner_items_event(out, event_new_thinking(st->ctx, text));
+                runner_items_event(out, event_new_thinking(st->rs.ctx, text));
         } else if (strcmp(type, "tool_use") == 0) {
-            runner_items_event(out, event_new_tool_use(st->ctx, runner_json_str(block, "id"),
+            runner_items_event(out, event_new_tool_use(st->rs.ctx, runner_json_str(block, "id"),
                                                        runner_json_str(block, "name"),
                                                        json_object_get(block, "input")));
         } else {
@@ -306,7 +299,7 @@ static bool user_text_hidden(const char *text)
 static void user_text(struct claude_state *st, const char *text, struct runner_items *out)
 {
     if (text && *text && !user_text_hidden(text))
-        runner_items_event(out, event_new_text(st->ctx, "user", text));
+        runner_items_event(out, event_new_text(st->rs.ctx, "user", text));
 }
 
 static void on_tool_result(struct claude_state *st, const json_t *block, struct runner_items *out)
@@ -322,7 +315,7 @@ static void on_tool_result(struct claude_state *st, const json_t *block, struct 
         }
     }
     runner_items_event(out,
-                       event_new_tool_result(st->ctx, runner_json_str(block, "tool_use_id"),
+                       event_new_tool_result(st->rs.ctx, runner_json_str(block, "tool_use_id"),
                                              text ? text : json_string_value(content),
                                              json_is_true(json_object_get(block, "is_error"))));
     free(text);
@@ -380,7 +373,7 @@ static void on_result(struct claude_state *st, const json_t *msg, struct runner_
         };
         tb.used =
             tb.input_tokens + tb.output_tokens + tb.cache_read_tokens + tb.cache_creation_tokens;
-        runner_items_event(out, event_new_token_budget(st->ctx, &tb));
+        runner_items_event(out, event_new_token_budget(st->rs.ctx, &tb));
     }
     if (is_error) {
         /* The result text when there is one ("API Error: 400 ..."); `errors` holds
@@ -452,7 +445,7 @@ static void claude_parse_line(void *p, const char *line, size_t len, struct runn
 {
     struct claude_state *st = p;
     const char *type;
-    json_t *msg = runner_line_decode(out, st->ctx, "claude", line, len, &type);
+    json_t *msg = runner_line_decode(out, st->rs.ctx, "claude", line, len, &type);
 
     if (!msg)
         return;
@@ -495,7 +488,7 @@ const struct runner_provider claude_provider = {
     .stdin_protocol = true,
     .needs_result = true,
     .state_new = claude_state_new,
-    .state_free = claude_state_free,
+    .state_free = runner_state_free,
     .build_argv = claude_build_argv,
     .build_env = claude_build_env,
     .start = claude_start,

@@ -49,12 +49,7 @@
 #include "core/log.h"
 #include "runner/provider.h"
 
-/* How much of an unreadable line goes into its error event. */
-
-struct codex_state {
-    const struct event_ctx *ctx;
-    const struct runner_request *req;
-};
+/* The state is a plain struct runner_state (provider.h). */
 
 /* ---- argv ------------------------------------------------------------------------ */
 
@@ -98,29 +93,12 @@ static int codex_build_argv(const struct runner_request *req, struct runner_strv
     return runner_strv_add(argv, req->content);
 }
 
-/* ---- state ----------------------------------------------------------------------- */
-
-static void *codex_state_new(const struct event_ctx *ctx, const struct runner_request *req)
-{
-    struct codex_state *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
-    st->ctx = ctx;
-    st->req = req;
-    return st;
-}
-
-static void codex_state_free(void *p)
-{
-    free(p);
-}
-
 /* ---- stdout lines ---------------------------------------------------------------- */
 
 /* A tool_use event (input taken), with the extra members of item named in extras. */
-static json_t *tool_use(struct codex_state *st, const json_t *item, const char *name, json_t *input,
-                        const char *const *extras, const char *const *as, size_t n_extras,
-                        struct runner_items *out)
+static json_t *tool_use(struct runner_state *st, const json_t *item, const char *name,
+                        json_t *input, const char *const *extras, const char *const *as,
+                        size_t n_extras, struct runner_items *out)
 {
     json_t *ev =
         input ? event_new_tool_use(st->ctx, runner_json_str(item, "id"), name, input) : NULL;
@@ -130,7 +108,7 @@ static json_t *tool_use(struct codex_state *st, const json_t *item, const char *
     return ev;
 }
 
-static void on_command(struct codex_state *st, const json_t *item, struct runner_items *out)
+static void on_command(struct runner_state *st, const json_t *item, struct runner_items *out)
 {
     static const char *const extras[] = {"aggregated_output", "exit_code", "status"};
     static const char *const as[] = {"output", "exitCode", "status"};
@@ -146,7 +124,7 @@ static void on_command(struct codex_state *st, const json_t *item, struct runner
                                                   output ? output : "", failed));
 }
 
-static void on_file_change(struct codex_state *st, const json_t *item, struct runner_items *out)
+static void on_file_change(struct runner_state *st, const json_t *item, struct runner_items *out)
 {
     static const char *const extras[] = {"status"};
     const json_t *changes = json_object_get(item, "changes");
@@ -183,7 +161,7 @@ static void on_file_change(struct codex_state *st, const json_t *item, struct ru
     runner_buf_free(&text);
 }
 
-static void on_mcp_call(struct codex_state *st, const json_t *item, struct runner_items *out)
+static void on_mcp_call(struct runner_state *st, const json_t *item, struct runner_items *out)
 {
     static const char *const extras[] = {"server", "result", "error", "status"};
     const json_t *args = json_object_get(item, "arguments");
@@ -216,7 +194,7 @@ static void on_mcp_call(struct codex_state *st, const json_t *item, struct runne
     free(text);
 }
 
-static void on_item_completed(struct codex_state *st, const json_t *msg, struct runner_items *out)
+static void on_item_completed(struct runner_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *item = json_object_get(msg, "item");
     const char *type = runner_json_str(item, "type");
@@ -254,7 +232,7 @@ static void on_item_completed(struct codex_state *st, const json_t *msg, struct 
     }
 }
 
-static void on_turn_completed(struct codex_state *st, const json_t *msg, struct runner_items *out)
+static void on_turn_completed(struct runner_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *usage = json_object_get(msg, "usage");
 
@@ -277,28 +255,10 @@ static void on_turn_completed(struct codex_state *st, const json_t *msg, struct 
     runner_items_result(out, false, NULL);
 }
 
-/* The turn failed: its error.message, or the inner message when that is an API error's
- * JSON ({"type":"error","error":{"message":...}}). */
-static void on_turn_failed(const json_t *msg, struct runner_items *out)
-{
-    const char *text = runner_json_str(json_object_get(msg, "error"), "message");
-    json_t *inner = text ? json_loads(text, 0, NULL) : NULL;
-    const char *api = runner_json_str(json_object_get(inner, "error"), "message");
-    char buf[1024];
-
-    if (api && *api) {
-        snprintf(buf, sizeof buf, "codex: the turn failed: %s", api);
-        runner_items_result(out, true, buf);
-    } else {
-        runner_items_result(out, true, text && *text ? text : "codex: the turn failed");
-    }
-    json_decref(inner);
-}
-
 static void codex_parse_line(void *p, const char *line, size_t len, struct runner_items *out,
                              struct runner_buf *in)
 {
-    struct codex_state *st = p;
+    struct runner_state *st = p;
     const char *type;
     json_t *msg = runner_line_decode(out, st->ctx, "codex", line, len, &type);
 
@@ -316,7 +276,8 @@ static void codex_parse_line(void *p, const char *line, size_t len, struct runne
     } else if (strcmp(type, "turn.completed") == 0) {
         on_turn_completed(st, msg, out);
     } else if (strcmp(type, "turn.failed") == 0) {
-        on_turn_failed(msg, out);
+        runner_items_turn_failed(out, "codex",
+                                 runner_json_str(json_object_get(msg, "error"), "message"));
     } else if (strcmp(type, "error") == 0) {
         const char *text = runner_json_str(msg, "message");
         log_info("codex: %s", text ? text : "(error line without message)");
@@ -330,8 +291,8 @@ const struct runner_provider codex_provider = {
     .name = "codex",
     .stdin_protocol = false,
     .needs_result = true,
-    .state_new = codex_state_new,
-    .state_free = codex_state_free,
+    .state_new = runner_state_new,
+    .state_free = runner_state_free,
     .build_argv = codex_build_argv,
     .build_env = NULL,
     .start = NULL,

@@ -53,10 +53,7 @@
 #include "core/log.h"
 #include "runner/provider.h"
 
-struct cursor_state {
-    const struct event_ctx *ctx;
-    const struct runner_request *req;
-};
+/* The state is a plain struct runner_state (provider.h). */
 
 /* ---- argv ------------------------------------------------------------------------ */
 
@@ -108,24 +105,9 @@ static int cursor_build_argv(const struct runner_request *req, struct runner_str
 
 /* ---- state ----------------------------------------------------------------------- */
 
-static void *cursor_state_new(const struct event_ctx *ctx, const struct runner_request *req)
-{
-    struct cursor_state *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
-    st->ctx = ctx;
-    st->req = req;
-    return st;
-}
-
-static void cursor_state_free(void *p)
-{
-    free(p);
-}
-
 /* ---- stdout lines ---------------------------------------------------------------- */
 
-static void on_assistant(struct cursor_state *st, const json_t *msg, struct runner_items *out)
+static void on_assistant(struct runner_state *st, const json_t *msg, struct runner_items *out)
 {
     const json_t *content = json_object_get(json_object_get(msg, "message"), "content");
     struct runner_buf text = {0};
@@ -225,7 +207,7 @@ static char *result_text(const json_t *v)
     return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 }
 
-static void on_tool_call(struct cursor_state *st, const json_t *msg, struct runner_items *out)
+static void on_tool_call(struct runner_state *st, const json_t *msg, struct runner_items *out)
 {
     const char *subtype = runner_json_str(msg, "subtype");
     const char *id = runner_json_str(msg, "call_id");
@@ -297,7 +279,7 @@ static void on_result(const json_t *msg, struct runner_items *out)
 static void cursor_parse_line(void *p, const char *line, size_t len, struct runner_items *out,
                               struct runner_buf *in)
 {
-    struct cursor_state *st = p;
+    struct runner_state *st = p;
     const char *type;
     json_t *msg = runner_line_decode(out, st->ctx, "cursor", line, len, &type);
 
@@ -332,8 +314,8 @@ const struct runner_provider cursor_provider = {
     .name = "cursor",
     .stdin_protocol = false,
     .needs_result = true,
-    .state_new = cursor_state_new,
-    .state_free = cursor_state_free,
+    .state_new = runner_state_new,
+    .state_free = runner_state_free,
     .build_argv = cursor_build_argv,
     .build_env = NULL,
     .start = NULL,

@@ -47,8 +47,7 @@
 #include "runner/provider.h"
 
 struct gemini_state {
-    const struct event_ctx *ctx;
-    const struct runner_request *req;
+    struct runner_state rs; /* first: made by runner_state_alloc */
     bool streaming;         /* stream_delta events went out that no stream_end closed */
     struct runner_buf text; /* the streamed assistant text so far */
 };
@@ -144,12 +143,7 @@ static int gemini_build_env(const struct runner_request *req, struct runner_strv
 
 static void *gemini_state_new(const struct event_ctx *ctx, const struct runner_request *req)
 {
-    struct gemini_state *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
-    st->ctx = ctx;
-    st->req = req;
-    return st;
+    return runner_state_alloc(sizeof(struct gemini_state), ctx, req);
 }
 
 static void gemini_state_free(void *p)
@@ -169,11 +163,11 @@ static void end_stream(struct gemini_state *st, struct runner_items *out)
     if (!st->streaming)
         return;
     st->streaming = false;
-    runner_items_event(out, event_new_stream_end(st->ctx));
+    runner_items_event(out, event_new_stream_end(st->rs.ctx));
     if (runner_buf_append(&st->text, "", 1) < 0)
         out->failed = true;
     else if (st->text.data[0])
-        runner_items_event(out, event_new_text(st->ctx, "assistant", st->text.data));
+        runner_items_event(out, event_new_text(st->rs.ctx, "assistant", st->text.data));
     st->text.len = 0;
 }
 
@@ -190,7 +184,7 @@ static void on_message(struct gemini_state *st, const json_t *msg, struct runner
         st->streaming = true;
         if (runner_buf_append(&st->text, content, strlen(content)) < 0)
             out->failed = true;
-        runner_items_event(out, event_new_stream_delta(st->ctx, content));
+        runner_items_event(out, event_new_stream_delta(st->rs.ctx, content));
     }
     if (!json_is_true(json_object_get(msg, "delta")))
         end_stream(st, out);
@@ -207,7 +201,7 @@ static void on_tool_use(struct gemini_state *st, const json_t *msg, struct runne
         out->failed = true;
         return;
     }
-    runner_items_event(out, event_new_tool_use(st->ctx, runner_json_str(msg, "tool_id"),
+    runner_items_event(out, event_new_tool_use(st->rs.ctx, runner_json_str(msg, "tool_id"),
                                                name && *name ? name : "tool", input));
     json_decref(input);
 }
@@ -236,29 +230,8 @@ static void on_tool_result(struct gemini_state *st, const json_t *msg, struct ru
             text = failed ? "gemini: the tool failed" : "";
     }
     runner_items_event(
-        out, event_new_tool_result(st->ctx, runner_json_str(msg, "tool_id"), text, failed));
+        out, event_new_tool_result(st->rs.ctx, runner_json_str(msg, "tool_id"), text, failed));
     free(dumped);
-}
-
-/* The turn failed: error.message, or the inner message when it wraps an API error's JSON
- * ("[API Error: {\"error\":{\"message\":...}}]"). */
-static void turn_failed(const json_t *msg, struct runner_items *out)
-{
-    const char *text = runner_json_str(json_object_get(msg, "error"), "message");
-    const char *open = text ? strchr(text, '{') : NULL;
-    const char *close = text ? strrchr(text, '}') : NULL;
-    json_t *inner =
-        open && close > open ? json_loadb(open, (size_t)(close - open + 1), 0, NULL) : NULL;
-    const char *api = runner_json_str(json_object_get(inner, "error"), "message");
-    char buf[1024];
-
-    if (api && *api) {
-        snprintf(buf, sizeof buf, "gemini: the turn failed: %s", api);
-        runner_items_result(out, true, buf);
-    } else {
-        runner_items_result(out, true, text && *text ? text : "gemini: the turn failed");
-    }
-    json_decref(inner);
 }
 
 static void on_result(struct gemini_state *st, const json_t *msg, struct runner_items *out)
@@ -279,10 +252,11 @@ static void on_result(struct gemini_state *st, const json_t *msg, struct runner_
         };
         tb.used = json_object_get(stats, "total_tokens") ? runner_json_int(stats, "total_tokens")
                                                          : tb.input_tokens + tb.output_tokens;
-        runner_items_event(out, event_new_token_budget(st->ctx, &tb));
+        runner_items_event(out, event_new_token_budget(st->rs.ctx, &tb));
     }
     if (status && strcmp(status, "success") != 0)
-        turn_failed(msg, out);
+        runner_items_turn_failed(out, "gemini",
+                                 runner_json_str(json_object_get(msg, "error"), "message"));
     else
         runner_items_result(out, false, NULL);
 }
@@ -292,7 +266,7 @@ static void gemini_parse_line(void *p, const char *line, size_t len, struct runn
 {
     struct gemini_state *st = p;
     const char *type;
-    json_t *msg = runner_line_decode(out, st->ctx, "gemini", line, len, &type);
+    json_t *msg = runner_line_decode(out, st->rs.ctx, "gemini", line, len, &type);
 
     (void)in;
     if (!msg)
@@ -314,7 +288,8 @@ static void gemini_parse_line(void *p, const char *line, size_t len, struct runn
     } else if (strcmp(type, "error") == 0) {
         const char *text = runner_json_str(msg, "message");
         end_stream(st, out);
-        runner_items_event(out, event_new_error(st->ctx, text && *text ? text : "gemini: error"));
+        runner_items_event(out,
+                           event_new_error(st->rs.ctx, text && *text ? text : "gemini: error"));
     } else {
         log_debug("gemini: ignoring a line of type %s", type);
     }

@@ -45,10 +45,9 @@
 #include "runner/provider.h"
 
 struct opencode_state {
-    const struct event_ctx *ctx;
-    const struct runner_request *req;
-    bool native_seen; /* the native session id was reported */
-    bool result_seen; /* a step ended the turn */
+    struct runner_state rs; /* first: made by runner_state_alloc */
+    bool native_seen;       /* the native session id was reported */
+    bool result_seen;       /* a step ended the turn */
 };
 
 /* ---- argv and environment -------------------------------------------------------- */
@@ -100,17 +99,7 @@ static int opencode_build_env(const struct runner_request *req, struct runner_st
 
 static void *opencode_state_new(const struct event_ctx *ctx, const struct runner_request *req)
 {
-    struct opencode_state *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
-    st->ctx = ctx;
-    st->req = req;
-    return st;
-}
-
-static void opencode_state_free(void *p)
-{
-    free(p);
+    return runner_state_alloc(sizeof(struct opencode_state), ctx, req);
 }
 
 /* ---- stdout lines ---------------------------------------------------------------- */
@@ -124,18 +113,18 @@ static void on_tool(struct opencode_state *st, const json_t *part, struct runner
     const char *status = runner_json_str(state, "status");
 
     json_t *in = json_is_object(input) ? json_deep_copy(input) : json_object();
-    json_t *ev = in ? event_new_tool_use(st->ctx, id, tool && *tool ? tool : "tool", in) : NULL;
+    json_t *ev = in ? event_new_tool_use(st->rs.ctx, id, tool && *tool ? tool : "tool", in) : NULL;
     json_decref(in);
     runner_json_set_copy(ev, "status", json_object_get(state, "status"), out);
     runner_json_set_copy(ev, "title", json_object_get(state, "title"), out);
     runner_items_event(out, ev);
     if (status && strcmp(status, "completed") == 0) {
         const char *output = runner_json_str(state, "output");
-        runner_items_event(out, event_new_tool_result(st->ctx, id, output ? output : "", false));
+        runner_items_event(out, event_new_tool_result(st->rs.ctx, id, output ? output : "", false));
     } else if (status && strcmp(status, "error") == 0) {
         const char *error = runner_json_str(state, "error");
-        runner_items_event(
-            out, event_new_tool_result(st->ctx, id, error && *error ? error : "tool failed", true));
+        runner_items_event(out, event_new_tool_result(
+                                    st->rs.ctx, id, error && *error ? error : "tool failed", true));
     }
 }
 
@@ -158,7 +147,7 @@ static void on_step_finish(struct opencode_state *st, const json_t *part, struct
         };
         tb.used = json_is_integer(total) ? (int64_t)json_integer_value(total)
                                          : tb.input_tokens + tb.output_tokens;
-        runner_items_event(out, event_new_token_budget(st->ctx, &tb));
+        runner_items_event(out, event_new_token_budget(st->rs.ctx, &tb));
     }
     /* "tool-calls": the model goes on with another step (unless a tool was rejected). */
     if (reason && strcmp(reason, "tool-calls") == 0)
@@ -194,7 +183,7 @@ static void opencode_parse_line(void *p, const char *line, size_t len, struct ru
 {
     struct opencode_state *st = p;
     const char *type;
-    json_t *msg = runner_line_decode(out, st->ctx, "opencode", line, len, &type);
+    json_t *msg = runner_line_decode(out, st->rs.ctx, "opencode", line, len, &type);
 
     (void)in;
     if (!msg)
@@ -208,8 +197,8 @@ static void opencode_parse_line(void *p, const char *line, size_t len, struct ru
     if (strcmp(type, "text") == 0 || strcmp(type, "reasoning") == 0) {
         const char *text = runner_json_str(part, "text");
         if (text && *text)
-            runner_items_event(out, type[0] == 't' ? event_new_text(st->ctx, "assistant", text)
-                                                   : event_new_thinking(st->ctx, text));
+            runner_items_event(out, type[0] == 't' ? event_new_text(st->rs.ctx, "assistant", text)
+                                                   : event_new_thinking(st->rs.ctx, text));
     } else if (strcmp(type, "tool_use") == 0) {
         on_tool(st, part, out);
     } else if (strcmp(type, "step_finish") == 0) {
@@ -227,7 +216,7 @@ const struct runner_provider opencode_provider = {
     .stdin_protocol = false,
     .needs_result = false,
     .state_new = opencode_state_new,
-    .state_free = opencode_state_free,
+    .state_free = runner_state_free,
     .build_argv = opencode_build_argv,
     .build_env = opencode_build_env,
     .start = NULL,

@@ -1,0 +1,42 @@
+/* provider_list.h: the providers chatgw knows, one row each: the one place that names them.
+ *
+ * CGW_PROVIDER_LIST(X) expands X(ID, name, bin, doc, flags, modes...) once per provider:
+ *   ID     the enum constant is PROVIDER_<ID> (config.h)
+ *   name   a C identifier: the API's "provider" value, the config key <name>.bin
+ *          (CHATGW_<NAME>_BIN), and the runner adapter `<name>_provider`, defined in
+ *          src/runner/providers/<name>.c
+ *   bin    the default of <name>.bin (a name looked up in PATH, or an absolute path)
+ *   doc    the description of <name>.bin (chatgwctl doctor, chatgw.conf(5))
+ *   flags  PROVIDER_F_* below: what GET /providers says the provider supports
+ *   modes  the permission modes a send may ask for (options.permissionMode)
+ *
+ * Everything else is derived from the rows: enum provider_id and the names (config.h),
+ * the <name>.bin keys (config.c), the capability table (providers.c) and the runner's
+ * adapter table (src/runner/provider.c). doc/internals.md lists what a new provider
+ * touches. Headless CLIs without an approval channel have no PROVIDER_F_PERMISSIONS:
+ * their modes are chosen up front (doc/providers.md); tests/unit/test_providers checks
+ * that the flag matches the adapter (an `answer` function exactly when it is set).
+ */
+#ifndef CGW_CORE_PROVIDER_LIST_H
+#define CGW_CORE_PROVIDER_LIST_H
+
+#define PROVIDER_F_ABORT 1u       /* the run can be aborted (supportsAbort) */
+#define PROVIDER_F_RESUME 2u      /* a later send resumes the native session (supportsResume) */
+#define PROVIDER_F_PERMISSIONS 4u /* it asks for tool approvals (supportsPermissionRequests) */
+
+/* clang-format off */
+#define CGW_PROVIDER_LIST(X)                                                                       \
+    X(CLAUDE, claude, "claude", "Claude Code CLI (name looked up in PATH, or absolute path)",     \
+      PROVIDER_F_ABORT | PROVIDER_F_RESUME | PROVIDER_F_PERMISSIONS,                               \
+      "default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto")                    \
+    X(CODEX, codex, "codex", "OpenAI Codex CLI", PROVIDER_F_ABORT | PROVIDER_F_RESUME,             \
+      "default", "acceptEdits", "plan", "bypassPermissions")                                       \
+    X(CURSOR, cursor, "cursor-agent", "Cursor CLI", PROVIDER_F_ABORT | PROVIDER_F_RESUME,          \
+      "default", "acceptEdits", "plan", "bypassPermissions")                                       \
+    X(GEMINI, gemini, "gemini", "Gemini CLI", PROVIDER_F_ABORT | PROVIDER_F_RESUME,                \
+      "default", "acceptEdits", "plan", "bypassPermissions")                                       \
+    X(OPENCODE, opencode, "opencode", "OpenCode CLI", PROVIDER_F_ABORT | PROVIDER_F_RESUME,        \
+      "default", "bypassPermissions")
+/* clang-format on */
+
+#endif
