@@ -5,7 +5,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "runner/rules.h"
+#include "core/rules.h"
 #include "runner/run_priv.h"
 
 /* Appends the adapter's answer to the CLI's request cli_id and sends it. */

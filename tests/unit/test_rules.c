@@ -1,7 +1,7 @@
 /* test_rules.c: strict permission rule matching (DESIGN §8) and the automatic verdicts. */
 #include <jansson.h>
 
-#include "runner/rules.h"
+#include "core/rules.h"
 #include "tap.h"
 
 /* Does rule match the Bash command cmd? */
