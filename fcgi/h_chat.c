@@ -425,8 +425,7 @@ static void chat_permission(struct worker *w, struct request *req, json_t *body,
         goto out;
     }
     json_t *allow = json_object_get(body, "allow");
-    json_t *ans =
-        json_pack("{s:s, s:s, s:O}", "requestId", rid, "sessionId", s.id, "allow", allow);
+    json_t *ans = json_pack("{s:s, s:s, s:O}", "requestId", rid, "sessionId", s.id, "allow", allow);
     /* The decision is sent: a rule that cannot be stored only costs a question later. */
     if (rule && store_rule_add(st, req->user.id, s.project_path, rule, &err) != CGW_OK)
         log_error("remembering rule for %s: %s", req->user.name, err.text);

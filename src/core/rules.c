@@ -312,6 +312,20 @@ bool rules_remember_check(const char *rule, const char *tool_name, const json_t 
         *why = "the rule does not match the permission request";
         return false;
     }
+    /* Bash(<the command>) of a command ending in ":*" reads as a prefix rule: a client
+     * that meant "exactly this" (the old web page did) would get more than it asked. */
+    const char *cmd = strcmp(tool_name, "Bash") == 0 ? bash_command(input) : NULL;
+    if (cmd) {
+        const char *c, *t;
+        size_t clen, tlen, rlen = strlen(rule);
+        trim(rule + 5, rlen - 6, &c, &clen);
+        trim(cmd, strlen(cmd), &t, &tlen);
+        if (clen == tlen && memcmp(c, t, clen) == 0 && tlen >= 2 && t[tlen - 2] == ':' &&
+            t[tlen - 1] == '*') {
+            *why = "Bash(<command>) of a command ending in \":*\" would be a prefix rule";
+            return false;
+        }
+    }
     /* Matching is not enough for other tools only in theory (their one form is the
      * exact input); for Bash the matcher's two forms are exactly the two allowed here:
      * an exact command (the same words or bytes) or a word-exact prefix of a simple
