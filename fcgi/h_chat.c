@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/rules.h"
 #include "core/run_start.h"
 #include "core/util.h"
 #include "fcgi/handlers.h"
@@ -13,10 +14,10 @@ static const char *const send_fields[] = {"sessionId", "content", "options", NUL
 static const char *const send_fields_env[] = {"type", "sessionId", "content", "options", NULL};
 static const char *const abort_fields[] = {"sessionId", NULL};
 static const char *const abort_fields_env[] = {"type", "sessionId", NULL};
-static const char *const perm_fields[] = {"requestId", "allow",         "updatedInput",
-                                          "message",   "rememberEntry", NULL};
-static const char *const perm_fields_env[] = {"type",    "requestId",     "allow", "updatedInput",
-                                              "message", "rememberEntry", NULL};
+static const char *const perm_fields[] = {
+    "requestId", "allow", "updatedInput", "message", "remember", "rememberEntry", NULL};
+static const char *const perm_fields_env[] = {
+    "type", "requestId", "allow", "updatedInput", "message", "remember", "rememberEntry", NULL};
 
 /* Reads a required, non-blank string id member. Returns it (borrowed) or NULL with resp
  * set: missing/blank -> code_missing, wrong type -> INVALID_REQUEST. */
@@ -295,6 +296,33 @@ out:
     store_session_clear(&s);
 }
 
+/* "remember" is "exact" or "prefix", not together with "rememberEntry", and either
+ * only with allow:true. Returns 0, or -1 with resp set. */
+static int perm_remember_check(json_t *body, struct response *resp)
+{
+    json_t *mode = json_object_get(body, "remember");
+    json_t *entry = json_object_get(body, "rememberEntry");
+    bool has_mode = mode && !json_is_null(mode), has_entry = entry && !json_is_null(entry);
+    const char *m = json_string_value(mode);
+
+    if (has_mode && (!m || (strcmp(m, "exact") != 0 && strcmp(m, "prefix") != 0))) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL,
+                       "remember must be \"exact\" or \"prefix\"");
+        return -1;
+    }
+    if (has_mode && has_entry) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL,
+                       "give remember or rememberEntry, not both");
+        return -1;
+    }
+    if ((has_mode || has_entry) && !json_is_true(json_object_get(body, "allow"))) {
+        response_error(resp, CODE_REMEMBER_ENTRY_INVALID, NULL,
+                       "only an allowed request can be remembered");
+        return -1;
+    }
+    return 0;
+}
+
 /* Checks the members of a permission answer besides requestId. Returns 0, or -1 with
  * resp set. */
 static int perm_fields_check(json_t *body, struct response *resp)
@@ -316,12 +344,12 @@ static int perm_fields_check(json_t *body, struct response *resp)
     }
     if (remember && !json_is_null(remember) &&
         (!json_is_string(remember) || json_string_length(remember) == 0 ||
-         json_string_length(remember) > 1000)) {
+         json_string_length(remember) > RULES_MAX_LEN)) {
         response_error(resp, CODE_INVALID_REQUEST, NULL,
                        "rememberEntry must be a non-empty string");
         return -1;
     }
-    return 0;
+    return perm_remember_check(body, resp);
 }
 
 /* Sends the decision to the run's control list (first answer wins). */
@@ -351,6 +379,7 @@ static void chat_permission(struct worker *w, struct request *req, json_t *body,
     struct bus *bus;
     struct cgw_error err;
     char sid[CGW_UUID_LEN + 1];
+    char *rule = NULL;
 
     memset(&s, 0, sizeof s);
     if (http_only_fields(body, envelope ? perm_fields_env : perm_fields, resp) < 0)
@@ -378,6 +407,9 @@ static void chat_permission(struct worker *w, struct request *req, json_t *body,
         response_from_err(resp, &err, NULL);
         goto out;
     }
+    /* The rule to remember comes from the pending request, checked before answering. */
+    if (rules_remember_prepare(bus, s.id, rid, body, &rule, resp) < 0)
+        goto out;
     rc = perm_resolve(bus, s.id, rid, body, &err);
     if (rc == CGW_ERR_CONFLICT) {
         response_error(resp, CODE_PERMISSION_ALREADY_RESOLVED, s.id,
@@ -393,19 +425,17 @@ static void chat_permission(struct worker *w, struct request *req, json_t *body,
         goto out;
     }
     json_t *allow = json_object_get(body, "allow");
-    json_t *remember = json_object_get(body, "rememberEntry");
-    if (json_is_true(allow) && json_is_string(remember)) {
-        struct cgw_error rerr;
-        if (store_rule_add(st, req->user.id, s.project_path, json_string_value(remember), &rerr) !=
-            CGW_OK)
-            log_error("remembering rule for %s: %s", req->user.name, rerr.text);
-    }
-    log_info("permission %s of session %s answered by %s: %s", rid, s.id, req->user.name,
-             json_is_true(allow) ? "allow" : "deny");
-    response_json(
-        resp, 200,
-        json_pack("{s:s, s:s, s:O}", "requestId", rid, "sessionId", s.id, "allow", allow));
+    json_t *ans = json_pack("{s:s, s:s, s:O}", "requestId", rid, "sessionId", s.id, "allow", allow);
+    /* The decision is sent: a rule that cannot be stored only costs a question later. */
+    if (rule && store_rule_add(st, req->user.id, s.project_path, rule, &err) != CGW_OK)
+        log_error("remembering rule for %s: %s", req->user.name, err.text);
+    else if (rule && ans && json_object_set_new(ans, "rememberedRule", json_string(rule)) < 0)
+        log_error("out of memory answering permission %s", rid);
+    log_info("permission %s of session %s answered by %s: %s%s", rid, s.id, req->user.name,
+             json_is_true(allow) ? "allow" : "deny", rule ? " (remembered)" : "");
+    response_json(resp, 200, ans);
 out:
+    free(rule);
     store_session_clear(&s);
 }
 

@@ -88,7 +88,7 @@ nomem:
 }
 
 /* ?sessionId=A&lastSeq=12&sessionId=B&waitMs=25000&feed=N: each lastSeq belongs to
- * the sessionId before it. Other parameters (access_token, cache busters) are ignored. */
+ * the sessionId before it. Other parameters (ticket, cache busters) are ignored. */
 static int parse_query(const struct config *cfg, const struct query *q, struct sub_request *r,
                        struct response *resp)
 {

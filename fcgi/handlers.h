@@ -42,6 +42,25 @@ void h_chat_permission(struct worker *w, struct request *req, const struct query
 void h_chat_envelope(struct worker *w, struct request *req, const struct query *q,
                      struct response *resp);
 
+/* h_rules.c: the caller's remembered permission rules. */
+
+/* What a permission answer (body, borrowed) asks to remember for request rid of session
+ * sid: "remember" ("exact" | "prefix") derives the rule from the pending request's tool
+ * and input; "rememberEntry" is accepted only when it covers exactly that request
+ * (rules_remember_check). *rule is a new string (free()), or NULL when nothing is to be
+ * remembered. Returns 0, or -1 with resp set (400 REMEMBER_ENTRY_INVALID, 409 when the
+ * request is no longer pending, 503). */
+int rules_remember_prepare(struct bus *bus, const char *sid, const char *rid, json_t *body,
+                           char **rule, struct response *resp);
+void h_rules_list(struct worker *w, struct request *req, const struct query *q,
+                  struct response *resp);
+void h_rules_delete(struct worker *w, struct request *req, const struct query *q,
+                    struct response *resp);
+
+/* h_auth.c: POST /auth/ticket (a short-lived ticket for GET /chat/subscribe). */
+void h_auth_ticket(struct worker *w, struct request *req, const struct query *q,
+                   struct response *resp);
+
 /* h_subscribe.c: GET (query form) and POST (body form) /chat/subscribe. */
 void h_subscribe(struct worker *w, struct request *req, const struct query *q,
                  struct response *resp);

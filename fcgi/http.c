@@ -199,22 +199,42 @@ int http_only_fields(const json_t *obj, const char *const *allowed, struct respo
     return 0;
 }
 
-int http_authenticate(struct worker *w, struct request *req, const struct query *q,
-                      bool allow_query_token, struct response *resp)
+const char *http_bearer(const struct request *req)
 {
-    const char *token = NULL;
+    if (!req->authorization || strncasecmp(req->authorization, "Bearer ", 7) != 0)
+        return NULL;
+    const char *token = req->authorization + 7;
+    while (*token == ' ')
+        token++;
+    return token;
+}
+
+/* The user of a ?ticket= (GET /chat/subscribe only: the router says when). */
+static enum cgw_err ticket_user(struct worker *w, struct store *st, const char *ticket,
+                                struct store_user *user, struct cgw_error *err)
+{
+    struct bus *bus;
+    enum cgw_err rc = worker_bus(w, &bus, err);
+    return rc == CGW_OK ? auth_ticket_verify(bus, st, ticket, user, err) : rc;
+}
+
+int http_authenticate(struct worker *w, struct request *req, const struct query *q,
+                      bool allow_ticket, struct response *resp)
+{
+    const char *token = http_bearer(req);
+    const char *ticket = !token && allow_ticket && q ? query_get(q, "ticket") : NULL;
     struct store *st;
     struct cgw_error err;
 
-    if (req->authorization && strncasecmp(req->authorization, "Bearer ", 7) == 0) {
-        token = req->authorization + 7;
-        while (*token == ' ')
-            token++;
-    } else if (allow_query_token && q) {
-        token = query_get(q, "access_token");
-    }
-    if (!token && !(w->app->cfg.auth_trust_remote_user && req->remote_user && *req->remote_user)) {
-        response_error(resp, CODE_UNAUTHORIZED, NULL, "missing bearer token");
+    if (!token && !ticket &&
+        !(w->app->cfg.auth_trust_remote_user && req->remote_user && *req->remote_user)) {
+        /* The long-lived token never goes in a URL (web-server logs keep URLs). */
+        if (q && query_get(q, "access_token"))
+            response_error(resp, CODE_UNAUTHORIZED, NULL,
+                           "access_token in the query string is not accepted; send an "
+                           "Authorization header, or a ticket from POST /auth/ticket");
+        else
+            response_error(resp, CODE_UNAUTHORIZED, NULL, "missing bearer token");
         return -1;
     }
     if (worker_store(w, &st, &err) != CGW_OK) {
@@ -224,6 +244,8 @@ int http_authenticate(struct worker *w, struct request *req, const struct query 
     enum cgw_err rc;
     if (token) {
         rc = auth_token_verify(st, token, &req->user, &err);
+    } else if (ticket) {
+        rc = ticket_user(w, st, ticket, &req->user, &err);
     } else {
         rc = store_user_get(st, req->remote_user, &req->user, &err);
         if (rc == CGW_OK && req->user.disabled)

@@ -32,9 +32,13 @@ json_t *http_json_body(const struct request *req, const struct config *cfg, bool
  * the first unknown one. Returns 0, or -1 with resp set. */
 int http_only_fields(const json_t *obj, const char *const *allowed, struct response *resp);
 
-/* Authenticates req (Bearer token, ?access_token= when allow_query_token, REMOTE_USER
- * when trusted) and fills req->user. Returns 0, or -1 with resp set (401 or 503). */
+/* The token of an "Authorization: Bearer <token>" header (borrowed), or NULL. */
+const char *http_bearer(const struct request *req);
+
+/* Authenticates req (Bearer token; a subscribe ticket, ?ticket=, when allow_ticket;
+ * REMOTE_USER when trusted) and fills req->user. A token in the query string
+ * (?access_token=) is never accepted. Returns 0, or -1 with resp set (401 or 503). */
 int http_authenticate(struct worker *w, struct request *req, const struct query *q,
-                      bool allow_query_token, struct response *resp);
+                      bool allow_ticket, struct response *resp);
 
 #endif

@@ -7,7 +7,7 @@
 #include "core/log.h"
 #include "fcgi/handlers.h"
 
-enum route_auth { AUTH_NONE, AUTH_TOKEN, AUTH_TOKEN_OR_QUERY };
+enum route_auth { AUTH_NONE, AUTH_TOKEN, AUTH_TOKEN_OR_TICKET };
 
 struct route {
     enum http_method method;
@@ -30,9 +30,12 @@ static const struct route routes[] = {
     {HTTP_POST, "/chat/send", h_chat_send, AUTH_TOKEN, false},
     {HTTP_POST, "/chat/abort", h_chat_abort, AUTH_TOKEN, false},
     {HTTP_POST, "/chat/permission", h_chat_permission, AUTH_TOKEN, false},
-    {HTTP_GET, "/chat/subscribe", h_subscribe, AUTH_TOKEN_OR_QUERY, true},
+    {HTTP_GET, "/chat/subscribe", h_subscribe, AUTH_TOKEN_OR_TICKET, true},
     {HTTP_POST, "/chat/subscribe", h_subscribe, AUTH_TOKEN, true},
     {HTTP_POST, "/chat", h_chat_envelope, AUTH_TOKEN, false},
+    {HTTP_POST, "/auth/ticket", h_auth_ticket, AUTH_TOKEN, false},
+    {HTTP_GET, "/rules", h_rules_list, AUTH_TOKEN, false},
+    {HTTP_DELETE, "/rules/{}", h_rules_delete, AUTH_TOKEN, false},
 };
 
 static const struct {
@@ -163,7 +166,7 @@ void router_dispatch(struct worker *w, struct request *req, struct response *res
         (worker_store(w, &st, &err) != CGW_OK || store_read_begin(st, &err) != CGW_OK))
         st = NULL;
     if (found->auth == AUTH_NONE ||
-        http_authenticate(w, req, &q, found->auth == AUTH_TOKEN_OR_QUERY, resp) == 0)
+        http_authenticate(w, req, &q, found->auth == AUTH_TOKEN_OR_TICKET, resp) == 0)
         found->fn(w, req, &q, resp);
     store_read_end(st);
     query_free(&q);

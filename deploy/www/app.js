@@ -310,10 +310,11 @@
   function permissionCard(v, e) {
     const input = e.input !== undefined ? e.input : e.toolInput;
     const cmd = input && typeof input.command === 'string' ? input.command : null;
-    const remember = e.toolName === 'Bash' && cmd ? 'Bash(' + cmd + ')' : e.toolName;
-    const answer = async (allow, rememberEntry) => {
+    // The server derives the rule from the pending request itself (remember: "exact").
+    const remember = e.toolName === 'Bash' && cmd ? 'this exact command' : 'this exact ' + (e.toolName || 'tool') + ' use';
+    const answer = async (allow, rememberForm) => {
       const body = { requestId: e.requestId, allow };
-      if (rememberEntry) body.rememberEntry = rememberEntry;
+      if (rememberForm) body.remember = rememberForm;
       if (!allow) body.message = 'Denied in the web UI';
       for (const b of card.querySelectorAll('button')) b.disabled = true;
       try {
@@ -335,7 +336,7 @@
         el('button', { type: 'button', class: 'primary perm-allow', onclick: () => answer(true) }, 'Allow'),
         el('button', {
           type: 'button', class: 'perm-remember', title: 'Allow and remember ' + remember,
-          onclick: () => answer(true, remember),
+          onclick: () => answer(true, 'exact'),
         }, 'Allow and remember'),
         el('button', { type: 'button', class: 'danger perm-deny', onclick: () => answer(false) }, 'Deny')));
     card.dataset.requestId = e.requestId;
@@ -606,7 +607,25 @@
     }
   }
 
+  // ---- remembered rules (GET /rules, DELETE /rules/{id}) ------------------------------
+  async function loadRules() {
+    const list = $('rule-list');
+    if (!list) return;
+    try {
+      const r = await api('GET', '/rules');
+      list.replaceChildren(...(r.rules.length ? r.rules.map((x) => el('li', { class: 'rule' },
+        el('code', {}, x.rule), el('span', { class: 'meta' }, ' ' + x.projectPath + ' '),
+        el('button', {
+          type: 'button', class: 'ghost', title: 'Forget this rule: the next such use asks again',
+          onclick: () => api('DELETE', '/rules/' + x.id).then(loadRules, (e) => banner('Cannot revoke: ' + e.message)),
+        }, 'Revoke'))) : [el('li', { class: 'none' }, 'No remembered rules.')]));
+    } catch (e) {
+      banner('Cannot list rules: ' + e.message);
+    }
+  }
+
   // ---- wiring -------------------------------------------------------------------------------
+  if ($('rules-panel')) $('rules-panel').addEventListener('toggle', (ev) => { if (ev.target.open) loadRules(); });
   $('login-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const t = $('token-input').value.trim();

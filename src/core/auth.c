@@ -1,7 +1,9 @@
-/* auth.c: API token creation and constant-time verification. */
+/* auth.c: API token creation and constant-time verification; subscribe tickets. */
 #include "core/auth.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -129,4 +131,100 @@ enum cgw_err auth_token_verify(struct store *st, const char *token, struct store
     if (cgw_now_ms() - t.last_used_ms >= STORE_TOKEN_TOUCH_EVERY_MS)
         (void)store_token_touch(st, t.id, &inner);
     return CGW_OK;
+}
+
+/* ---- subscribe tickets ------------------------------------------------------------ */
+
+#define TICKET_BYTES 32
+
+/* The one place tickets are hashed: SHA-256 of the whole ticket, in hex. */
+static enum cgw_err ticket_hash_hex(const char *ticket, char hex[2 * AUTH_HASH_LEN + 1],
+                                    struct cgw_error *err)
+{
+    unsigned char hash[AUTH_HASH_LEN];
+    enum cgw_err rc = auth_token_hash(ticket, strlen(ticket), hash, err);
+    if (rc == CGW_OK)
+        cgw_hex(hash, sizeof hash, hex);
+    return rc;
+}
+
+enum cgw_err auth_ticket_create(struct bus *bus, const struct store_user *user,
+                                const char *token_public_id, int64_t ttl_s, char *ticket,
+                                int64_t *expires_ms, struct cgw_error *err)
+{
+    unsigned char raw[TICKET_BYTES];
+    char hex[2 * AUTH_HASH_LEN + 1], value[64];
+    enum cgw_err rc = CGW_OK;
+
+    if (!token_public_id || strlen(token_public_id) > AUTH_PUBLIC_LEN)
+        return cgw_error_set(err, CGW_ERR_INVALID, "auth: bad token id for a ticket");
+    snprintf(value, sizeof value, "%" PRId64 ":%s", user->id, token_public_id);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (cgw_random_bytes(raw, sizeof raw) < 0)
+            return cgw_error_set(err, CGW_ERR_INTERNAL, "no randomness available");
+        memcpy(ticket, "cgt_", 4);
+        cgw_base64url(raw, sizeof raw, ticket + 4);
+        rc = ticket_hash_hex(ticket, hex, err);
+        if (rc != CGW_OK)
+            break;
+        *expires_ms = cgw_now_ms() + ttl_s * 1000;
+        rc = bus_ticket_put(bus, hex, value, ttl_s, err);
+        if (rc != CGW_ERR_CONFLICT) /* a clash of 256 random bits: only in theory */
+            break;
+    }
+    memset(raw, 0, sizeof raw);
+    if (rc != CGW_OK)
+        memset(ticket, 0, AUTH_TICKET_LEN + 1);
+    return rc;
+}
+
+/* The user of a ticket's stored value "<user id>:<token public id>", checked against the
+ * store now: the token not revoked, the user not disabled. */
+static enum cgw_err ticket_owner(struct store *st, const char *value, struct store_user *user,
+                                 struct cgw_error *err)
+{
+    const char *colon = strchr(value, ':');
+    char idbuf[24];
+    int64_t id;
+    struct store_token t;
+    bool disabled = false;
+
+    if (!colon || (size_t)(colon - value) >= sizeof idbuf)
+        return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or expired ticket");
+    memcpy(idbuf, value, (size_t)(colon - value));
+    idbuf[colon - value] = '\0';
+    if (cgw_parse_int64(idbuf, 1, INT64_MAX, &id) < 0)
+        return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or expired ticket");
+    enum cgw_err rc = colon[1] ? store_token_find(st, colon + 1, &t, &disabled, err) : CGW_OK;
+    if (rc == CGW_OK && colon[1] && (t.revoked || t.user_id != id))
+        rc = CGW_ERR_NOT_FOUND;
+    if (rc == CGW_OK)
+        rc = store_user_get_by_id(st, id, user, err);
+    if (rc == CGW_OK && user->disabled)
+        rc = CGW_ERR_NOT_FOUND;
+    if (rc == CGW_ERR_NOT_FOUND)
+        return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or expired ticket");
+    return rc;
+}
+
+enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *ticket,
+                                struct store_user *user, struct cgw_error *err)
+{
+    char hex[2 * AUTH_HASH_LEN + 1];
+    char *value = NULL;
+
+    if (!ticket || strlen(ticket) != AUTH_TICKET_LEN || strncmp(ticket, "cgt_", 4) != 0 ||
+        strspn(ticket + 4, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+            AUTH_TICKET_LEN - 4)
+        return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or expired ticket");
+    /* Looked up by its hash: the lookup itself reveals nothing about other tickets. */
+    enum cgw_err rc = ticket_hash_hex(ticket, hex, err);
+    if (rc == CGW_OK)
+        rc = bus_ticket_get(bus, hex, &value, err);
+    if (rc == CGW_ERR_NOT_FOUND)
+        return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or expired ticket");
+    if (rc == CGW_OK)
+        rc = ticket_owner(st, value, user, err);
+    free(value);
+    return rc;
 }

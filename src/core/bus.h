@@ -19,6 +19,8 @@
  *                           expires stream.ttl_s after complete
  *   cgw:{S}:lease    string runId, with a TTL the runner refreshes
  *   cgw:perm:{R}     string session id of permission request R (7 days TTL)
+ *   cgw:ticket:{H}   string "<user id>:<token public id>" of the subscribe ticket whose
+ *                           SHA-256 is H (hex), with a TTL of auth.ticket_ttl_s
  *   cgw:running      set    session ids with a running run (for the reaper; outside
  *                           the scripts, so the scripts stay single-slot)
  *   cgw:{u:U}:running set   session ids of user U's runs, added by the claim, removed
@@ -293,5 +295,17 @@ enum cgw_err bus_perm_cancel(struct bus *b, const char *session_id, const char *
  * *jsons is NULL when there are none. Free with bus_strings_free. */
 enum cgw_err bus_perm_list(struct bus *b, const char *session_id, char ***jsons, size_t *n,
                            struct cgw_error *err);
+
+/* ---- subscribe tickets (core/auth.c) --------------------------------------- */
+
+/* Stores value under cgw:ticket:{hash_hex} for ttl_s seconds; hash_hex is 64 hex
+ * digits. CGW_ERR_CONFLICT when that key exists already. */
+enum cgw_err bus_ticket_put(struct bus *b, const char *hash_hex, const char *value, int64_t ttl_s,
+                            struct cgw_error *err);
+
+/* The value stored for hash_hex into *value (a new string, free()). CGW_ERR_NOT_FOUND
+ * when unknown or expired. */
+enum cgw_err bus_ticket_get(struct bus *b, const char *hash_hex, char **value,
+                            struct cgw_error *err);
 
 #endif

@@ -66,6 +66,8 @@ const struct config_key config_keys[] = {
      "origins allowed by CORS, separated by spaces or commas (empty: CORS off)"},
     {"auth.trust_remote_user", CONFIG_BOOL, OFF(auth_trust_remote_user), "false", 0, 0,
      "accept REMOTE_USER set by the web server as the authenticated chatgw user"},
+    {"auth.ticket_ttl_s", CONFIG_INT, OFF(auth_ticket_ttl_s), "300", 10, 3600,
+     "seconds a subscribe ticket (POST /auth/ticket) stays valid"},
     {"projects.roots", CONFIG_LIST, OFF(project_roots), "", 0, 0,
      "absolute directories, separated by ':' or ',', that session project paths must lie in"},
     /* <name>.bin of every provider, from its row in provider_list.h */

@@ -55,6 +55,7 @@ struct config {
     char *http_prefix;           /* http.prefix */
     char *cors_origins;          /* cors.origins: space/comma separated, "" = no CORS */
     bool auth_trust_remote_user; /* auth.trust_remote_user */
+    int64_t auth_ticket_ttl_s;   /* auth.ticket_ttl_s: lifetime of a subscribe ticket */
 
     /* projects */
     char *project_roots[CGW_MAX_PROJECT_ROOTS]; /* projects.roots: ':' or ',' separated */

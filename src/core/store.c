@@ -80,6 +80,8 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_RULE_LIST] = "SELECT id, user_id, project_path, rule, created_ms FROM rules "
                        "WHERE user_id = ?1 AND project_path = ?2 ORDER BY created_ms, id",
     [STMT_RULE_DELETE] = "DELETE FROM rules WHERE id = ?2 AND user_id = ?1",
+    [STMT_RULE_LIST_USER] = "SELECT id, user_id, project_path, rule, created_ms FROM rules "
+                            "WHERE user_id = ?1 ORDER BY project_path, created_ms, id LIMIT ?2",
 };
 
 /* ---- errors ---------------------------------------------------------------- */

@@ -251,5 +251,9 @@ enum cgw_err store_rule_list(struct store *st, int64_t user_id, const char *proj
 enum cgw_err store_rule_delete(struct store *st, int64_t user_id, int64_t rule_id,
                                struct cgw_error *err);
 void store_rule_list_free(struct store_rule *list, size_t n);
+/* (store_rules.c) Every rule of user_id, by project then age, at most max (1..100000);
+ * *out freed with store_rule_list_free. For GET /rules and `chatgwctl rules list`. */
+enum cgw_err store_rule_list_user(struct store *st, int64_t user_id, int64_t max,
+                                  struct store_rule **out, size_t *n, struct cgw_error *err);
 
 #endif

@@ -52,6 +52,7 @@ enum stmt_id {
     STMT_RULE_ADD,
     STMT_RULE_LIST,
     STMT_RULE_DELETE,
+    STMT_RULE_LIST_USER,
     STMT__COUNT
 };
 

@@ -80,6 +80,7 @@ extern const struct ctl_cmd ctl_user_cmds[];    /* cmd_user.c */
 extern const struct ctl_cmd ctl_token_cmds[];   /* cmd_token.c */
 extern const struct ctl_cmd ctl_session_cmds[]; /* cmd_session.c */
 extern const struct ctl_cmd ctl_runs_cmds[];    /* cmd_runs.c */
+extern const struct ctl_cmd ctl_rules_cmds[];   /* cmd_rules.c */
 
 /* Leaf commands without a group. */
 int cmd_init(struct ctl *ctl, const struct ctl_args *a);   /* cmd_init.c */

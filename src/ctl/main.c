@@ -30,6 +30,8 @@ static const struct ctl_cmd commands[] = {
     {"token", NULL, "manage API tokens", ctl_token_cmds, NULL, 0, 0, NULL},
     {"session", NULL, "list sessions", ctl_session_cmds, NULL, 0, 0, NULL},
     {"runs", NULL, "list running runs, reap lost ones", ctl_runs_cmds, NULL, 0, 0, NULL},
+    {"rules", NULL, "list and revoke users' remembered permission rules", ctl_rules_cmds, NULL, 0,
+     0, NULL},
     {"doctor", "", "check configuration, database, Redis, project roots and provider CLIs", NULL,
      ctl_doctor_opts, 0, 0, cmd_doctor},
     {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/rules.h"
 #include "core/util.h"
-#include "runner/rules.h"
 #include "runner/run_priv.h"
 
 /* Appends the adapter's answer to the CLI's request cli_id and sends it. */

@@ -1,7 +1,8 @@
 /* test_rules.c: strict permission rule matching (DESIGN §8) and the automatic verdicts. */
 #include <jansson.h>
+#include <stdlib.h>
 
-#include "runner/rules.h"
+#include "core/rules.h"
 #include "tap.h"
 
 /* Does rule match the Bash command cmd? */
@@ -157,6 +158,73 @@ static void verdicts(void)
     json_decref(none);
 }
 
+/* rules_derive of one Bash command; "" when refused. */
+static void derive_is(enum rules_form form, const char *cmd, const char *want, const char *name)
+{
+    json_t *input = json_pack("{s:s}", "command", cmd);
+    const char *why = NULL;
+    char *got = rules_derive(form, "Bash", input, &why);
+    is_str(got ? got : "", want, "%s", name);
+    ok(got || why, "%s: a reason when refused", name);
+    free(got);
+    json_decref(input);
+}
+
+static bool remember_ok(const char *rule, const char *tool, const char *cmd)
+{
+    json_t *input = json_pack("{s:s}", "command", cmd);
+    const char *why = NULL;
+    bool r = rules_remember_check(rule, tool, input, &why);
+    json_decref(input);
+    return r;
+}
+
+/* Issue 11 finding 3: what may be remembered covers exactly the approved request. */
+static void remember(void)
+{
+    derive_is(RULES_FORM_EXACT, "  git status ", "Bash(git status)", "exact: trimmed command");
+    derive_is(RULES_FORM_EXACT, "touch :*", "", "exact: a command ending in :* is refused");
+    derive_is(RULES_FORM_EXACT, "   ", "", "exact: blank command");
+    derive_is(RULES_FORM_EXACT, "make && make install", "Bash(make && make install)",
+              "exact: a compound line, spelled out");
+    derive_is(RULES_FORM_PREFIX, "git status -s", "Bash(git:*)", "prefix: the first word");
+    derive_is(RULES_FORM_PREFIX, "git status; rm -rf /", "", "prefix: never a chained command");
+    derive_is(RULES_FORM_PREFIX, "touch:* x", "", "prefix: a first word ending in :*");
+
+    ok(!remember_ok("Bash", "Bash", "touch a"), "remember: a bare Bash is refused");
+    ok(!remember_ok("Read", "Read", "x"), "remember: a bare tool name is refused");
+    ok(!remember_ok("Bash(rm:*)", "Bash", "touch a"), "remember: another command");
+    ok(!remember_ok("Bash(touch a b)", "Bash", "touch a"), "remember: a longer exact rule");
+    ok(!remember_ok("Bash(touch:*)", "Bash", "touch a; rm b"), "remember: a chained command");
+    ok(!remember_ok("Bash(touch :*)", "Bash", "touch :*"),
+       "remember: Bash(<cmd>) of a command ending in :* (the reported case)");
+    ok(remember_ok("Bash(touch:*)", "Bash", "touch :*"), "remember: an explicit prefix of it");
+    ok(remember_ok("Bash(touch a)", "Bash", "touch a"), "remember: the exact command");
+    ok(remember_ok("Bash(git  status:*)", "Bash", "git status -s"), "remember: a word prefix");
+    ok(!remember_ok("Bash(git stat:*)", "Bash", "git status"), "remember: not a word prefix");
+    ok(!remember_ok("Bash(touch a)", "AskUserQuestion", "touch a"),
+       "remember: never an interactive tool");
+
+    /* Other tools: their exact input, as JSON. */
+    json_t *in = json_pack("{s:s, s:i}", "file_path", "/srv/p/a.txt", "limit", 10);
+    const char *why = NULL;
+    char *rule = rules_derive(RULES_FORM_EXACT, "Read", in, &why);
+    is_str(rule ? rule : "", "Read({\"file_path\":\"/srv/p/a.txt\",\"limit\":10})",
+           "exact Read: compact JSON, sorted keys");
+    ok(rule && rules_match(rule, "Read", in), "it matches its request");
+    ok(rule && rules_remember_check(rule, "Read", in, &why), "and may be remembered");
+    ok(rules_match("Read({\"limit\": 10, \"file_path\": \"/srv/p/a.txt\"})", "Read", in),
+       "key order and blanks do not matter");
+    json_t *other = json_pack("{s:s, s:i}", "file_path", "/etc/passwd", "limit", 10);
+    ok(rule && !rules_match(rule, "Read", other), "another input does not match");
+    ok(rule && !rules_match(rule, "Write", in), "another tool does not match");
+    ok(!rules_derive(RULES_FORM_PREFIX, "Read", in, &why), "no prefix form for Read");
+    ok(!rules_match("Read({\"file_path\":", "Read", in), "malformed JSON matches nothing");
+    free(rule);
+    json_decref(in);
+    json_decref(other);
+}
+
 int main(void)
 {
     plan_lazy();
@@ -166,5 +234,6 @@ int main(void)
     tool_rules();
     weird_input();
     verdicts();
+    remember();
     return done_testing();
 }

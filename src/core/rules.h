@@ -1,4 +1,6 @@
-/* rules.h: permission rules ("Bash(git status:*)", "Read") and their strict matching.
+/* rules.h: permission rules ("Bash(git status:*)", "Read") and their strict matching,
+ * shared by the runner (which applies them) and chatgw.fcgi (which derives and checks
+ * the rule a user asks to remember).
  *
  * A rule is one of
  *   ToolName            the tool, whatever its input ("Read", "mcp__srv__tool")
@@ -6,9 +8,14 @@
  *                       word, blanks between words may differ), never a command line
  *                       that chains, substitutes or redirects (see rules_command_is_simple)
  *   Bash(<command>)     exactly that Bash command (the same words, or the same bytes)
- * Anything else (another tool with a parenthesized pattern, an empty or malformed rule)
+ *   ToolName({...})     another tool with exactly that input (a JSON object, compared
+ *                       as JSON: key order and spacing do not matter)
+ * Anything else (another tool with a non-JSON pattern, an empty or malformed rule)
  * matches nothing: a rule we do not understand must never allow something (DESIGN §8).
- * Nothing here allocates; every function is pure and thread-safe.
+ * Every function is thread-safe; only the JSON form and rules_derive allocate.
+ *
+ * What may be remembered (POST /chat/permission) is narrower than what matches: only a
+ * rule that covers the one tool use the user approved, see rules_remember_check.
  */
 #ifndef CGW_RULES_H
 #define CGW_RULES_H
@@ -51,5 +58,29 @@ enum rules_verdict { RULES_ASK = 0, RULES_ALLOW, RULES_DENY };
  * automatically (their answer is the user's input), only denied. */
 enum rules_verdict rules_decide(const struct rules_policy *p, const char *tool_name,
                                 const json_t *input);
+
+/* The longest rule chatgw remembers, in bytes. */
+#define RULES_MAX_LEN 8192
+
+/* The forms of a rule derived from a permission request. */
+enum rules_form {
+    RULES_FORM_EXACT,  /* this tool with this input: Bash(<command>), Tool({...}) */
+    RULES_FORM_PREFIX, /* Bash only: Bash(<first word>:*) */
+};
+
+/* Derives the rule of form for one tool use (input borrowed). Returns a new string
+ * (free()), or NULL with *why set to a static sentence when the form cannot express
+ * exactly that use: an interactive tool, a Bash command that is empty or ends in ":*"
+ * (its exact rule would read as a prefix rule), a prefix of a command that chains or
+ * redirects, an input that is not an object, a rule over RULES_MAX_LEN; or no memory. */
+char *rules_derive(enum rules_form form, const char *tool_name, const json_t *input,
+                   const char **why);
+
+/* True when rule may be remembered for this tool use: it matches it, and it is either
+ * its exact form or a Bash(<words>:*) prefix form whose words start the (simple)
+ * command word for word. A bare tool name ("Bash"), a rule of another tool, a rule
+ * over RULES_MAX_LEN, an interactive tool: false, with *why set (static). */
+bool rules_remember_check(const char *rule, const char *tool_name, const json_t *input,
+                          const char **why);
 
 #endif
