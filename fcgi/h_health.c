@@ -6,6 +6,7 @@
 #include "config.h"
 #include "core/log.h"
 #include "fcgi/handlers.h"
+#include "fcgi/poller.h"
 
 void h_health(struct worker *w, struct request *req, const struct query *q, struct response *resp)
 {
@@ -21,10 +22,14 @@ void h_health(struct worker *w, struct request *req, const struct query *q, stru
                  version == store_schema_latest();
     if (!db_ok)
         log_warn("health: database: %s", err.text[0] ? err.text : "schema not migrated");
+    /* This process's long-polls: tests wait on "total" to know a subscribe is held. */
+    json_int_t held = w->app->poller ? (json_int_t)poller_held(w->app->poller) : 0;
+    json_int_t total = w->app->poller ? (json_int_t)poller_total(w->app->poller) : 0;
     response_json(resp, redis_ok && db_ok ? 200 : 503,
-                  json_pack("{s:s, s:s, s:s, s:s}", "status", redis_ok && db_ok ? "ok" : "degraded",
-                            "redis", redis_ok ? "ok" : "down", "database", db_ok ? "ok" : "down",
-                            "version", PACKAGE_VERSION));
+                  json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:I}}", "status",
+                            redis_ok && db_ok ? "ok" : "degraded", "redis",
+                            redis_ok ? "ok" : "down", "database", db_ok ? "ok" : "down", "version",
+                            PACKAGE_VERSION, "polls", "held", held, "total", total));
 }
 
 void h_providers(struct worker *w, struct request *req, const struct query *q,

@@ -2,7 +2,7 @@
  *
  * Entry points: poller_start (starts the thread), poller_park_new / park_free (a
  * worker prepares a held request), poller_park (main.c hands the request over),
- * poller_held, poller_stop.
+ * poller_held, poller_total, poller_stop.
  *
  * States of a parked request:
  *   NEW        made by a worker with poller_park_new; holds one of the user's slots
@@ -116,6 +116,7 @@ struct poller {
     struct park *incoming, **incoming_tail;
     struct user_slot *users[USER_BUCKETS];
     size_t held;
+    uint64_t total; /* requests ever held: held + answered + dropped (for tests) */
     bool stopping, stopped;
 
     /* The poller thread's own. */
@@ -161,6 +162,7 @@ static enum cgw_err user_take(struct poller *p, int64_t user, struct cgw_error *
         (*u)->user = user;
         (*u)->held++;
         p->held++;
+        p->total++;
     }
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -262,6 +264,14 @@ size_t poller_held(struct poller *p)
 {
     pthread_mutex_lock(&p->lock);
     size_t n = p->held;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+uint64_t poller_total(struct poller *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint64_t n = p->total;
     pthread_mutex_unlock(&p->lock);
     return n;
 }

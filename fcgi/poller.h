@@ -54,4 +54,9 @@ void poller_park(struct poller *p, FCGX_Request *fr, struct park *pk);
 /* Requests held right now (for logs and tests). Thread-safe. */
 size_t poller_held(struct poller *p);
 
+/* Requests held since the start, counted when their park is made (poller_park_new):
+ * a test that sees this grow knows its subscribe found nothing and waits for an
+ * event or its waitMs (GET /health "polls"). Thread-safe. */
+uint64_t poller_total(struct poller *p);
+
 #endif

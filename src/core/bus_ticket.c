@@ -47,7 +47,7 @@ enum cgw_err bus_ticket_get(struct bus *b, const char *hash_hex, char **value,
         return rc;
     if (r->type == REDIS_REPLY_NIL)
         rc = cgw_error_set(err, CGW_ERR_NOT_FOUND, "ticket not found");
-    else if (!(*value = strndup_checked(r->str, r->len)))
+    else if (!(*value = bus_strndup(r->str, r->len)))
         rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
     freeReplyObject(r);
     return rc;

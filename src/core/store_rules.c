@@ -17,15 +17,15 @@ enum cgw_err store_rule_list_user(struct store *st, int64_t user_id, int64_t max
     *n = 0;
     if (max < 1 || max > 100000)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: list rules: bad limit");
-    if ((e = stmt_get(st, STMT_RULE_LIST_USER, &s, err)) != CGW_OK)
+    if ((e = store_stmt_get(st, STMT_RULE_LIST_USER, &s, err)) != CGW_OK)
         return e;
-    bind_int64(s, 1, user_id, &rc);
-    bind_int64(s, 2, max, &rc);
+    store_bind_int64(s, 1, user_id, &rc);
+    store_bind_int64(s, 2, max, &rc);
     if (rc != SQLITE_OK)
         return store_fail(st, s, rc, err, "list rules");
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_rule *r;
-        if (grow((void **)&list, &cap, count, sizeof *list) < 0) {
+        if (store_grow((void **)&list, &cap, count, sizeof *list) < 0) {
             e = cgw_error_set(err, CGW_ERR_NOMEM, "store: list rules: out of memory");
             break;
         }
@@ -34,14 +34,14 @@ enum cgw_err store_rule_list_user(struct store *st, int64_t user_id, int64_t max
         r->user_id = sqlite3_column_int64(s, 1);
         r->created_ms = sqlite3_column_int64(s, 4);
         r->project_path = r->rule = NULL;
-        if (col_dup(s, 2, &r->project_path) < 0 || col_dup(s, 3, &r->rule) < 0) {
+        if (store_col_dup(s, 2, &r->project_path) < 0 || store_col_dup(s, 3, &r->rule) < 0) {
             e = cgw_error_set(err, CGW_ERR_NOMEM, "store: list rules: out of memory");
             break;
         }
     }
     if (e == CGW_OK && rc != SQLITE_DONE)
         e = store_fail(st, s, rc, err, "list rules");
-    stmt_done(s);
+    store_stmt_done(s);
     if (e != CGW_OK) {
         store_rule_list_free(list, count);
         return e;

@@ -17,7 +17,7 @@ const WEB = process.env.CHATGW_WEB;
 const TOKEN = process.env.CHATGW_TOKEN;
 const PROJECT = process.env.CHATGW_PROJECT;
 const ARTIFACTS = process.env.CHATGW_ARTIFACTS;
-const T = 30000; // waits for things that normally take well under a second
+const T = 60000; // a guard against a hang on every wait, never a figure under test
 
 let failed = 0;
 function check(ok, name, diag) {
@@ -311,6 +311,7 @@ async function step(name, fn) {
     }, null, { timeout: T });
     offline = true;
     await context.setOffline(true);
+    // Offline until the run has ended (a bounded poll on that state, not a sleep).
     for (let i = 0; i < 600; i++) {
       const s = await api('GET', '/sessions/' + sid);
       if (!s.session.isProcessing) break;

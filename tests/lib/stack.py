@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP_SRCDIR = os.environ.get("top_srcdir") or os.path.abspath(
@@ -82,13 +83,92 @@ def free_port():
     return port
 
 
-def wait_for(pred, timeout=10.0, what="condition"):
+# ---- waiting: for an event or a state, never for time --------------------------------
+# A test waits for what it means (a readiness signal, a state it can read, the event it
+# expects), bounded by LIMIT, and then asserts order and content. LIMIT only guards
+# against a hang: it is never a figure under test (timings belong to make bench).
+LIMIT = 60.0
+
+
+def wait_for(pred, timeout=LIMIT, what="condition"):
+    """Polls pred() until it is true; RuntimeError after timeout seconds (a hang)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return True
         time.sleep(0.02)
     raise RuntimeError("timed out waiting for " + what)
+
+
+def wait_until(pred, timeout=LIMIT):
+    """Like wait_for, but returns pred()'s last value instead of raising: for t.ok()."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    return pred()
+
+
+class Background:
+    """fn(*args, **kw) in a daemon thread. done() says whether it returned; join() waits
+    for it (bounded by LIMIT) and returns its result, or None (error holds what it
+    raised)."""
+
+    def __init__(self, fn, *args, **kw):
+        self.result = self.error = None
+        self._th = threading.Thread(target=self._run, args=(fn, args, kw), daemon=True)
+        self._th.start()
+
+    def _run(self, fn, args, kw):
+        try:
+            self.result = fn(*args, **kw)
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            self.error = e
+
+    def done(self):
+        return not self._th.is_alive()
+
+    def join(self, timeout=LIMIT):
+        self._th.join(timeout)
+        return self.result
+
+
+def _resp(f):
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise OSError("redis: connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError("redis: " + rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2].decode("utf-8", "replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp(f) for _ in range(n)]
+    raise OSError("redis: bad reply %r" % line)
+
+
+def redis_command(port, *args):
+    """One command to the redis-server on 127.0.0.1:port (RESP, no client library), e.g.
+    to delete or PEXPIRE a key instead of waiting for its TTL. Returns the reply."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    s = socket.create_connection(("127.0.0.1", port), LIMIT)
+    try:
+        s.sendall(out)
+        with s.makefile("rb") as f:
+            return _resp(f)
+    finally:
+        s.close()
 
 
 class Response:
@@ -411,6 +491,33 @@ class Stack:
         wait_for(up, what="apache2")
         if self.procs["apache"].poll() is not None:
             raise RuntimeError("apache2 exited: " + self.log("apache") + self.log("apache-error"))
+
+    # ---- state to wait for --------------------------------------------------
+    def redis(self, *args):
+        """A command to the stack's redis-server (see redis_command)."""
+        return redis_command(self.redis_port, *args)
+
+    def polls(self):
+        """chatgw.fcgi's long-polls, {held, total} from GET /health: held right now, and
+        held since it started (counted when the request is parked). One chatgw.fcgi
+        only (not under apache-fcgid, which may start several)."""
+        r = self.request("GET", "/health", timeout=LIMIT)
+        return dict({"held": 0, "total": 0}, **((r.json or {}).get("polls") or {}))
+
+    def parked(self):
+        """polls()["total"]: note it before a subscribe, then wait_parked(n + 1)."""
+        return self.polls()["total"]
+
+    def wait_parked(self, n, timeout=LIMIT):
+        """Waits until chatgw.fcgi has parked n subscribe requests since it started: a
+        request counted there found nothing to answer and now waits for an event or its
+        waitMs (anything published from then on wakes it). True, or False after the
+        guard timeout."""
+        return bool(wait_until(lambda: self.parked() >= n, timeout))
+
+    def log_count(self, name, text):
+        """How many lines of the process's log contain text (a log line as a signal)."""
+        return sum(1 for line in self.log(name).splitlines() if text in line)
 
     def log(self, name):
         try:

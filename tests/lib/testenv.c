@@ -39,6 +39,17 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+bool testenv_wait(bool (*cond)(void *arg), void *arg)
+{
+    long long deadline = mono_ms() + TESTENV_LIMIT_MS;
+    while (mono_ms() < deadline) {
+        if (cond(arg))
+            return true;
+        sleep_ms(5);
+    }
+    return cond(arg);
+}
+
 int testenv_tmpdir(const char *tag, char *buf, size_t size)
 {
     const char *base = getenv("TMPDIR");

@@ -16,6 +16,12 @@ int testenv_tmpdir(const char *tag, char *buf, size_t size);
 /* Removes a directory tree (best effort). */
 void testenv_rmtree(const char *path);
 
+/* Tests wait for the state they mean, never for time: testenv_wait polls cond(arg)
+ * until it is true and returns its last value. TESTENV_LIMIT_MS only guards against a
+ * hang (false after it); it is never a figure under test (timings are make bench's). */
+#define TESTENV_LIMIT_MS 60000
+bool testenv_wait(bool (*cond)(void *arg), void *arg);
+
 struct test_redis {
     pid_t pid;
     int port;
