@@ -1,0 +1,246 @@
+/* failalloc.c: the failing allocator and the loop over N of failalloc.h. */
+#include "failalloc.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+/* The scenarios run on one thread; so does the counter. */
+static long fa_count;   /* counted allocations in this run */
+static long fa_fail_at; /* the one to fail (1-based), 0: none */
+static bool fa_failed;  /* it was reached and failed */
+static int fa_held;
+
+static bool fa_fail_now(void)
+{
+    if (fa_held > 0 || fa_fail_at == 0)
+        return false;
+    if (++fa_count != fa_fail_at)
+        return false;
+    fa_failed = true;
+    return true;
+}
+
+/* ---- the wrapped C library functions (-Wl,--wrap=NAME) ------------------------- */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+char *__real_strndup(const char *s, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+char *__wrap_strdup(const char *s);
+char *__wrap_strndup(const char *s, size_t n);
+
+void *__wrap_malloc(size_t n)
+{
+    return fa_fail_now() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return fa_fail_now() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fa_fail_now() ? NULL : __real_realloc(p, n);
+}
+
+char *__wrap_strdup(const char *s)
+{
+    return fa_fail_now() ? NULL : __real_strdup(s);
+}
+
+char *__wrap_strndup(const char *s, size_t n)
+{
+    return fa_fail_now() ? NULL : __real_strndup(s, n);
+}
+
+/* ---- Jansson and SQLite ------------------------------------------------------------ */
+
+/* Jansson's strings go to callers that free() them: plain malloc underneath. */
+static void *fa_json_malloc(size_t n)
+{
+    return fa_fail_now() ? NULL : __real_malloc(n);
+}
+
+static void fa_json_free(void *p)
+{
+    free(p);
+}
+
+static sqlite3_mem_methods fa_sqlite_default;
+
+static void *fa_sqlite_malloc(int n)
+{
+    return fa_fail_now() ? NULL : fa_sqlite_default.xMalloc(n);
+}
+
+static void *fa_sqlite_realloc(void *p, int n)
+{
+    return fa_fail_now() ? NULL : fa_sqlite_default.xRealloc(p, n);
+}
+
+void failalloc_init(void)
+{
+    sqlite3_mem_methods m;
+
+    json_set_alloc_funcs(fa_json_malloc, fa_json_free);
+    if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &fa_sqlite_default) != SQLITE_OK)
+        BAIL_OUT("failalloc: SQLite is initialized already");
+    m = fa_sqlite_default;
+    m.xMalloc = fa_sqlite_malloc;
+    m.xRealloc = fa_sqlite_realloc;
+    if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK)
+        BAIL_OUT("failalloc: cannot set SQLite's allocator");
+}
+
+void failalloc_hold(void)
+{
+    fa_held++;
+}
+
+void failalloc_release(void)
+{
+    fa_held--;
+}
+
+void fa_logf(struct fa_log *log, const char *fmt, ...)
+{
+    size_t room = sizeof log->text - log->len;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(log->text + log->len, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n + 1 >= room) {
+        log->overflow = true;
+        return;
+    }
+    log->len += (size_t)n;
+    log->text[log->len++] = '\n';
+    log->text[log->len] = '\0';
+}
+
+/* ---- the loop ------------------------------------------------------------------- */
+
+/* In a sanitizer build: ask LeakSanitizer now (nonzero: it printed leaks), and say at
+ * which N a run died. Weak: absent in a plain build. */
+int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
+void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+
+static const char *fa_name;
+
+static void fa_on_death(void)
+{
+    fprintf(stderr, "failalloc: %s died with allocation %ld failing (CGW_ALLOC_FAIL_AT=%ld)\n",
+            fa_name, fa_fail_at, fa_fail_at);
+}
+
+/* True when the run that started with *live bytes in use left memory behind: a leak
+ * check (slow) runs only when the bytes in use grew, and then decides. */
+static bool fa_leaked(size_t *live)
+{
+    size_t now = __sanitizer_get_current_allocated_bytes();
+    if (now <= *live)
+        return false;
+    if (__lsan_do_recoverable_leak_check())
+        return true;
+    *live = now; /* reachable: something cached, not leaked */
+    return false;
+}
+
+/* Shows the first line where two logs differ. */
+static void fa_log_diff(const struct fa_log *want, const struct fa_log *got)
+{
+    size_t i = 0, line = 0;
+    while (i < want->len && i < got->len && want->text[i] == got->text[i])
+        i++;
+    while (i > 0 && want->text[i - 1] != '\n')
+        i--;
+    for (size_t j = 0; j < i; j++)
+        line += want->text[j] == '\n';
+    diag("  log line %zu: expected \"%.*s\"", line + 1, (int)strcspn(want->text + i, "\n"),
+         want->text + i);
+    diag("  log line %zu:      got \"%.*s\"", line + 1, (int)strcspn(got->text + i, "\n"),
+         got->text + i);
+}
+
+long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *arg), void *arg)
+{
+    static struct fa_log base, run;
+    const char *only = getenv("CGW_ALLOC_FAIL_AT");
+    long points = 0, absorbed = 0, wrong = 0, leaky = 0, first_bad = 0;
+    bool check_leaks =
+        __lsan_do_recoverable_leak_check != NULL && __sanitizer_get_current_allocated_bytes != NULL;
+    size_t live = 0;
+    int rc;
+
+    fa_name = name;
+    if (__sanitizer_set_death_callback)
+        __sanitizer_set_death_callback(fa_on_death);
+
+    memset(&base, 0, sizeof base);
+    fa_fail_at = 0;
+    if (check_leaks)
+        live = __sanitizer_get_current_allocated_bytes();
+    rc = scenario(&base, arg);
+    if (rc != 0 || base.overflow || (check_leaks && fa_leaked(&live))) {
+        diag("%s: the scenario fails without any failure injected (returned %d%s)", name, rc,
+             base.overflow ? ", log overflow" : "");
+        return -1;
+    }
+
+    for (long n = only ? strtol(only, NULL, 10) : 1; n > 0; n++) {
+        memset(&run, 0, sizeof run);
+        fa_count = 0;
+        fa_failed = false;
+        fa_fail_at = n;
+        rc = scenario(&run, arg);
+        fa_fail_at = 0;
+        if (!fa_failed) {
+            /* Fewer than n allocations: every failure point was tried. */
+            if (rc != 0 || run.len != base.len || memcmp(run.text, base.text, base.len) != 0) {
+                diag("%s: a run without failure differs from the baseline (returned %d)", name,
+                     rc);
+                wrong++;
+            }
+            break;
+        }
+        points++;
+        if (rc == 0) {
+            /* The failure was absorbed (a fallback, a retry): the result must be whole. */
+            absorbed++;
+            if (run.len != base.len || memcmp(run.text, base.text, base.len) != 0) {
+                diag("%s: allocation %ld failed, no error was reported, and the result differs",
+                     name, n);
+                fa_log_diff(&base, &run);
+                first_bad = first_bad ? first_bad : n;
+                wrong++;
+            }
+        }
+        if (check_leaks && fa_leaked(&live)) {
+            diag("%s: allocation %ld failed and memory leaked (see the LeakSanitizer report)",
+                 name, n);
+            first_bad = first_bad ? first_bad : n;
+            leaky++;
+            check_leaks = false; /* it would report the same leak again */
+        }
+        if (only)
+            break;
+    }
+    diag("%s: %ld failure points (%ld absorbed with the same result)", name, points, absorbed);
+    if (wrong || leaky)
+        diag("%s: %ld wrong results, %ld leaks; first at CGW_ALLOC_FAIL_AT=%ld", name, wrong, leaky,
+             first_bad);
+    return wrong || leaky ? -1 : points;
+}
