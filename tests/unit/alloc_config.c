@@ -1,5 +1,6 @@
 /* alloc_config.c: every allocation of the config module fails in turn (failalloc.h). */
 #include "core/config.h"
+#include "core/log.h"
 #include "failalloc.h"
 #include "tap.h"
 
@@ -62,6 +63,7 @@ int main(void)
     FILE *f;
 
     failalloc_init();
+    log_init("alloc", LOG_LEVEL_ERROR);
     plan(1);
     if (!mkdtemp(dir))
         BAIL_OUT("mkdtemp");

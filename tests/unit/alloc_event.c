@@ -1,5 +1,6 @@
 /* alloc_event.c: every allocation of the event constructors and encoder fails in turn. */
 #include "core/event.h"
+#include "core/log.h"
 #include "failalloc.h"
 #include "tap.h"
 
@@ -73,6 +74,7 @@ static int scenario(struct fa_log *log, void *arg)
 int main(void)
 {
     failalloc_init();
+    log_init("alloc", LOG_LEVEL_ERROR);
     plan(1);
     failalloc_test("event", scenario, NULL);
     return done_testing();
