@@ -1,6 +1,8 @@
 /* failalloc.c: the failing allocator and the loop over N of failalloc.h. */
 #include "failalloc.h"
 
+#include "core/err.h"
+
 #include <jansson.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -171,6 +173,14 @@ static void fa_on_death(void)
             fa_name, fa_fail_at, fa_fail_at);
 }
 
+#define FA_MAX_RC 31
+
+/* A scenario's nonzero return: a cgw_err, by name. */
+static const char *fa_rc_name(int rc)
+{
+    return rc < CGW_ERR__COUNT ? cgw_err_name((enum cgw_err)rc) : "an unknown error";
+}
+
 /* True when the run that started with *live bytes in use left memory behind: a leak
  * check (slow) runs only when the bytes in use grew, and then decides. */
 static bool fa_leaked(size_t *live)
@@ -205,6 +215,7 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
     static struct fa_log base, run;
     const char *only = getenv("CGW_ALLOC_FAIL_AT");
     long points = 0, absorbed = 0, wrong = 0, leaky = 0, first_bad = 0;
+    long by_rc[FA_MAX_RC + 2] = {0}; /* the error returned after a failure; last: others */
     bool check_leaks =
         __lsan_do_recoverable_leak_check != NULL && __sanitizer_get_current_allocated_bytes != NULL;
     size_t live = 0;
@@ -242,6 +253,7 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
             break;
         }
         points++;
+        by_rc[rc >= 0 && rc <= FA_MAX_RC ? rc : FA_MAX_RC + 1]++;
         if (rc == 0) {
             /* The failure was absorbed (a fallback, a retry): the result must be whole. */
             absorbed++;
@@ -264,6 +276,10 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
             break;
     }
     diag("%s: %ld failure points (%ld absorbed with the same result)", name, points, absorbed);
+    for (int i = 1; i <= FA_MAX_RC + 1; i++)
+        if (by_rc[i])
+            diag("%s:   %ld answered with %s", name, by_rc[i],
+                 i <= FA_MAX_RC ? fa_rc_name(i) : "another value");
     if (wrong || leaky)
         diag("%s: %ld wrong results, %ld leaks; first at CGW_ALLOC_FAIL_AT=%ld", name, wrong, leaky,
              first_bad);
