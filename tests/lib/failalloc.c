@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* The scenarios run on one thread; so does the counter. */
 static long fa_count;   /* counted allocations in this run */
 static long fa_fail_at; /* the one to fail (1-based), 0: none */
@@ -243,11 +242,12 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
         fa_fail_at = n;
         rc = scenario(&run, arg);
         fa_fail_at = 0;
+        if (getenv("CGW_ALLOC_VERBOSE"))
+            diag("%s: N=%ld returned %d%s", name, n, rc, fa_failed ? "" : " (no failure)");
         if (!fa_failed) {
             /* Fewer than n allocations: every failure point was tried. */
             if (rc != 0 || run.len != base.len || memcmp(run.text, base.text, base.len) != 0) {
-                diag("%s: a run without failure differs from the baseline (returned %d)", name,
-                     rc);
+                diag("%s: a run without failure differs from the baseline (returned %d)", name, rc);
                 wrong++;
             }
             break;
@@ -266,8 +266,8 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
             }
         }
         if (check_leaks && fa_leaked(&live)) {
-            diag("%s: allocation %ld failed and memory leaked (see the LeakSanitizer report)",
-                 name, n);
+            diag("%s: allocation %ld failed and memory leaked (see the LeakSanitizer report)", name,
+                 n);
             first_bad = first_bad ? first_bad : n;
             leaky++;
             check_leaks = false; /* it would report the same leak again */

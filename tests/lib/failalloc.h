@@ -54,12 +54,11 @@ void failalloc_release(void);
 long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *arg), void *arg);
 
 /* The loop as one TAP test of the calling program (tap.h counts per file). */
-static inline long failalloc_test(const char *name,
-                                  int (*scenario)(struct fa_log *log, void *arg), void *arg)
+static inline long failalloc_test(const char *name, int (*scenario)(struct fa_log *log, void *arg),
+                                  void *arg)
 {
     long n = failalloc_loop(name, scenario, arg);
-    ok(n > 0, "%s: %ld failure points, each answered with an error or the same result", name,
-       n);
+    ok(n > 0, "%s: %ld failure points, each answered with an error or the same result", name, n);
     return n;
 }
 

@@ -12,7 +12,7 @@
 
 struct fixture {
     const struct runner_provider *prov;
-    const char *request; /* run request JSON */
+    const char *request;    /* run request JSON */
     char *lines[MAX_LINES]; /* every "out" line of every transcript; NULL separates files */
     size_t n;
 };
@@ -274,8 +274,10 @@ int main(void)
                  names[i]);
         fx.request = request;
         load(&fx, names[i]);
-        ok(provider_loops(&fx, names[i]), "%s: every failure answered with an error or the same "
-                                          "result", names[i]);
+        ok(provider_loops(&fx, names[i]),
+           "%s: every failure answered with an error or the same "
+           "result",
+           names[i]);
         for (size_t k = 0; k < fx.n; k++)
             free(fx.lines[k]);
     }
