@@ -180,17 +180,12 @@ static const char *fa_rc_name(int rc)
     return rc < CGW_ERR__COUNT ? cgw_err_name((enum cgw_err)rc) : "an unknown error";
 }
 
-/* True when the run that started with *live bytes in use left memory behind: a leak
- * check (slow) runs only when the bytes in use grew, and then decides. */
-static bool fa_leaked(size_t *live)
+/* True when the run that started with live bytes in use left memory behind. The leak
+ * check is slow: it runs only when the bytes in use grew (memory a run kept on purpose,
+ * a cache, is reachable and no leak). */
+static bool fa_leaked(size_t live)
 {
-    size_t now = __sanitizer_get_current_allocated_bytes();
-    if (now <= *live)
-        return false;
-    if (__lsan_do_recoverable_leak_check())
-        return true;
-    *live = now; /* reachable: something cached, not leaked */
-    return false;
+    return __sanitizer_get_current_allocated_bytes() > live && __lsan_do_recoverable_leak_check();
 }
 
 /* Shows the first line where two logs differ. */
@@ -229,7 +224,7 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
     if (check_leaks)
         live = __sanitizer_get_current_allocated_bytes();
     rc = scenario(&base, arg);
-    if (rc != 0 || base.overflow || (check_leaks && fa_leaked(&live))) {
+    if (rc != 0 || base.overflow || (check_leaks && fa_leaked(live))) {
         diag("%s: the scenario fails without any failure injected (returned %d%s)", name, rc,
              base.overflow ? ", log overflow" : "");
         return -1;
@@ -240,6 +235,8 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
         fa_count = 0;
         fa_failed = false;
         fa_fail_at = n;
+        if (check_leaks)
+            live = __sanitizer_get_current_allocated_bytes();
         rc = scenario(&run, arg);
         fa_fail_at = 0;
         if (getenv("CGW_ALLOC_VERBOSE"))
@@ -265,7 +262,7 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
                 wrong++;
             }
         }
-        if (check_leaks && fa_leaked(&live)) {
+        if (check_leaks && fa_leaked(live)) {
             diag("%s: allocation %ld failed and memory leaked (see the LeakSanitizer report)", name,
                  n);
             first_bad = first_bad ? first_bad : n;
@@ -279,7 +276,7 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
     for (int i = 1; i <= FA_MAX_RC + 1; i++)
         if (by_rc[i])
             diag("%s:   %ld answered with %s", name, by_rc[i],
-                 i <= FA_MAX_RC ? fa_rc_name(i) : "another value");
+                 i <= FA_MAX_RC ? fa_rc_name(i) : "-1 (an adapter's out of memory)");
     if (wrong || leaky)
         diag("%s: %ld wrong results, %ld leaks; first at CGW_ALLOC_FAIL_AT=%ld", name, wrong, leaky,
              first_bad);

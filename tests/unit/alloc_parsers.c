@@ -15,6 +15,8 @@ struct fixture {
     const char *request;    /* run request JSON */
     char *lines[MAX_LINES]; /* every "out" line of every transcript; NULL separates files */
     size_t n;
+    char files[64][300]; /* the transcripts' names, in order */
+    size_t n_files;
 };
 
 /* Replaces the value of "key":"..." in text with X (event ids and timestamps). */
@@ -200,8 +202,10 @@ static void load(struct fixture *fx, const char *name)
             char *line = NULL;
             size_t cap = 0;
             ssize_t got;
-            if (!f)
+            if (!f || fx->n_files == 64)
                 BAIL_OUT("cannot open %s", path);
+            snprintf(fx->files[fx->n_files++], sizeof fx->files[0], "%s %s", name,
+                     names[i]->d_name);
             while ((got = getline(&line, &cap, f)) > 0 && fx->n < MAX_LINES - 1) {
                 if (line[got - 1] == '\n')
                     line[--got] = '\0';
@@ -238,7 +242,7 @@ static bool provider_loops(const struct fixture *fx, const char *name)
         BAIL_OUT("request: %s", err.text);
     for (size_t at = 0; at < fx->n; at++) {
         struct one_file of = {fx, &req, at};
-        n = failalloc_loop(name, file_scenario, &of);
+        n = failalloc_loop(fx->files[files], file_scenario, &of);
         good &= n > 0;
         points += n > 0 ? n : 0;
         files++;
