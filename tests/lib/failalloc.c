@@ -15,12 +15,13 @@ static long fa_count;   /* counted allocations in this run */
 static long fa_fail_at; /* the one to fail (1-based), 0: none */
 static bool fa_failed;  /* it was reached and failed */
 static int fa_held;
+static bool fa_persist; /* $CGW_ALLOC_PERSIST: fail the Nth and every later one */
 
 static bool fa_fail_now(void)
 {
     if (fa_held > 0 || fa_fail_at == 0)
         return false;
-    if (++fa_count != fa_fail_at)
+    if (++fa_count < fa_fail_at || (fa_count > fa_fail_at && !fa_persist))
         return false;
     fa_failed = true;
     return true;
@@ -216,6 +217,7 @@ long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *
     int rc;
 
     fa_name = name;
+    fa_persist = getenv("CGW_ALLOC_PERSIST") != NULL;
     if (__sanitizer_set_death_callback)
         __sanitizer_set_death_callback(fa_on_death);
 

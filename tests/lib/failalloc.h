@@ -50,7 +50,8 @@ void failalloc_release(void);
 /* Runs the loop described above. The scenario returns 0 after success or nonzero after
  * an error it was told of (an error code, -1, ...). Returns the number of failure
  * points, or -1 when a run went wrong (diag says at which N). $CGW_ALLOC_FAIL_AT=N
- * runs the baseline and that N only (to debug one failure point). */
+ * runs the baseline and that N only (to debug one failure point); $CGW_ALLOC_PERSIST=1
+ * fails allocation N and every later one (SQLite's "persistent" faults). */
 long failalloc_loop(const char *name, int (*scenario)(struct fa_log *log, void *arg), void *arg);
 
 /* The loop as one TAP test of the calling program (tap.h counts per file). */

@@ -69,7 +69,7 @@ static int data_scenario(struct fa_log *log, void *arg)
     int64_t uid = 0, tid = 0, seq = 0, total = 0;
     struct store_user user;
     struct store_token tok, *toks = NULL;
-    struct store_session s = {0}, got = {0}, *list = NULL;
+    struct store_session s = {0}, got = {0}, gone = {0}, *list = NULL;
     struct store_message *msgs = NULL;
     struct store_rule *rules = NULL;
     size_t n_toks = 0, n_list = 0, n_msgs = 0, n_rules = 0;
@@ -136,12 +136,13 @@ static int data_scenario(struct fa_log *log, void *arg)
     TRY(store_token_revoke(st, tid, &err));
     TRY(store_user_set_disabled(st, name, true, &err));
     /* Not found stays not found, whatever memory does. */
-    rc = store_session_get(st, sid, uid, &s, &err);
+    rc = store_session_get(st, sid, uid, &gone, &err);
     fa_logf(log, "deleted: %s", cgw_err_name(rc));
     rc = rc == CGW_ERR_NOT_FOUND ? CGW_OK : rc == CGW_OK ? CGW_ERR_INTERNAL : rc;
 out:
     free(toks);
     store_session_clear(&got);
+    store_session_clear(&gone);
     store_session_list_free(list, n_list);
     store_message_list_free(msgs, n_msgs);
     store_rule_list_free(rules, n_rules);
