@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run-all.sh: on a fresh Debian 12 machine, install what the build and the tests need,
-# build chatgw with ASan+UBSan, and run the whole test suite (make check).
+# build chatgw with ASan+UBSan, and run the whole test suite (make check), the
+# allocation-failure loops included.
 #
 #   tests/run-all.sh               # the README's test command
 #   BUILD_DIR=dir tests/run-all.sh # build somewhere else (default: build-check)
@@ -75,9 +76,12 @@ if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -l
     export CHATGW_NODE=$browser_dir/node20/node_modules/.bin/node
 fi
 cd "$build"
-config_args=(--enable-werror)
+# --enable-alloc-failure: make check also runs the allocation-failure loops
+# (tests/unit/alloc_*, doc/internals.md), a few seconds more.
+config_args=(--enable-werror --enable-alloc-failure)
 [ "${CHATGW_NO_SANITIZERS:-0}" = 1 ] || config_args+=(--enable-sanitizers)
-if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ]; then
+if [ ! -f Makefile ] || [ "$top/configure" -nt config.status ] ||
+   ! grep -q -e '--enable-alloc-failure' config.status; then
     "$top/configure" -q "${config_args[@]}"
 fi
 make -j"$(nproc)"

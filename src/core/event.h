@@ -114,4 +114,9 @@ const char *event_id(const json_t *ev);
  * new string the caller frees with free(); NULL when memory ran out. */
 char *event_encode(const json_t *ev);
 
+/* json_dumps(v, flags) that never returns a damaged text: NULL when memory ran out
+ * anywhere (Jansson's own json_dumps drops an object key whose write failed). The
+ * caller frees the new string with free(). Use it instead of json_dumps. */
+char *event_json_dumps(const json_t *v, size_t flags);
+
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/event.h"
 #include "core/util.h"
 
 json_t *feed_session_json(const struct store_session *s, const struct bus_run *run)
@@ -23,7 +24,7 @@ json_t *feed_session_json(const struct store_session *s, const struct bus_run *r
 static enum cgw_err publish_frame(struct bus *bus, int64_t owner, json_t *frame,
                                   struct cgw_error *err)
 {
-    char *text = frame ? json_dumps(frame, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = frame ? event_json_dumps(frame, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(frame);
     if (!text)
         return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");

@@ -188,7 +188,7 @@ int runner_buf_append(struct runner_buf *b, const void *data, size_t n)
 
 int runner_buf_append_json_line(struct runner_buf *b, const json_t *v)
 {
-    char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = event_json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!text)
         return -1;
     size_t len = strlen(text);

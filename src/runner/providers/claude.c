@@ -308,7 +308,7 @@ static void on_tool_result(struct claude_state *st, const json_t *block, struct 
     char *text = NULL;
 
     if (content && !json_is_string(content) && !json_is_null(content)) {
-        text = json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        text = event_json_dumps(content, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
         if (!text) {
             out->failed = true;
             return;

@@ -182,7 +182,7 @@ static void on_mcp_call(struct runner_state *st, const json_t *item, struct runn
         return;
     }
     if (result && !json_is_null(result)) {
-        text = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        text = event_json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
         if (!text) {
             out->failed = true;
             return;

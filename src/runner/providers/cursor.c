@@ -204,7 +204,7 @@ static char *result_text(const json_t *v)
     }
     if (!v || json_is_null(v))
         return strdup("");
-    return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    return event_json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 }
 
 static void on_tool_call(struct runner_state *st, const json_t *msg, struct runner_items *out)

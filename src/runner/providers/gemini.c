@@ -218,7 +218,7 @@ static void on_tool_result(struct gemini_state *st, const json_t *msg, struct ru
     if (json_is_string(output) && (json_string_length(output) > 0 || !failed)) {
         text = json_string_value(output);
     } else if (output && !json_is_null(output) && !json_is_string(output)) {
-        dumped = json_dumps(output, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+        dumped = event_json_dumps(output, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
         if (!dumped) {
             out->failed = true;
             return;
