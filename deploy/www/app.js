@@ -459,6 +459,7 @@
       this.oldest = null;     // seq of the oldest message shown ("Load older" pages before it)
       this.hasOlder = false;
       this.loadingOlder = false;
+      this.orphans = new Map(); // toolId -> tool_result event shown before its tool_use
     }
   }
 
@@ -664,6 +665,7 @@
         const node = item(e, 'tool-result' + (e.isError ? ' error' : '') + (kind ? ' tool-' + kind : ''),
           foldable(label, count, el('pre', { class: 'code' }, text), e.isError ? true : undefined));
         if (count > LONG_LINES) node.classList.add('long');
+        if (!use && e.toolId) v.orphans.set(e.toolId, e); // its tool_use may be on an older page
         return node;
       }
       case 'error':
@@ -829,6 +831,13 @@
       const older = $('older');
       list.insertBefore(frag, older ? older.nextSibling : list.firstChild);
       list.scrollTop = top + (list.scrollHeight - before);
+      // Results whose tool_use was on this page now know its name.
+      for (const [id, e] of [...v.orphans]) {
+        const li = v.tools.has(id) && list.querySelector('li.tool-result[data-seq="' + e.seq + '"]');
+        if (!li) continue;
+        v.orphans.delete(id);
+        li.replaceWith(renderEvent(v, e, perms));
+      }
       if (msgs.length) v.oldest = msgs[0].seq;
       v.hasOlder = !!r.hasMore && msgs.length > 0;
     } catch (e) {

@@ -310,6 +310,7 @@ async function step(name, fn) {
   }
 
   await step('markdown', async () => {
+    await page.setViewportSize({ width: 1200, height: 800 });
     const mid = await openNewSession('markdown demo');
     await send(page, 'scenario:replay file=webui_markdown.jsonl delay=0.03');
     await page.waitForSelector('#messages li.streaming .body h1', { timeout: T });
@@ -402,6 +403,7 @@ async function step(name, fn) {
         glob: txt('li.tool-glob .tool-target'),
         long: q('li.tool-result.long').map((x) => [x.querySelector('details').open, x.querySelector('summary').textContent]),
         error: q('li.tool-result.error').map((x) => x.querySelector('details').open),
+        colors: ['add', 'del', 'ctx'].map((k) => getComputedStyle(q('li.tool-edit .diff-line.' + k)[0]).backgroundColor),
       };
     });
     const j = JSON.stringify(cards);
@@ -410,6 +412,8 @@ async function step(name, fn) {
       cards.add[0] === 'int main(int argc, char **argv)' && cards.add.length === 3 &&
       cards.ctx.includes('{') && cards.ctx.includes('    return 0;'),
     'an Edit tool_use is a diff card: its file, removed and added lines, context', j);
+    check(new Set(cards.colors).size === 3 && !cards.colors.slice(0, 2).includes('rgba(0, 0, 0, 0)'),
+      'added and removed lines have backgrounds of their own', j);
     check(cards.multi === 2 && cards.multiAdd.includes('Without NAME it greets the world.'), 'a MultiEdit shows one diff per edit', j);
     check(cards.write[0] === 5 && cards.write[1] === 0, 'a Write shows the new content as added lines', j);
     check(cards.bash[0] === 'make greet && ./greet chatgw' && cards.bashDesc[0] === 'Build and run the greeter' &&
@@ -463,6 +467,8 @@ async function step(name, fn) {
         !document.getElementById('load-older'), n, { timeout: T });
     }
     check(!(await page.$('#load-older')), 'no "Load older" once the first message is shown');
+    const unnamed = await page.$$eval('#messages li.tool-result summary', (l) => l.filter((x) => / of tool /.test(x.textContent)).length);
+    check(unnamed === 0, 'a result shown before its older tool_use was loaded gets the tool\'s name', unnamed);
     await sameAsHistory(page, pid, 'after loading every older page');
   });
 
