@@ -360,8 +360,8 @@
     const cls = { ' ': 'ctx', '-': 'del', '+': 'add' };
     const added = ops.filter((o) => o[0] === '+').length;
     const removed = ops.filter((o) => o[0] === '-').length;
-    const block = el('div', { class: 'diff', role: 'table', 'aria-label': 'Changes' },
-      ...ops.map(([op, l]) => el('div', { class: 'diff-line ' + cls[op], role: 'row' },
+    const block = el('div', { class: 'diff', 'aria-label': 'Changes' },
+      ...ops.map(([op, l]) => el('div', { class: 'diff-line ' + cls[op] },
         el('span', { class: 'diff-sign', 'aria-hidden': 'true' }, op), el('span', { class: 'diff-text' }, l))));
     return { block, added, removed };
   }
@@ -584,7 +584,7 @@
     };
     const card = item(e, 'permission', el('div', { class: 'label' }, 'Permission request'),
       el('p', {}, 'Allow ', el('strong', {}, e.toolName || 'tool'), '?'),
-      el('pre', { class: 'code' }, asText(input)),
+      ...toolBody({ toolName: e.toolName, toolInput: input }),
       el('div', { class: 'perm-actions', role: 'group', 'aria-label': 'Answer' },
         el('button', { type: 'button', class: 'primary perm-allow', onclick: () => answer(true) }, 'Allow'),
         el('button', {
