@@ -4,7 +4,8 @@
 // lastSeq) and for the caller's session feed (feedSeq). Every event is applied once:
 // anything with seq <= cursor is dropped, so replays after a reload, a lost network or
 // a `truncated` hole filled from history never double a message. Event text always
-// goes through textContent, never innerHTML.
+// goes through textContent, never innerHTML; assistant Markdown is sanitized by DOMPurify
+// into DOM nodes (see markdown()).
 'use strict';
 
 (function () {
@@ -147,8 +148,10 @@
   function renderSessions() {
     const list = $('session-list');
     const showArchived = $('show-archived').checked;
-    const items = [...state.sessions.values()]
-      .filter((s) => showArchived || !s.archived)
+    const all = [...state.sessions.values()].filter((s) => showArchived || !s.archived);
+    const q = $('session-search').value.trim().toLowerCase();
+    const items = all
+      .filter((s) => !q || [sessionTitle(s), s.id, s.projectPath, s.provider].some((x) => String(x || '').toLowerCase().includes(q)))
       .sort((a, b) => (b.updatedAt || '').localeCompare(a.updatedAt || ''));
     list.replaceChildren(...items.map((s) => {
       const current = state.view && state.view.sid === s.id;
@@ -162,7 +165,7 @@
         s.isProcessing ? el('span', { class: 'dot', title: 'running', 'aria-label': 'running' }) : null,
         el('span', { class: 'session-sub' }, s.provider + ' · ' + s.projectPath)));
     }));
-    if (!items.length) list.append(el('li', { class: 'none' }, 'No sessions yet.'));
+    if (!items.length) list.append(el('li', { class: 'none' }, all.length ? 'No session matches “' + q + '”.' : 'No sessions yet.'));
     if (state.view) renderHeader();
   }
 
@@ -193,6 +196,251 @@
     }
   }
 
+  // ---- Markdown ---------------------------------------------------------------------
+  // Assistant text is Markdown: marked (vendor/marked) turns it into HTML, DOMPurify
+  // (vendor/dompurify) keeps only the tags and attributes below and hands back a DOM
+  // fragment, so no HTML string of ours ever reaches innerHTML. Raw HTML in the text
+  // (<script>, <img onerror>) is shown as text, the way a prompt is (it is escaped by
+  // the renderer, so not even the parser sees it as markup); whatever else could carry
+  // code (javascript: links) is dropped by the sanitizer. Images become links (the CSP
+  // would block them anyway). Without the libraries (a page copied without vendor/) the
+  // text is shown as plain text.
+  const MD_TAGS = ['a', 'blockquote', 'br', 'code', 'del', 'em', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6',
+    'hr', 'li', 'ol', 'p', 'pre', 's', 'strong', 'sub', 'sup', 'table', 'tbody', 'td', 'tfoot',
+    'th', 'thead', 'tr', 'ul', 'kbd', 'span'];
+  const MD_ATTRS = ['href', 'title', 'align', 'start', 'class', 'colspan', 'rowspan'];
+  const mdReady = !!(window.marked && typeof window.marked.parse === 'function' &&
+    window.DOMPurify && window.DOMPurify.isSupported);
+  if (mdReady) {
+    const esc = (s) => String(s).replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';');
+    window.marked.use({
+      gfm: true,
+      async: false,
+      renderer: {
+        image(tok) { return '<a href="' + esc(tok.href || '') + '">' + esc(tok.text || tok.href || 'image') + '</a>'; },
+        html(tok) { return tok.block ? '<p>' + esc(tok.text) + '</p>' : esc(tok.text); },
+      },
+    });
+    window.DOMPurify.addHook('uponSanitizeAttribute', (node, data) => {
+      // class only for a code block's language (language-c), nothing else styles the page.
+      if (data.attrName === 'class' && !/^language-[\w+#.-]{1,40}$/.test(data.attrValue)) data.keepAttr = false;
+    });
+    window.DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+      if (node.nodeName === 'A' && node.hasAttribute('href')) {
+        node.setAttribute('target', '_blank');
+        node.setAttribute('rel', 'noopener noreferrer nofollow');
+      }
+    });
+  }
+
+  // Markdown text -> a sanitized DocumentFragment (or a text node without the libraries).
+  function markdown(text) {
+    if (!mdReady) return document.createTextNode(text);
+    const html = window.marked.parse(text || '').trim();
+    const frag = window.DOMPurify.sanitize(html, {
+      ALLOWED_TAGS: MD_TAGS, ALLOWED_ATTR: MD_ATTRS, RETURN_DOM_FRAGMENT: true,
+    });
+    for (const pre of frag.querySelectorAll('pre')) decorateCode(pre);
+    return frag;
+  }
+
+  // A code block gets a head with its language (```c -> "c") and a Copy button.
+  function decorateCode(pre) {
+    const code = pre.querySelector('code');
+    const m = code && /(?:^|\s)language-(\S+)/.exec(code.className);
+    const lang = m ? m[1] : '';
+    const wrap = el('div', { class: 'codeblock', dataset: { lang } });
+    pre.replaceWith(wrap);
+    wrap.append(el('div', { class: 'code-head' },
+      el('span', { class: 'code-lang' }, lang || 'text'),
+      el('button', {
+        type: 'button', class: 'ghost copy', title: 'Copy to the clipboard',
+        onclick: (ev) => copyText(ev.currentTarget, (code || pre).textContent),
+      }, 'Copy')), pre);
+  }
+
+  // navigator.clipboard where the page may use it (a secure context, permission),
+  // else a selected off-screen textarea and execCommand('copy').
+  async function copyText(btn, text) {
+    let ok = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(text);
+        ok = true;
+      }
+    } catch (e) { ok = false; }
+    if (!ok) {
+      const ta = el('textarea', { class: 'copy-buffer', readonly: true, 'aria-hidden': 'true' });
+      ta.value = text;
+      document.body.append(ta);
+      ta.focus();
+      ta.select();
+      try { ok = document.execCommand('copy'); } catch (e) { ok = false; }
+      ta.remove();
+    }
+    btn.textContent = ok ? 'Copied' : 'Copy failed';
+    btn.dataset.copied = ok ? 'yes' : 'no';
+    clearTimeout(btn.timer);
+    btn.timer = setTimeout(() => { btn.textContent = 'Copy'; }, 2000);
+  }
+
+  // ---- tool cards -------------------------------------------------------------------
+  // Tool names of every provider mapped to how their card looks. Claude Code's names,
+  // Cursor's (the adapter maps them to Claude's), Gemini CLI's, OpenCode's and Codex's
+  // (Bash, FileChanges).
+  const TOOL_KINDS = {
+    edit: 'edit', replace: 'edit', edit_file: 'edit', str_replace_editor: 'edit',
+    multiedit: 'multiedit',
+    write: 'write', write_file: 'write', create_file: 'write',
+    bash: 'bash', shell: 'bash', run_shell_command: 'bash', exec_command: 'bash', local_shell: 'bash',
+    read: 'read', read_file: 'read', view: 'read', notebookread: 'read',
+    grep: 'grep', search_file_content: 'grep', grep_search: 'grep',
+    glob: 'glob', find_files: 'glob', ls: 'glob', list: 'glob', list_directory: 'glob',
+    filechanges: 'changes',
+  };
+  const LONG_LINES = 24; // a tool's output or diff longer than this starts folded
+
+  function toolKind(name) { return TOOL_KINDS[String(name || '').toLowerCase()] || ''; }
+
+  function pick(o, keys) {
+    if (!o || typeof o !== 'object') return undefined;
+    for (const k of keys) if (typeof o[k] === 'string') return o[k];
+    return undefined;
+  }
+  const PATH_KEYS = ['file_path', 'filePath', 'absolute_path', 'path', 'notebook_path', 'dir_path', 'target_file'];
+  const OLD_KEYS = ['old_string', 'oldString', 'old_str'];
+  const NEW_KEYS = ['new_string', 'newString', 'new_str'];
+
+  function lines(s) {
+    if (!s) return [];
+    const l = String(s).split('\n');
+    if (l.length > 1 && l[l.length - 1] === '') l.pop();
+    return l;
+  }
+
+  // A line diff of two texts: [[op, line]...], op ' ' (both), '-' (old only), '+' (new
+  // only). Common head and tail lines are matched first; the middle by the longest
+  // common subsequence when it is small enough, else all removed then all added.
+  function lineDiff(a, b) {
+    let s = 0;
+    while (s < a.length && s < b.length && a[s] === b[s]) s++;
+    let e = 0;
+    while (e < a.length - s && e < b.length - s && a[a.length - 1 - e] === b[b.length - 1 - e]) e++;
+    const A = a.slice(s, a.length - e);
+    const B = b.slice(s, b.length - e);
+    const out = a.slice(0, s).map((l) => [' ', l]);
+    if (A.length * B.length > 250000) {
+      for (const l of A) out.push(['-', l]);
+      for (const l of B) out.push(['+', l]);
+    } else {
+      const w = B.length + 1;
+      const L = new Uint32Array((A.length + 1) * w); // L[i][j]: LCS of A[i..], B[j..]
+      for (let i = A.length - 1; i >= 0; i--) {
+        for (let j = B.length - 1; j >= 0; j--) {
+          L[i * w + j] = A[i] === B[j] ? L[(i + 1) * w + j + 1] + 1 : Math.max(L[(i + 1) * w + j], L[i * w + j + 1]);
+        }
+      }
+      let i = 0;
+      let j = 0;
+      while (i < A.length || j < B.length) {
+        if (i < A.length && j < B.length && A[i] === B[j]) {
+          out.push([' ', A[i]]); i++; j++;
+        } else if (i < A.length && (j === B.length || L[(i + 1) * w + j] >= L[i * w + j + 1])) {
+          out.push(['-', A[i]]); i++;
+        } else {
+          out.push(['+', B[j]]); j++;
+        }
+      }
+    }
+    for (const l of a.slice(a.length - e)) out.push([' ', l]);
+    return out;
+  }
+
+  function diffBlock(ops) {
+    const cls = { ' ': 'ctx', '-': 'del', '+': 'add' };
+    const added = ops.filter((o) => o[0] === '+').length;
+    const removed = ops.filter((o) => o[0] === '-').length;
+    const block = el('div', { class: 'diff', 'aria-label': 'Changes' },
+      ...ops.map(([op, l]) => el('div', { class: 'diff-line ' + cls[op] },
+        el('span', { class: 'diff-sign', 'aria-hidden': 'true' }, op), el('span', { class: 'diff-text' }, l))));
+    return { block, added, removed };
+  }
+
+  // A node, folded into <details> with a line count when it is longer than LONG_LINES.
+  function foldable(label, count, node, open) {
+    const what = count + (count === 1 ? ' line' : ' lines');
+    return el('details', { class: 'fold', open: open === undefined ? count <= LONG_LINES : open },
+      el('summary', {}, label ? label + ' · ' + what : what), node);
+  }
+
+  function toolHead(name, target, extra) {
+    return el('div', { class: 'tool-head' },
+      el('span', { class: 'tool-name' }, name || '?'),
+      target ? el('code', { class: 'tool-target' }, target) : null,
+      extra ? el('span', { class: 'tool-extra' }, extra) : null);
+  }
+
+  // The body of a tool_use card: what the tool does, the way the tool itself reads.
+  function toolBody(e) {
+    const name = e.toolName || '?';
+    const input = e.toolInput;
+    const kind = toolKind(name);
+    const path = pick(input, PATH_KEYS);
+    const stat = (d) => '+' + d.added + ' −' + d.removed;
+    switch (kind) {
+      case 'edit': {
+        const oldS = pick(input, OLD_KEYS);
+        const newS = pick(input, NEW_KEYS);
+        if (oldS === undefined && newS === undefined) break;
+        const d = diffBlock(lineDiff(lines(oldS), lines(newS)));
+        return [toolHead(name, path, stat(d) + (input.replace_all ? ' (all)' : '')), foldable('Diff', d.added + d.removed, d.block)];
+      }
+      case 'multiedit': {
+        const edits = Array.isArray(input && input.edits) ? input.edits : null;
+        if (!edits) break;
+        const ds = edits.map((x) => diffBlock(lineDiff(lines(pick(x, OLD_KEYS)), lines(pick(x, NEW_KEYS)))));
+        const total = { added: ds.reduce((n, d) => n + d.added, 0), removed: ds.reduce((n, d) => n + d.removed, 0) };
+        const box = el('div', { class: 'diffs' }, ...ds.map((d) => d.block));
+        return [toolHead(name, path, edits.length + ' edits, ' + stat(total)), foldable('Diff', total.added + total.removed, box)];
+      }
+      case 'write': {
+        const content = pick(input, ['content', 'file_text', 'text']);
+        if (content === undefined) break;
+        const d = diffBlock(lines(content).map((l) => ['+', l]));
+        return [toolHead(name, path, stat(d)), foldable('New content', d.added, d.block)];
+      }
+      case 'bash': {
+        const cmd = pick(input, ['command', 'cmd']) || (Array.isArray(input && input.command) ? input.command.join(' ') : undefined);
+        if (cmd === undefined) break;
+        return [toolHead(name, null, pick(input, ['description'])), el('pre', { class: 'code command' }, cmd)];
+      }
+      case 'read': {
+        if (path === undefined) break;
+        const off = input.offset;
+        const lim = input.limit;
+        const range = off !== undefined || lim !== undefined ? 'lines ' + (off || 1) + (lim ? '–' + ((off || 1) + lim - 1) : '–') : null;
+        return [toolHead(name, path, range)];
+      }
+      case 'grep':
+      case 'glob': {
+        const pattern = pick(input, ['pattern', 'query', 'regex']);
+        if (pattern === undefined && path === undefined) break;
+        const filter = pick(input, ['glob', 'include', 'type']);
+        const where = [pattern !== undefined && path ? 'in ' + path : null, filter ? 'files ' + filter : null].filter(Boolean).join(', ');
+        return [toolHead(name, pattern !== undefined ? pattern : path, where || null)];
+      }
+      case 'changes': {
+        if (!Array.isArray(input)) break;
+        return [toolHead(name, null, input.length + ' files'),
+          el('ul', { class: 'changes' }, ...input.map((c) => el('li', {}, (c && c.kind) || 'update', ' ', el('code', {}, (c && c.path) || '?'))))];
+      }
+      default:
+        break;
+    }
+    const text = asText(input);
+    return [toolHead(name, null, null), foldable('Input', lines(text).length, el('pre', { class: 'code' }, text))];
+  }
+
   // ---- the open session ---------------------------------------------------------------
   // A View holds what is shown of one session: cursor = the highest seq applied.
   class View {
@@ -206,6 +454,12 @@
       this.live = null;       // the <li> collecting stream_delta text of the answer
       this.perms = new Map(); // requestId -> card element of an open permission request
       this.tools = new Map(); // toolId -> tool_use element
+      this.liveText = '';     // the Markdown source of the streaming answer
+      this.liveFrame = null;  // a render of it is scheduled
+      this.oldest = null;     // seq of the oldest message shown ("Load older" pages before it)
+      this.hasOlder = false;
+      this.loadingOlder = false;
+      this.orphans = new Map(); // toolId -> tool_result event shown before its tool_use
     }
   }
 
@@ -331,7 +585,7 @@
     };
     const card = item(e, 'permission', el('div', { class: 'label' }, 'Permission request'),
       el('p', {}, 'Allow ', el('strong', {}, e.toolName || 'tool'), '?'),
-      el('pre', { class: 'code' }, asText(input)),
+      ...toolBody({ toolName: e.toolName, toolInput: input }),
       el('div', { class: 'perm-actions', role: 'group', 'aria-label': 'Answer' },
         el('button', { type: 'button', class: 'primary perm-allow', onclick: () => answer(true) }, 'Allow'),
         el('button', {
@@ -345,51 +599,78 @@
   }
 
   function endLive(v) {
+    cancelLive(v);
     if (v.live) { v.live.remove(); v.live = null; }
   }
 
-  function applyEvent(v, e) {
-    const list = $('messages');
-    let node = null;
+  // The streaming answer is re-rendered as Markdown at most once per animation frame
+  // (a hidden tab gets no frames: there, every 100 ms), replacing the body's children
+  // in one step, so the page never shows it half-built.
+  function scheduleLive(v) {
+    if (v.liveFrame) return;
+    const run = () => { v.liveFrame = null; renderLive(v); };
+    v.liveFrame = document.hidden ? { timeout: setTimeout(run, 100) } : { frame: requestAnimationFrame(run) };
+  }
+
+  function cancelLive(v) {
+    if (!v.liveFrame) return;
+    if (v.liveFrame.frame) cancelAnimationFrame(v.liveFrame.frame);
+    if (v.liveFrame.timeout) clearTimeout(v.liveFrame.timeout);
+    v.liveFrame = null;
+  }
+
+  function renderLive(v) {
+    if (!v.live || state.view !== v) return;
+    v.live.querySelector('.body').replaceChildren(markdown(v.liveText));
+    scrollDown();
+  }
+
+  // The <li> of one persisted event. old: a Map (requestId -> card) when the event comes
+  // from an older page of history ("Load older"): then it changes nothing of the view's
+  // live state (run state, streaming answer, open permission requests).
+  function renderEvent(v, e, old) {
     switch (e.kind) {
-      case 'stream_delta':
-        if (!v.live) {
-          v.live = el('li', { class: 'msg text assistant streaming', 'aria-busy': 'true' },
-            el('div', { class: 'label' }, 'Assistant'), el('div', { class: 'body' }));
-          list.append(v.live);
-        }
-        v.live.querySelector('.body').append(document.createTextNode(e.content || ''));
-        scrollDown();
-        return;
       case 'stream_end':
-        if (v.live) { v.live.classList.remove('streaming'); v.live.removeAttribute('aria-busy'); }
-        node = item(e, 'marker hidden-marker');
-        break;
+        if (!old && v.live) {
+          cancelLive(v);
+          renderLive(v);
+          v.live.classList.remove('streaming');
+          v.live.removeAttribute('aria-busy');
+        }
+        return item(e, 'marker hidden-marker');
       case 'text':
-        if (e.role !== 'user') endLive(v);
-        node = item(e, 'text ' + (e.role === 'user' ? 'user' : 'assistant'),
-          el('div', { class: 'label' }, e.role === 'user' ? 'You' : 'Assistant'),
-          el('div', { class: 'body' }, e.content || ''));
-        break;
+        if (e.role === 'user') {
+          return item(e, 'text user', el('div', { class: 'label' }, 'You'), el('div', { class: 'body' }, e.content || ''));
+        }
+        if (!old) endLive(v);
+        return item(e, 'text assistant', el('div', { class: 'label' }, 'Assistant'),
+          el('div', { class: 'body markdown' }, markdown(e.content || '')));
       case 'thinking':
-        node = item(e, 'thinking', el('details', {},
+        return item(e, 'thinking', el('details', {},
           el('summary', {}, 'Thinking'), el('div', { class: 'body' }, e.content || '')));
-        break;
-      case 'tool_use':
-        node = item(e, 'tool-use', el('div', { class: 'label' }, 'Tool: ', el('strong', {}, e.toolName || '?')),
-          el('pre', { class: 'code' }, asText(e.toolInput)));
+      case 'tool_use': {
+        const kind = toolKind(e.toolName);
+        const node = item(e, 'tool-use' + (kind ? ' tool-' + kind : ''), ...toolBody(e));
+        node.dataset.toolName = e.toolName || 'tool';
+        if (kind) node.dataset.tool = kind;
         if (e.toolId) v.tools.set(e.toolId, node);
-        break;
+        return node;
+      }
       case 'tool_result': {
-        const name = e.toolId && v.tools.get(e.toolId) ? v.tools.get(e.toolId).querySelector('strong').textContent : 'tool';
-        node = item(e, 'tool-result' + (e.isError ? ' error' : ''), el('details', { open: e.isError },
-          el('summary', {}, (e.isError ? 'Error from ' : 'Result of ') + name),
-          el('pre', { class: 'code' }, asText(e.content))));
-        break;
+        const use = e.toolId && v.tools.get(e.toolId);
+        const name = use ? use.dataset.toolName : 'tool';
+        const kind = use ? toolKind(name) : '';
+        const text = asText(e.content);
+        const count = lines(text).length;
+        const label = (e.isError ? 'Error from ' : (kind === 'bash' ? 'Output of ' : 'Result of ')) + name;
+        const node = item(e, 'tool-result' + (e.isError ? ' error' : '') + (kind ? ' tool-' + kind : ''),
+          foldable(label, count, el('pre', { class: 'code' }, text), e.isError ? true : undefined));
+        if (count > LONG_LINES) node.classList.add('long');
+        if (!use && e.toolId) v.orphans.set(e.toolId, e); // its tool_use may be on an older page
+        return node;
       }
       case 'error':
-        node = item(e, 'error', el('div', { class: 'label' }, 'Error'), el('div', { class: 'body' }, asText(e.content)));
-        break;
+        return item(e, 'error', el('div', { class: 'label' }, 'Error'), el('div', { class: 'body' }, asText(e.content)));
       case 'status': {
         const tb = e.tokenBudget;
         let text = e.text || 'status';
@@ -397,38 +678,69 @@
           text = 'Tokens: ' + (tb.used !== undefined ? tb.used : '?') + (tb.total ? ' / ' + tb.total : '') +
             (tb.inputTokens !== undefined ? ' (in ' + tb.inputTokens + ', out ' + tb.outputTokens + ')' : '');
         }
-        node = item(e, 'marker status', text);
-        break;
+        return item(e, 'marker status', text);
       }
       case 'run_started':
-        v.running = true;
-        v.runId = e.runId;
-        node = item(e, 'marker run-started', 'Run started');
-        break;
-      case 'permission_request':
-        node = permissionCard(v, e);
-        break;
+        if (!old) {
+          v.running = true;
+          v.runId = e.runId;
+        }
+        return item(e, 'marker run-started', 'Run started');
+      case 'permission_request': {
+        if (!old) return permissionCard(v, e);
+        const input = e.input !== undefined ? e.input : e.toolInput;
+        const card = item(e, 'permission resolved', el('div', { class: 'label' }, 'Permission request'),
+          el('p', {}, 'Allow ', el('strong', {}, e.toolName || 'tool'), '?'),
+          el('pre', { class: 'code' }, asText(input)), el('p', { class: 'perm-outcome' }, 'Answered'));
+        card.dataset.requestId = e.requestId;
+        old.set(e.requestId, card);
+        return card;
+      }
       case 'permission_resolved':
-        closePermission(v, e.requestId, e.allow ? 'Allowed' : 'Denied', true);
-        node = item(e, 'marker', (e.allow ? 'Permission allowed' : 'Permission denied'));
-        break;
-      case 'permission_cancelled':
-        closePermission(v, e.requestId, 'Withdrawn' + (e.reason ? ' (' + e.reason + ')' : ''), true);
-        node = item(e, 'marker', 'Permission request withdrawn' + (e.reason ? ': ' + e.reason : ''));
-        break;
+      case 'permission_cancelled': {
+        const allowText = e.allow ? 'Allowed' : 'Denied';
+        const outcome = e.kind === 'permission_resolved' ? allowText : 'Withdrawn' + (e.reason ? ' (' + e.reason + ')' : '');
+        if (old) {
+          const card = old.get(e.requestId);
+          if (card) card.querySelector('.perm-outcome').textContent = outcome;
+        } else {
+          closePermission(v, e.requestId, outcome, true);
+        }
+        return item(e, 'marker', e.kind === 'permission_resolved'
+          ? (e.allow ? 'Permission allowed' : 'Permission denied')
+          : 'Permission request withdrawn' + (e.reason ? ': ' + e.reason : ''));
+      }
       case 'complete': {
-        endLiveKeep(v);
-        for (const id of [...v.perms.keys()]) closePermission(v, id, 'Expired with the run');
-        v.running = false;
-        v.lastComplete = e;
+        if (!old) {
+          endLiveKeep(v);
+          for (const id of [...v.perms.keys()]) closePermission(v, id, 'Expired with the run');
+          v.running = false;
+          v.lastComplete = e;
+        }
         const what = e.aborted ? 'Aborted' : e.success ? 'Done' : 'Failed';
-        node = item(e, 'marker complete ' + (e.aborted ? 'aborted' : e.success ? 'done' : 'failed'),
+        return item(e, 'marker complete ' + (e.aborted ? 'aborted' : e.success ? 'done' : 'failed'),
           what + ' (exit ' + e.exitCode + (e.reason ? ', ' + e.reason : '') + ')');
-        break;
       }
       default:
-        node = item(e, 'marker', e.kind);
+        return item(e, 'marker', e.kind);
     }
+  }
+
+  function applyEvent(v, e) {
+    const list = $('messages');
+    if (e.kind === 'stream_delta') {
+      if (!v.live) {
+        v.liveText = '';
+        v.live = el('li', { class: 'msg text assistant streaming', 'aria-busy': 'true' },
+          el('div', { class: 'label' }, 'Assistant'), el('div', { class: 'body markdown' }));
+        list.append(v.live);
+      }
+      v.liveText += e.content || '';
+      scheduleLive(v);
+      return;
+    }
+    const node = renderEvent(v, e, null);
+    if (v.oldest === null) v.oldest = e.seq;
     list.append(node);
     scrollDown(e.kind === 'text' && e.role === 'user');
   }
@@ -436,6 +748,8 @@
   // A run that ended while streaming keeps the text it showed, as a plain message.
   function endLiveKeep(v) {
     if (v.live) {
+      cancelLive(v);
+      renderLive(v);
       v.live.classList.remove('streaming');
       v.live.removeAttribute('aria-busy');
       v.live.classList.add('unsaved');
@@ -460,6 +774,78 @@
       const before = v.cursor;
       apply(v, r.messages || []);
       if (!r.hasMore || v.cursor === before) return;
+    }
+  }
+
+  // Opening a session shows its latest page of history (beforeSeq alone pages backwards
+  // from the newest); "Load older" prepends the page before the oldest one shown.
+  const PAGE = 200;
+  const NEWEST = Number.MAX_SAFE_INTEGER;
+
+  function messagesPath(v, query) {
+    return '/sessions/' + encodeURIComponent(v.sid) + '/messages?limit=' + PAGE + '&' + query;
+  }
+
+  async function fetchLatest(v, signal) {
+    const r = await api('GET', messagesPath(v, 'beforeSeq=' + NEWEST), undefined, signal);
+    if (state.view !== v) return;
+    const msgs = r.messages || [];
+    v.hasOlder = !!r.hasMore;
+    apply(v, msgs);
+    if (msgs.length) v.oldest = msgs[0].seq;
+    renderOlder(v);
+    scrollDown(true);
+  }
+
+  // The first <li> of the list: the "Load older" button while there is more.
+  function renderOlder(v) {
+    const list = $('messages');
+    let li = $('older');
+    if (!v.hasOlder || !v.oldest) { if (li) li.remove(); return; }
+    if (!li) {
+      li = el('li', { id: 'older', class: 'older' },
+        el('button', { type: 'button', id: 'load-older', class: 'ghost', onclick: loadOlder }, 'Load older messages'));
+    }
+    if (list.firstChild !== li) list.prepend(li);
+    const b = li.querySelector('button');
+    b.disabled = v.loadingOlder;
+    b.textContent = v.loadingOlder ? 'Loading…' : 'Load older messages';
+  }
+
+  async function loadOlder() {
+    const v = state.view;
+    if (!v || !v.hasOlder || v.loadingOlder || !v.oldest) return;
+    v.loadingOlder = true;
+    renderOlder(v);
+    try {
+      const r = await api('GET', messagesPath(v, 'beforeSeq=' + v.oldest));
+      if (state.view !== v) return;
+      const msgs = (r.messages || []).filter((m) => typeof m.seq === 'number' && m.seq < v.oldest);
+      const frag = document.createDocumentFragment();
+      const perms = new Map();
+      for (const e of msgs) frag.append(renderEvent(v, e, perms));
+      // Keep what the reader looks at in place: the list grows above it by exactly the
+      // height of what was inserted.
+      const list = $('messages');
+      const before = list.scrollHeight;
+      const top = list.scrollTop;
+      const older = $('older');
+      list.insertBefore(frag, older ? older.nextSibling : list.firstChild);
+      list.scrollTop = top + (list.scrollHeight - before);
+      // Results whose tool_use was on this page now know its name.
+      for (const [id, e] of [...v.orphans]) {
+        const li = v.tools.has(id) && list.querySelector('li.tool-result[data-seq="' + e.seq + '"]');
+        if (!li) continue;
+        v.orphans.delete(id);
+        li.replaceWith(renderEvent(v, e, perms));
+      }
+      if (msgs.length) v.oldest = msgs[0].seq;
+      v.hasOlder = !!r.hasMore && msgs.length > 0;
+    } catch (e) {
+      banner('Cannot load older messages: ' + e.message);
+    } finally {
+      v.loadingOlder = false;
+      if (state.view === v) renderOlder(v);
     }
   }
 
@@ -488,7 +874,7 @@
         if (e.code === 'SESSION_NOT_FOUND') { banner('No such session.'); location.hash = ''; closeView(); return; }
         throw e;
       }
-      await fetchHistory(v, ctl.signal);
+      await fetchLatest(v, ctl.signal);
       v.loaded = true;
       renderSessions();
     }
@@ -635,6 +1021,10 @@
   $('logout').addEventListener('click', () => logout(''));
   $('new-session-form').addEventListener('submit', createSession);
   $('show-archived').addEventListener('change', () => reloadSessions().catch((e) => banner(e.message)));
+  $('session-search').addEventListener('input', renderSessions);
+  $('session-search').addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') { ev.target.value = ''; renderSessions(); }
+  });
   $('composer').addEventListener('submit', send);
   $('prompt').addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {

@@ -288,6 +288,211 @@ async function step(name, fn) {
     await shot(page, '08-narrow');
   });
 
+  // ---- Markdown, tool cards, paging, search (each in a session of its own) ----------
+  async function openNewSession(name) {
+    const r = await api('POST', '/sessions', { provider: 'claude', projectPath: PROJECT, name });
+    const id = r.session.id;
+    await page.evaluate((h) => { location.hash = h; }, '#/s/' + encodeURIComponent(id));
+    await page.waitForSelector('#session-list a[data-sid="' + id + '"][aria-current="page"]', { timeout: T });
+    await runState(page, 'idle');
+    return id;
+  }
+
+  // Waits (bounded) until the run's complete is in history too: it is written right
+  // after it is published.
+  async function historyComplete(id) {
+    for (let i = 0; i < 300; i++) {
+      const h = await history(id);
+      if (h.length && h[h.length - 1].kind === 'complete') return h;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error('the complete of session ' + id + ' never reached history');
+  }
+
+  await step('markdown', async () => {
+    await page.setViewportSize({ width: 1200, height: 800 });
+    const mid = await openNewSession('markdown demo');
+    await send(page, 'scenario:replay file=webui_markdown.jsonl delay=0.03');
+    await page.waitForSelector('#messages li.streaming .body h1', { timeout: T });
+    check(true, 'a streaming answer is rendered as Markdown while it grows');
+    await shot(page, '10-markdown-streaming');
+    await runState(page, 'done');
+    const md = '#messages li.text.assistant[data-seq] .body.markdown';
+    await page.waitForSelector(md, { timeout: T });
+    const shape = await page.$eval(md, (b) => ({
+      h1: (b.querySelector('h1') || {}).textContent,
+      h2: (b.querySelector('h2') || {}).textContent,
+      ol: b.querySelectorAll('ol > li').length,
+      ul: b.querySelectorAll('ol ul > li').length,
+      strong: (b.querySelector('p strong') || {}).textContent,
+      th: [...b.querySelectorAll('table th')].map((x) => x.textContent),
+      td: [...b.querySelectorAll('table td')].map((x) => x.textContent),
+      alignRight: (b.querySelector('table td[align="right"]') || {}).textContent,
+      langs: [...b.querySelectorAll('.codeblock')].map((x) => x.dataset.lang + ':' + x.querySelector('.code-lang').textContent),
+      copies: b.querySelectorAll('.codeblock button.copy').length,
+    }));
+    check(shape.h1 === 'Release notes' && shape.h2 === 'What changed' && shape.strong === 'every',
+      'Markdown headings and emphasis are rendered', JSON.stringify(shape));
+    check(shape.ol === 3 && shape.ul === 2, 'Markdown lists (nested) are rendered', JSON.stringify(shape));
+    check(JSON.stringify(shape.th) === '["Module","Lines","Status"]' && shape.td.length === 6 && shape.alignRight === '120',
+      'a Markdown table is rendered with its alignment', JSON.stringify(shape));
+    check(JSON.stringify(shape.langs) === '["c:c","python:python"]' && shape.copies === 2,
+      'code blocks carry their language label and a copy button', JSON.stringify(shape));
+    const inert = await page.evaluate(() => {
+      const m = document.getElementById('messages');
+      const onAttrs = [...m.querySelectorAll('*')].filter((x) => [...x.attributes].some((a) => /^on/i.test(a.name)));
+      return {
+        xss: window.__mdxss,
+        scripts: m.querySelectorAll('script, img, iframe, style').length,
+        onAttrs: onAttrs.length,
+        jsLinks: [...m.querySelectorAll('a[href]')].filter((a) => /^\s*javascript:/i.test(a.getAttribute('href'))).length,
+        badLinkText: [...m.querySelectorAll('.markdown a')].some((a) => a.textContent === 'another bad link'),
+        shownAsText: [...m.querySelectorAll('.markdown blockquote')].some((q) =>
+          q.textContent.includes('<script>window.__mdxss = 1</script> <img src="x" onerror="window.__mdxss = 2">')),
+        safe: [...m.querySelectorAll('.markdown a[href="https://example.org/docs"]')].map((a) => a.target + ' ' + a.rel),
+      };
+    });
+    check(inert.xss === undefined && inert.scripts === 0 && inert.onAttrs === 0 && inert.jsLinks === 0,
+      'a <script>, an <img onerror> and a javascript: link in Markdown stay inert (sanitized DOM)', JSON.stringify(inert));
+    check(inert.shownAsText, 'raw HTML in Markdown is shown as text', JSON.stringify(inert));
+    check(inert.badLinkText && inert.safe.length === 1 && /^_blank noopener/.test(inert.safe[0]),
+      'links keep their text; a safe link opens in a new tab without an opener', JSON.stringify(inert));
+
+    // Copy with the Clipboard API, then with the execCommand fallback.
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(WEB).origin });
+    await page.click(md + ' .codeblock[data-lang="c"] button.copy');
+    await page.waitForSelector(md + ' .codeblock[data-lang="c"] button.copy[data-copied="yes"]', { timeout: T });
+    const clip = await page.evaluate(() => navigator.clipboard.readText());
+    check(clip === 'int runner_line_decode(const char *line, size_t len, json_t **out);\n',
+      'the copy button puts the code block on the clipboard', JSON.stringify(clip));
+    await page.evaluate(() => {
+      navigator.clipboard.writeText = () => Promise.reject(new Error('denied'));
+      document.addEventListener('copy', () => { window.__copied = String(getSelection()) || document.activeElement.value; });
+    });
+    await page.click(md + ' .codeblock[data-lang="python"] button.copy');
+    await page.waitForSelector(md + ' .codeblock[data-lang="python"] button.copy[data-copied]', { timeout: T });
+    const copied = await page.evaluate(() => window.__copied);
+    check(copied === 'for line in sys.stdin:\n    print(json.loads(line)["type"])\n',
+      'without the Clipboard API the copy button falls back to execCommand', JSON.stringify(copied));
+    await page.$eval('#messages', (m) => { m.scrollTop = m.scrollHeight; });
+    await shot(page, '11-markdown');
+    await sameAsHistory(page, mid, 'after a Markdown answer');
+  });
+
+  await step('tool cards', async () => {
+    const tid = await openNewSession('tool cards demo');
+    await send(page, 'scenario:replay file=webui_tools.jsonl');
+    await runState(page, 'done');
+    await page.waitForSelector('#messages li.text.assistant[data-seq] .body.markdown strong', { timeout: T });
+    const cards = await page.evaluate(() => {
+      const q = (s) => [...document.querySelectorAll(s)];
+      const txt = (s) => q(s).map((x) => x.textContent);
+      return {
+        editTarget: txt('li.tool-edit .tool-target'),
+        del: txt('li.tool-edit .diff-line.del .diff-text'),
+        add: txt('li.tool-edit .diff-line.add .diff-text'),
+        ctx: txt('li.tool-edit .diff-line.ctx .diff-text'),
+        multi: q('li.tool-multiedit .diff').length,
+        multiAdd: txt('li.tool-multiedit .diff-line.add .diff-text'),
+        write: [q('li.tool-write .diff-line.add').length, q('li.tool-write .diff-line.del, li.tool-write .diff-line.ctx').length],
+        bash: txt('li.tool-use.tool-bash .command'),
+        bashDesc: txt('li.tool-use.tool-bash .tool-extra'),
+        bashOut: q('li.tool-result.tool-bash').map((x) => [x.textContent.includes('hello, chatgw'), x.querySelector('details').open]),
+        read: txt('li.tool-read .tool-target'),
+        grep: txt('li.tool-grep .tool-head').join('|'),
+        glob: txt('li.tool-glob .tool-target'),
+        long: q('li.tool-result.long').map((x) => [x.querySelector('details').open, x.querySelector('summary').textContent]),
+        error: q('li.tool-result.error').map((x) => x.querySelector('details').open),
+        colors: ['add', 'del', 'ctx'].map((k) => getComputedStyle(q('li.tool-edit .diff-line.' + k)[0]).backgroundColor),
+      };
+    });
+    const j = JSON.stringify(cards);
+    check(cards.editTarget[0] === '/srv/demo/src/greet.c' &&
+      JSON.stringify(cards.del) === '["int main(void)","    printf(\\"hello\\\\n\\");"]' &&
+      cards.add[0] === 'int main(int argc, char **argv)' && cards.add.length === 3 &&
+      cards.ctx.includes('{') && cards.ctx.includes('    return 0;'),
+    'an Edit tool_use is a diff card: its file, removed and added lines, context', j);
+    check(new Set(cards.colors).size === 3 && !cards.colors.slice(0, 2).includes('rgba(0, 0, 0, 0)'),
+      'added and removed lines have backgrounds of their own', j);
+    check(cards.multi === 2 && cards.multiAdd.includes('Without NAME it greets the world.'), 'a MultiEdit shows one diff per edit', j);
+    check(cards.write[0] === 5 && cards.write[1] === 0, 'a Write shows the new content as added lines', j);
+    check(cards.bash[0] === 'make greet && ./greet chatgw' && cards.bashDesc[0] === 'Build and run the greeter' &&
+      cards.bashOut[0][0] && cards.bashOut[0][1], 'a Bash card shows its command and description, its short output open', j);
+    check(cards.long.length === 1 && cards.long[0][0] === false && /Output of Bash · 60 lines/.test(cards.long[0][1]),
+      'a long result is collapsed with its line count', j);
+    check(cards.read[0] === '/srv/demo/src/greet.c' && /Grep\s*printf\\\(\s*in \/srv\/demo\/src, files \*\.c/.test(cards.grep) &&
+      cards.glob[0] === '**/*.c', 'Read, Grep and Glob cards show their target', j);
+    check(cards.error.length === 1 && cards.error[0] === true, 'an error result is open', j);
+    await page.$eval('#messages li.tool-edit', (x) => x.scrollIntoView({ block: 'start' }));
+    await shot(page, '12-tool-cards');
+    await page.click('#messages li.tool-result.long summary');
+    check(await page.isVisible('#messages li.tool-result.long pre'), 'a collapsed result opens on a click');
+    await page.$eval('#messages li.tool-bash', (x) => x.scrollIntoView({ block: 'start' }));
+    await shot(page, '13-tool-cards-bash');
+    await sameAsHistory(page, tid, 'after tool cards');
+  });
+
+  await step('paging', async () => {
+    const pid = await openNewSession('paging demo');
+    await send(page, 'scenario:replay file=webui_tools.jsonl repeat=25');
+    await runState(page, 'done');
+    const hist = (await historyComplete(pid)).map((m) => [m.seq, m.kind]);
+    await page.reload();
+    await page.waitForSelector('#app', { state: 'visible', timeout: T });
+    await runState(page, 'done');
+    await page.waitForSelector('#load-older', { timeout: T });
+    const first = await domMessages(page);
+    check(hist.length > 400 && first.length === 200 &&
+      JSON.stringify(first) === JSON.stringify(hist.slice(-200)),
+    'a long session opens with its latest page of history', 'history ' + hist.length + ', shown ' + first.length);
+    // Scrolled to the top, the oldest shown message must stay where it is when older
+    // ones are put above it.
+    await page.$eval('#messages', (m) => { m.scrollTop = 0; });
+    const pos = () => page.evaluate((seq) => {
+      const li = document.querySelector('#messages li[data-seq="' + seq + '"]');
+      return li.getBoundingClientRect().top;
+    }, first[0][0]);
+    const top0 = await pos();
+    await shot(page, '14-paging-before');
+    await page.click('#load-older');
+    await page.waitForFunction(() => document.querySelectorAll('#messages li[data-seq]').length === 400, null, { timeout: T });
+    const top1 = await pos();
+    check(Math.abs(top1 - top0) < 2, '"Load older" prepends a page and keeps the scroll position', top0 + ' -> ' + top1);
+    check(JSON.stringify(await domMessages(page)) === JSON.stringify(hist.slice(-400)), 'the older page is in order before the rest');
+    await shot(page, '15-paging-after');
+    while (await page.isVisible('#load-older')) {
+      const n = (await domMessages(page)).length;
+      await page.click('#load-older');
+      await page.waitForFunction((k) => document.querySelectorAll('#messages li[data-seq]').length > k ||
+        !document.getElementById('load-older'), n, { timeout: T });
+    }
+    check(!(await page.$('#load-older')), 'no "Load older" once the first message is shown');
+    const unnamed = await page.$$eval('#messages li.tool-result summary', (l) => l.filter((x) => / of tool /.test(x.textContent)).length);
+    check(unnamed === 0, 'a result shown before its older tool_use was loaded gets the tool\'s name', unnamed);
+    await sameAsHistory(page, pid, 'after loading every older page');
+  });
+
+  await step('sessions search', async () => {
+    const visible = () => page.$$eval('#session-list a[data-sid]', (l) => l.map((a) => a.querySelector('.session-title').textContent));
+    const all = await visible();
+    await page.fill('#session-search', 'PAGING');
+    await page.waitForFunction(() => document.querySelectorAll('#session-list a[data-sid]').length === 1, null, { timeout: T });
+    check(JSON.stringify(await visible()) === '["paging demo"]', 'the search filters sessions by title, ignoring case', JSON.stringify(await visible()));
+    await shot(page, '16-search');
+    await page.fill('#session-search', sid.slice(0, 8));
+    await page.waitForFunction(() => document.querySelectorAll('#session-list a[data-sid]').length === 1, null, { timeout: T });
+    check((await page.$$eval('#session-list a[data-sid]', (l) => l.map((a) => a.dataset.sid)))[0] === sid, 'and by session id');
+    await page.fill('#session-search', path.basename(PROJECT));
+    await page.waitForFunction((n) => document.querySelectorAll('#session-list a[data-sid]').length === n, all.length, { timeout: T });
+    check(true, 'and by project path');
+    await page.fill('#session-search', 'no-such-session-zzz');
+    await page.waitForSelector('#session-list li.none', { timeout: T });
+    check(/No session matches/.test(await page.textContent('#session-list li.none')), 'no match says so');
+    await page.press('#session-search', 'Escape');
+    await page.waitForFunction((n) => document.querySelectorAll('#session-list a[data-sid]').length === n, all.length, { timeout: T });
+    check(true, 'Escape clears the search');
+  });
+
   await step('truncated', async () => {
     // The page loses the network while a run publishes far more events than the live
     // buffer keeps: its next poll gets truncated:true, it fills the hole from history
