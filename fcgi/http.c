@@ -155,9 +155,12 @@ json_t *http_json_body(const struct request *req, const struct config *cfg, bool
                        "is expected");
         return NULL;
     }
-    if (req->content_type && *req->content_type) {
-        size_t n = strcspn(req->content_type, "; \t");
-        if (!(n == 16 && strncasecmp(req->content_type, "application/json", 16) == 0)) {
+    /* Also a body without a Content-Type: a browser sends a cross-site form or a
+     * text/plain fetch without a preflight, so only application/json is read. */
+    {
+        const char *ct = req->content_type ? req->content_type : "";
+        size_t n = strcspn(ct, "; \t");
+        if (!(n == 16 && strncasecmp(ct, "application/json", 16) == 0)) {
             response_error(resp, CODE_UNSUPPORTED_MEDIA_TYPE, NULL,
                            "Content-Type must be application/json");
             return NULL;
@@ -224,6 +227,8 @@ int http_authenticate(struct worker *w, struct request *req, const struct query 
     enum cgw_err rc;
     if (token) {
         rc = auth_token_verify(st, token, &req->user, &err);
+        if (rc == CGW_OK && auth_token_public_id(token, req->token_public) < 0)
+            req->token_public[0] = '\0';
     } else {
         rc = store_user_get(st, req->remote_user, &req->user, &err);
         if (rc == CGW_OK && req->user.disabled)

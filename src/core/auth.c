@@ -116,3 +116,18 @@ enum cgw_err auth_token_verify(struct store *st, const char *token, struct store
         (void)store_token_touch(st, t.id, &inner);
     return CGW_OK;
 }
+
+enum cgw_err auth_token_active(struct store *st, const char *public_id, int64_t user_id,
+                               struct cgw_error *err)
+{
+    struct store_token t;
+    bool disabled = false;
+    struct cgw_error inner;
+    enum cgw_err rc = store_token_find(st, public_id, &t, &disabled, &inner);
+    if (rc == CGW_ERR_NOT_FOUND ||
+        (rc == CGW_OK && (t.revoked || disabled || t.user_id != user_id)))
+        return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or revoked token");
+    if (rc != CGW_OK)
+        return cgw_error_set(err, rc == CGW_ERR_NOMEM ? rc : CGW_ERR_BACKEND, "%s", inner.text);
+    return CGW_OK;
+}

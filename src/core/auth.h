@@ -31,6 +31,13 @@ enum cgw_err auth_token_create(struct store *st, const char *user, const char *l
 enum cgw_err auth_token_verify(struct store *st, const char *token, struct store_user *user,
                                struct cgw_error *err);
 
+/* Whether the token named by public_id (auth_token_public_id) is still good for
+ * user_id: not revoked, its user not disabled. For requests that were verified with
+ * auth_token_verify and are answered later (a held subscribe). CGW_OK,
+ * CGW_ERR_UNAUTHORIZED, or CGW_ERR_BACKEND when the store cannot be read. */
+enum cgw_err auth_token_active(struct store *st, const char *public_id, int64_t user_id,
+                               struct cgw_error *err);
+
 /* Splits a token into its public part (AUTH_PUBLIC_LEN + 1 bytes). Returns 0, or
  * -1 when the token is not of the form above. */
 int auth_token_public_id(const char *token, char *public_id);
