@@ -123,21 +123,26 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
     return 0;
 }
 
-bool cors_origin_allowed(const struct config *cfg, const char *origin)
+enum cors_match cors_origin_match(const struct config *cfg, const char *origin)
 {
     const char *list = cfg->cors_origins;
+    enum cors_match m = CORS_NONE;
     size_t olen;
-    if (!origin || !*origin || !list || !*list)
-        return false;
+    /* "null" is what sandboxed frames, file: pages and some redirects send: it names no
+     * site, so no list can vouch for it. */
+    if (!origin || !*origin || !list || !*list || strcmp(origin, "null") == 0)
+        return CORS_NONE;
     olen = strlen(origin);
     while (*list) {
         size_t n = strcspn(list, " ,");
-        if ((n == 1 && list[0] == '*') || (n == olen && strncmp(list, origin, n) == 0))
-            return true;
+        if (n == olen && strncmp(list, origin, n) == 0)
+            return CORS_EXACT;
+        if (n == 1 && list[0] == '*')
+            m = CORS_ANY;
         list += n;
         list += strspn(list, " ,");
     }
-    return false;
+    return m;
 }
 
 static const char *reason_phrase(int status)
@@ -212,12 +217,17 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
         n = snprintf(head + at, sizeof head - at, "Allow: %s\r\n", resp->allow);
         at += n > 0 ? (size_t)n : 0;
     }
-    if (at < sizeof head && req && cors_origin_allowed(cfg, req->origin) &&
-        strlen(req->origin) < 256) {
-        n = snprintf(head + at, sizeof head - at,
-                     "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
-                     "Access-Control-Allow-Credentials: true\r\n",
-                     req->origin);
+    enum cors_match cors = req ? cors_origin_match(cfg, req->origin) : CORS_NONE;
+    if (at < sizeof head && cors != CORS_NONE && strlen(req->origin) < 256) {
+        /* A listed origin gets itself back, with credentials; "*" gets "*" without:
+         * any site may read the answers, none with the browser's ambient credentials. */
+        if (cors == CORS_EXACT)
+            n = snprintf(head + at, sizeof head - at,
+                         "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+                         "Access-Control-Allow-Credentials: true\r\n",
+                         req->origin);
+        else
+            n = snprintf(head + at, sizeof head - at, "Access-Control-Allow-Origin: *\r\n");
         at += n > 0 ? (size_t)n : 0;
         if (req->method == HTTP_OPTIONS && at < sizeof head) {
             n = snprintf(head + at, sizeof head - at,

@@ -27,7 +27,14 @@ void request_free(struct request *req);
  * a connection the web server asked to keep (FCGI_KEEP_CONN). */
 void adapter_finish(FCGX_Request *fr, bool answered);
 
-/* True when origin is one of cfg->cors_origins ("*" allows any). */
-bool cors_origin_allowed(const struct config *cfg, const char *origin);
+enum cors_match {
+    CORS_NONE,  /* no CORS headers */
+    CORS_EXACT, /* listed: Access-Control-Allow-Origin: <origin>, with credentials */
+    CORS_ANY,   /* only "*" matched: Access-Control-Allow-Origin: *, no credentials */
+};
+
+/* How origin matches cfg->cors_origins. "null" (and an absent origin) never matches,
+ * not even "*" or a literal "null" entry. */
+enum cors_match cors_origin_match(const struct config *cfg, const char *origin);
 
 #endif

@@ -266,3 +266,26 @@ void answer_sessions_free(struct sub_session *ss, size_t n)
         free(ss[i].id);
     free(ss);
 }
+
+/* ---- abort ------------------------------------------------------------------------- */
+
+bool answer_abort_done(const struct sub_snapshot *s, const char *run_id)
+{
+    return s && (strcmp(s->read.run_id, run_id) != 0 || s->read.status != RUN_RUNNING);
+}
+
+json_t *answer_abort_build(const char *session_id, const char *run_id, const struct sub_snapshot *s)
+{
+    bool completed = answer_abort_done(s, run_id);
+    json_t *ans = json_pack("{s:s, s:s, s:b}", "sessionId", session_id, "runId", run_id,
+                            "completed", completed);
+    if (ans && completed) {
+        bool same = strcmp(s->read.run_id, run_id) == 0 && s->read.last_seq > 0;
+        if (json_object_set_new(ans, "seq", same ? json_integer(s->read.last_seq) : json_null()) <
+            0) {
+            json_decref(ans);
+            ans = NULL;
+        }
+    }
+    return ans;
+}

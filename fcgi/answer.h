@@ -111,6 +111,18 @@ bool answer_snapshot_covers(const struct sub_snapshot *s, const struct sub_sessi
 json_t *answer_build(const struct config *cfg, const struct sub_session *ss, size_t n,
                      struct sub_snapshot *const *snaps);
 
+/* ---- abort ------------------------------------------------------------------------ */
+
+/* True when s (may be NULL: not read) shows that run_id is no longer running: it
+ * completed, or another run (or none) is the session's now. */
+bool answer_abort_done(const struct sub_snapshot *s, const char *run_id);
+
+/* The abort answer {sessionId, runId, completed, seq?} (DESIGN §3.4): completed as
+ * answer_abort_done says; seq the session's counter when the run completed and is still
+ * the session's, null when it was replaced. Returns a new reference, or NULL (no memory). */
+json_t *answer_abort_build(const char *session_id, const char *run_id,
+                           const struct sub_snapshot *s);
+
 /* Frees the ids of ss[0..n) and the array. */
 void answer_sessions_free(struct sub_session *ss, size_t n);
 

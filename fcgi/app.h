@@ -8,12 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/auth.h"
 #include "core/bus.h"
 #include "core/config.h"
 #include "core/store.h"
 #include "fcgi/response.h"
 
 struct poller;
+struct feed_backlog;
 
 /* Read-only after start; shared by all threads. */
 struct app {
@@ -21,6 +23,7 @@ struct app {
     struct bus_config bus_cfg;
     const char *config_path; /* the file the config came from, "" when none (for runners) */
     struct poller *poller;   /* the long-poll event loop of this process (poller.h) */
+    struct feed_backlog *feed_backlog; /* feed frames Redis did not take (core/feed.h) */
 };
 
 enum http_method {
@@ -57,6 +60,8 @@ struct request {
     /* Filled by authentication. */
     bool authenticated;
     struct store_user user;
+    char token_public[AUTH_PUBLIC_LEN +
+                      1]; /* the public part of the token it came with, "" when none */
 };
 
 #endif

@@ -6,7 +6,9 @@
 #include "core/rules.h"
 #include "core/run_start.h"
 #include "core/util.h"
+#include "fcgi/answer.h"
 #include "fcgi/handlers.h"
+#include "fcgi/poller.h"
 #include "fcgi/spawn.h"
 
 /* Which top-level members a verb takes; the envelope adds "type". */
@@ -222,6 +224,47 @@ out:
     store_session_clear(&s);
 }
 
+/* The abort's answer: the runner publishes the run's complete once the CLI's process
+ * group is gone, normally well under a second. The wait for it is parked in the poller
+ * (like a held subscribe, woken by the session's notifications), so an abort costs no
+ * worker thread however long the run takes to stop; without a poller (or with no
+ * wait), the run's state now decides. */
+static void abort_answer(struct worker *w, const struct request *req, const char *sid,
+                         const char *run_id, int64_t cursor, struct response *resp)
+{
+    const struct config *cfg = &w->app->cfg;
+    struct park *pk;
+    struct bus *bus;
+    struct cgw_error err;
+    struct sub_snapshot snap;
+
+    if (w->app->poller && cfg->runner_abort_wait_ms > 0) {
+        enum cgw_err rc = poller_park_abort_new(w->app->poller, req, cfg->runner_abort_wait_ms, sid,
+                                                run_id, cursor, &pk, &err);
+        if (rc == CGW_OK) {
+            resp->status = 202;
+            resp->park = pk;
+            return;
+        }
+        if (rc != CGW_ERR_LIMIT && rc != CGW_ERR_BUSY) {
+            response_from_err(resp, &err, sid);
+            return;
+        }
+        /* No slot to wait in: say how it stands now (202 while it is stopping). */
+    }
+    if (worker_bus(w, &bus, &err) != CGW_OK ||
+        answer_snapshot_read(bus, sid, cursor, 0, 0, &snap, &err) != CGW_OK) {
+        response_from_err(resp, &err, sid);
+        return;
+    }
+    json_t *ans = answer_abort_build(sid, run_id, &snap);
+    if (!ans)
+        response_error(resp, CODE_INTERNAL_ERROR, sid, "internal error");
+    else
+        response_json(resp, answer_abort_done(&snap, run_id) ? 200 : 202, ans);
+    answer_snapshot_free(&snap);
+}
+
 static void chat_abort(struct worker *w, struct request *req, json_t *body, bool envelope,
                        struct response *resp)
 {
@@ -258,40 +301,7 @@ static void chat_abort(struct worker *w, struct request *req, json_t *body, bool
     }
     log_info("abort of run %s requested by %s", run.run_id, req->user.name);
 
-    /* Wait for the run's complete; the runner publishes it once the CLI's process group
-     * is gone, normally well under a second. */
-    char run_id[CGW_ID_MAX];
-    memcpy(run_id, run.run_id, sizeof run_id);
-    int64_t deadline = cgw_mono_ms() + w->app->cfg.runner_abort_wait_ms;
-    bool completed = false;
-    int64_t seq = 0;
-    for (;;) {
-        struct bus_run now;
-        rc = bus_run_get(bus, s.id, &now, NULL, &err);
-        if (rc == CGW_OK && strcmp(now.run_id, run_id) == 0 && now.status != RUN_RUNNING) {
-            completed = true;
-            seq = now.last_seq;
-            break;
-        }
-        if (rc == CGW_ERR_NOT_FOUND || (rc == CGW_OK && strcmp(now.run_id, run_id) != 0)) {
-            completed = true; /* completed and already replaced or expired */
-            break;
-        }
-        if (cgw_mono_ms() >= deadline)
-            break;
-        cgw_sleep_ms(20);
-    }
-    json_t *ans =
-        json_pack("{s:s, s:s, s:b}", "sessionId", s.id, "runId", run_id, "completed", completed);
-    if (ans && completed &&
-        json_object_set_new(ans, "seq", seq > 0 ? json_integer(seq) : json_null()) < 0) {
-        json_decref(ans);
-        ans = NULL;
-    }
-    if (!ans)
-        response_error(resp, CODE_INTERNAL_ERROR, s.id, "internal error");
-    else
-        response_json(resp, completed ? 200 : 202, ans);
+    abort_answer(w, req, s.id, run.run_id, run.last_seq, resp);
 out:
     store_session_clear(&s);
 }

@@ -10,8 +10,9 @@
 #include "core/util.h"
 #include "fcgi/handlers.h"
 
-/* Tells the owner's other tabs (the session feed); a failure only costs a stale sidebar
- * row until the next change, so it is logged, not returned. */
+/* Tells the owner's other tabs (the session feed). The change is committed already, so
+ * a failure does not fail the request: the session goes to the backlog, whose frames
+ * the reaper thread publishes once Redis is back (core/feed.h). */
 static void feed_changed(struct worker *w, const char *id, bool deleted, int64_t owner)
 {
     struct store *st;
@@ -22,8 +23,10 @@ static void feed_changed(struct worker *w, const char *id, bool deleted, int64_t
         rc = feed_publish_deleted(bus, owner, id, &err);
     else if (rc == CGW_OK && (rc = worker_store(w, &st, &err)) == CGW_OK)
         rc = feed_publish_session(st, bus, id, &err);
-    if (rc != CGW_OK)
-        log_warn("session %s: feed not updated: %s", id, err.text);
+    if (rc != CGW_OK) {
+        log_warn("session %s: feed frame delayed: %s", id, err.text);
+        feed_backlog_add(w->app->feed_backlog, owner, id, deleted);
+    }
 }
 
 /* Reads the run of a session from Redis; a session Redis never saw has none. */
@@ -276,6 +279,13 @@ void h_session_patch(struct worker *w, struct request *req, const struct query *
         response_error(resp, CODE_INVALID_REQUEST, s.id, "archived must be a boolean");
         goto out;
     }
+    /* Redis before the change: a 503 must mean that nothing changed. Once the row is
+     * written the answer is 200, whatever Redis does next (the run state is then read
+     * before the change, the feed frame may go through the backlog). */
+    if (session_run(w, s.id, &run, &err) != CGW_OK) {
+        response_from_err(resp, &err, s.id);
+        goto out;
+    }
     if (worker_store(w, &st, &err) != CGW_OK ||
         store_session_update(st, s.id, req->user.id, jname ? json_string_value(jname) : NULL,
                              jarch ? json_is_true(jarch) : -1, &err) != CGW_OK) {
@@ -286,10 +296,10 @@ void h_session_patch(struct worker *w, struct request *req, const struct query *
     if (session_load_owned(w, req, req->params[0], &s, resp) < 0)
         goto out;
     feed_changed(w, s.id, false, s.owner);
-    if (session_run(w, s.id, &run, &err) != CGW_OK)
-        response_from_err(resp, &err, s.id);
-    else
-        response_json(resp, 200, json_pack("{s:o}", "session", feed_session_json(&s, &run)));
+    struct bus_run now;
+    if (session_run(w, s.id, &now, &err) == CGW_OK)
+        run = now;
+    response_json(resp, 200, json_pack("{s:o}", "session", feed_session_json(&s, &run)));
 out:
     json_decref(body);
     store_session_clear(&s);
@@ -320,15 +330,83 @@ void h_session_delete(struct worker *w, struct request *req, const struct query 
     store_session_clear(&s);
 }
 
+/* One page of history under the answer budget (limits.max_answer_bytes of event
+ * text, always at least one event). Rows are read in small batches so that a few huge
+ * events never sit in memory together: forwards (afterSeq, or neither) the oldest first
+ * until the budget is spent; backwards (beforeSeq alone) the newest first. */
+struct msg_page {
+    json_t *arr;   /* the events, oldest first */
+    int64_t bytes; /* event text taken */
+    bool has_more; /* rows exist beyond the page in the paging direction */
+    bool backward; /* beforeSeq alone */
+    int64_t after; /* the next batch's bounds */
+    int64_t before;
+    int64_t left; /* events the page may still take (limit) */
+};
+
+#define MSG_BATCH 16
+
+/* Takes the rows of one batch into pg (in paging order) while the budget lasts.
+ * Returns true when the page is full. */
+static bool msg_take(struct msg_page *pg, const struct config *cfg, const char *sid,
+                     struct store_message *list, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        struct store_message *m = &list[pg->backward ? n - 1 - k : k];
+        int64_t len = (int64_t)strlen(m->json);
+        if (pg->left <= 0 ||
+            (json_array_size(pg->arr) > 0 && pg->bytes + len > cfg->max_answer_bytes)) {
+            pg->has_more = true;
+            return true;
+        }
+        json_t *v = json_loads(m->json, 0, NULL);
+        if (!v)
+            log_error("session %s: stored message %lld is not JSON", sid, (long long)m->seq);
+        else if (pg->backward)
+            json_array_insert_new(pg->arr, 0, v);
+        else
+            json_array_append_new(pg->arr, v);
+        pg->bytes += len;
+        pg->left--;
+        if (pg->backward)
+            pg->before = m->seq;
+        else
+            pg->after = m->seq;
+    }
+    return false;
+}
+
+static enum cgw_err msg_page_read(struct store *st, const struct config *cfg, const char *sid,
+                                  struct msg_page *pg, struct cgw_error *err)
+{
+    for (;;) {
+        struct store_message *list = NULL;
+        size_t n = 0;
+        bool more = false;
+        int64_t batch = pg->left < MSG_BATCH ? pg->left : MSG_BATCH;
+        enum cgw_err rc = store_message_list(st, sid, pg->backward ? 0 : pg->after, pg->before,
+                                             batch, &list, &n, &more, err);
+        if (rc != CGW_OK)
+            return rc;
+        bool full = msg_take(pg, cfg, sid, list, n);
+        store_message_list_free(list, n);
+        if (full)
+            return CGW_OK;
+        if (!more || n == 0)
+            return CGW_OK;
+        if (pg->left <= 0) {
+            pg->has_more = true;
+            return CGW_OK;
+        }
+    }
+}
+
 void h_session_messages(struct worker *w, struct request *req, const struct query *q,
                         struct response *resp)
 {
     struct store_session s;
     struct store *st;
     struct cgw_error err;
-    struct store_message *list = NULL;
-    size_t n = 0;
-    bool has_more = false;
     int64_t after, before, limit;
 
     if (session_load_owned(w, req, req->params[0], &s, resp) < 0)
@@ -337,23 +415,24 @@ void h_session_messages(struct worker *w, struct request *req, const struct quer
         query_int(q, "beforeSeq", 0, 0, INT64_MAX, &before, resp) < 0 ||
         query_int(q, "limit", 200, 1, 1000, &limit, resp) < 0)
         goto out;
+    struct msg_page pg = {.arr = json_array(),
+                          .backward = before > 0 && after == 0,
+                          .after = after,
+                          .before = before,
+                          .left = limit};
+    if (!pg.arr) {
+        response_error(resp, CODE_INTERNAL_ERROR, s.id, "internal error");
+        goto out;
+    }
     if (worker_store(w, &st, &err) != CGW_OK ||
-        store_message_list(st, s.id, after, before, limit, &list, &n, &has_more, &err) != CGW_OK) {
+        msg_page_read(st, &w->app->cfg, s.id, &pg, &err) != CGW_OK) {
+        json_decref(pg.arr);
         response_from_err(resp, &err, s.id);
         goto out;
     }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = json_loads(list[i].json, 0, NULL);
-        if (m)
-            json_array_append_new(arr, m);
-        else
-            log_error("session %s: stored message %lld is not JSON", s.id, (long long)list[i].seq);
-    }
-    store_message_list_free(list, n);
     response_json(resp, 200,
-                  json_pack("{s:o, s:I, s:b}", "messages", arr, "lastSeq", (json_int_t)s.last_seq,
-                            "hasMore", has_more));
+                  json_pack("{s:o, s:I, s:b}", "messages", pg.arr, "lastSeq",
+                            (json_int_t)s.last_seq, "hasMore", pg.has_more));
 out:
     store_session_clear(&s);
 }

@@ -341,14 +341,19 @@ static void park(struct worker *w, const struct request *req, struct sub_request
 {
     struct park *pk;
     struct cgw_error err;
-    enum cgw_err rc = poller_park_new(w->app->poller, req->user.id, req->method, req->origin,
-                                      r->wait_ms, r->s, r->n, &pk, &err);
+    enum cgw_err rc = poller_park_new(w->app->poller, req, r->wait_ms, r->s, r->n, &pk, &err);
     r->s = NULL;
     r->n = r->cap = 0;
     if (rc == CGW_ERR_LIMIT) {
         response_error(resp, CODE_TOO_MANY_REQUESTS, NULL,
                        "too many subscribe requests held for this user (limit %lld)",
                        (long long)w->app->cfg.max_polls_per_user);
+    } else if (rc == CGW_ERR_BUSY) {
+        log_warn("subscribe refused: %s", err.text);
+        response_error(resp, CODE_SERVER_BUSY, NULL,
+                       "this server holds as many waiting requests as it may (limit %lld); "
+                       "retry later",
+                       (long long)w->app->cfg.max_polls);
     } else if (rc != CGW_OK) {
         response_from_err(resp, &err, NULL);
     } else {

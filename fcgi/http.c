@@ -155,9 +155,12 @@ json_t *http_json_body(const struct request *req, const struct config *cfg, bool
                        "is expected");
         return NULL;
     }
-    if (req->content_type && *req->content_type) {
-        size_t n = strcspn(req->content_type, "; \t");
-        if (!(n == 16 && strncasecmp(req->content_type, "application/json", 16) == 0)) {
+    /* Also a body without a Content-Type: a browser sends a cross-site form or a
+     * text/plain fetch without a preflight, so only application/json is read. */
+    {
+        const char *ct = req->content_type ? req->content_type : "";
+        size_t n = strcspn(ct, "; \t");
+        if (!(n == 16 && strncasecmp(ct, "application/json", 16) == 0)) {
             response_error(resp, CODE_UNSUPPORTED_MEDIA_TYPE, NULL,
                            "Content-Type must be application/json");
             return NULL;
@@ -211,11 +214,12 @@ const char *http_bearer(const struct request *req)
 
 /* The user of a ?ticket= (GET /chat/subscribe only: the router says when). */
 static enum cgw_err ticket_user(struct worker *w, struct store *st, const char *ticket,
-                                struct store_user *user, struct cgw_error *err)
+                                struct store_user *user, char *token_public,
+                                struct cgw_error *err)
 {
     struct bus *bus;
     enum cgw_err rc = worker_bus(w, &bus, err);
-    return rc == CGW_OK ? auth_ticket_verify(bus, st, ticket, user, err) : rc;
+    return rc == CGW_OK ? auth_ticket_verify(bus, st, ticket, user, token_public, err) : rc;
 }
 
 int http_authenticate(struct worker *w, struct request *req, const struct query *q,
@@ -244,8 +248,12 @@ int http_authenticate(struct worker *w, struct request *req, const struct query 
     enum cgw_err rc;
     if (token) {
         rc = auth_token_verify(st, token, &req->user, &err);
+        if (rc == CGW_OK && auth_token_public_id(token, req->token_public) < 0)
+            req->token_public[0] = '\0';
     } else if (ticket) {
-        rc = ticket_user(w, st, ticket, &req->user, &err);
+        /* The ticket's token is re-checked like a bearer token when a held poll is
+         * answered (poller): revoking it ends the ticket's polls too. */
+        rc = ticket_user(w, st, ticket, &req->user, req->token_public, &err);
     } else {
         rc = store_user_get(st, req->remote_user, &req->user, &err);
         if (rc == CGW_OK && req->user.disabled)

@@ -1,7 +1,9 @@
 /* main.c: chatgw.fcgi: options, the listening socket, worker threads, signals. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,6 +18,7 @@
 #include <fcgiapp.h>
 
 #include "config.h"
+#include "core/feed.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "fcgi/adapter.h"
@@ -26,6 +29,8 @@
 #include "fcgi/worker.h"
 
 extern char **environ;
+
+#define EXIT_CONFIG 78 /* sysexits' EX_CONFIG: a configuration that must not run */
 
 struct thread_arg {
     struct worker worker;
@@ -83,22 +88,56 @@ static FCGX_Request *request_new(int sock)
     return fr;
 }
 
+/* A failed accept or allocation: out of descriptors (EMFILE, ENFILE: held polls use
+ * one each), of buffers or memory. None of it is the worker's fault and all of it
+ * passes, so the worker never ends: it waits (10 ms doubling to 1 s, reset by the next
+ * request) and tries again, and logs at most every 10 s how often it failed. */
+struct backoff {
+    int64_t delay_ms;
+    int64_t logged_at; /* cgw_mono_ms of the last line, 0 = none yet */
+    int64_t failures;  /* since that line */
+};
+
+#define BACKOFF_MIN_MS 10
+#define BACKOFF_MAX_MS 1000
+#define BACKOFF_LOG_EVERY_MS 10000
+
+static void backoff_wait(struct backoff *b, int index, const char *what, int error)
+{
+    int64_t now = cgw_mono_ms();
+    b->failures++;
+    if (!b->logged_at || now - b->logged_at >= BACKOFF_LOG_EVERY_MS) {
+        log_error("worker %d: %s: %s (%lld time%s; retrying)", index, what, strerror(error),
+                  (long long)b->failures, b->failures == 1 ? "" : "s");
+        b->logged_at = now;
+        b->failures = 0;
+    }
+    b->delay_ms = b->delay_ms < BACKOFF_MIN_MS       ? BACKOFF_MIN_MS
+                  : b->delay_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                     : b->delay_ms * 2;
+    cgw_sleep_ms(b->delay_ms);
+}
+
 static void *worker_main(void *p)
 {
     struct thread_arg *t = p;
+    struct backoff bo = {0};
 
     for (;;) {
         if (!t->fr && !(t->fr = request_new(t->sock))) {
-            log_error("worker %d: cannot allocate a FastCGI request", t->worker.index);
-            cgw_sleep_ms(100);
+            backoff_wait(&bo, t->worker.index, "cannot allocate a FastCGI request", ENOMEM);
             continue;
         }
-        if (FCGX_Accept_r(t->fr) < 0) {
-            if (errno == EINTR)
+        int arc = FCGX_Accept_r(t->fr);
+        if (arc < 0) {
+            /* libfcgi returns -errno; the request stays ready for the next accept. */
+            int error = arc < -1 && arc > -4096 ? -arc : errno;
+            if (error == EINTR)
                 continue;
-            log_error("worker %d: accept failed: %s", t->worker.index, strerror(errno));
-            break;
+            backoff_wait(&bo, t->worker.index, "accept failed", error);
+            continue;
         }
+        bo.delay_ms = 0;
         atomic_store(&t->serving, true);
         bool read_all;
         struct park *park = serve(&t->worker, t->fr, &read_all);
@@ -114,12 +153,6 @@ static void *worker_main(void *p)
         }
         atomic_store(&t->serving, false);
     }
-    if (t->fr) {
-        FCGX_Finish_r(t->fr);
-        free(t->fr);
-        t->fr = NULL;
-    }
-    worker_close(&t->worker);
     return NULL;
 }
 
@@ -237,15 +270,61 @@ static int listen_socket(const struct config *cfg, const char **path, const char
         return -1;
     }
     *what = *path;
-    mode_t old = umask(007); /* the web server's group may connect */
+    long mode = 0;
+    char *end = NULL;
+    const char *m = cfg->fcgi_socket_mode;
+    errno = 0;
+    if (m && *m)
+        mode = strtol(m, &end, 8);
+    if (!m || !*m || *end || errno || mode < 0 || mode > 0777) {
+        log_error("fcgi.socket_mode: \"%s\" is not an octal mode such as 0660", m ? m : "");
+        return -1;
+    }
+    mode_t old = umask(077); /* nobody else in the moment before the chmod */
     /* A deep backlog: after a restart every client's long-poll comes back at once,
      * and a web server that finds the queue full fails those requests (capped by
      * net.core.somaxconn). */
     sock = FCGX_OpenSocket(*path, 4096);
     umask(old);
-    if (sock < 0)
+    if (sock < 0) {
         log_error("cannot listen on %s: %s", *path, strerror(errno));
+        return -1;
+    }
+    /* A unix socket: the web server's group may connect (fcgi.socket_mode). */
+    if (strchr(*path, ':') == NULL && chmod(*path, (mode_t)mode) < 0) {
+        log_error("cannot set the mode of %s: %s", *path, strerror(errno));
+        return -1;
+    }
     return sock;
+}
+
+/* auth.trust_remote_user believes whatever REMOTE_USER the FastCGI peer sends, so the
+ * peer must be the web server: a TCP listener reachable from other hosts would let
+ * anyone on the network claim any user. Returns 0 when sock is a unix socket or bound
+ * to a loopback address, else -1 (logged). */
+static int trust_remote_user_check(const struct config *cfg, int sock, const char *what)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (!cfg->auth_trust_remote_user)
+        return 0;
+    if (getsockname(sock, (struct sockaddr *)&ss, &len) < 0) {
+        log_error("auth.trust_remote_user: cannot tell what %s is bound to: %s", what,
+                  strerror(errno));
+        return -1;
+    }
+    if (ss.ss_family == AF_UNIX)
+        return 0;
+    if (ss.ss_family == AF_INET &&
+        (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127)
+        return 0;
+    if (ss.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+        return 0;
+    log_error("auth.trust_remote_user is on, but %s is a TCP socket other hosts can reach: "
+              "anyone who connects could claim any user. Listen on a unix socket or a loopback "
+              "address, or turn the option off. Not starting.",
+              what);
+    return -1;
 }
 
 /* Starts n worker threads accepting on sock. Returns the array (it stays reachable,
@@ -304,6 +383,10 @@ int main(int argc, char **argv)
         o.threads = app.cfg.fcgi_threads;
     app.config_path = o.config_path; /* NULL: runners find it as we did ($CHATGW_CONFIG) */
     bus_config_from(&app.cfg, &app.bus_cfg);
+    if (!(app.feed_backlog = feed_backlog_new())) {
+        log_error("out of memory");
+        return 1;
+    }
     int version = database_check(&app.cfg);
     if (version < 0)
         return 1;
@@ -315,6 +398,8 @@ int main(int argc, char **argv)
     int sock = listen_socket(&app.cfg, &o.socket_path, &listening);
     if (sock < 0)
         return 1;
+    if (trust_remote_user_check(&app.cfg, sock, listening) < 0)
+        return EXIT_CONFIG;
 
     /* Only the main thread takes signals; workers never see EINTR storms. */
     sigset_t set;

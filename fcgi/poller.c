@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/auth.h"
 #include "core/bus_notify.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -73,6 +74,9 @@ struct waiter {
 struct park {
     struct poller *poller;
     int64_t user_id;
+    char token_public[AUTH_PUBLIC_LEN + 1]; /* the token it came with; "" when none */
+    bool abort;                             /* an abort waiting for its run's complete */
+    char run_id[CGW_ID_MAX];                /* ... of this run */
     enum http_method method;
     char *origin;     /* for CORS headers; NULL when none */
     int64_t deadline; /* cgw_mono_ms */
@@ -122,6 +126,7 @@ struct poller {
     /* The poller thread's own. */
     int ep, wake_fd;
     struct bus *bus;
+    struct store *store; /* opened when a held request's token is re-checked */
     struct bus_notify *sub;
     int64_t sub_retry_at, sub_backoff;
     bool sub_lost_logged;
@@ -153,7 +158,10 @@ static enum cgw_err user_take(struct poller *p, int64_t user, struct cgw_error *
     enum cgw_err rc = CGW_OK;
     pthread_mutex_lock(&p->lock);
     struct user_slot **u = user_find(p, user);
-    if (*u && (*u)->held >= p->cfg->max_polls_per_user) {
+    if ((int64_t)p->held >= p->cfg->max_polls) {
+        rc = cgw_error_set(err, CGW_ERR_BUSY, "this process holds %zu requests (limits.max_polls)",
+                           p->held);
+    } else if (*u && (*u)->held >= p->cfg->max_polls_per_user) {
         rc = cgw_error_set(err, CGW_ERR_LIMIT, "user %lld holds %lld subscribe requests",
                            (long long)user, (long long)(*u)->held);
     } else if (!*u && !(*u = calloc(1, sizeof **u))) {
@@ -187,11 +195,13 @@ static void user_give(struct poller *p, int64_t user)
 
 /* ---- parks (any thread until handed over) ------------------------------------------ */
 
-enum cgw_err poller_park_new(struct poller *p, int64_t user_id, enum http_method method,
-                             const char *origin, int64_t wait_ms, struct sub_session *sessions,
-                             size_t n, struct park **out, struct cgw_error *err)
+enum cgw_err poller_park_new(struct poller *p, const struct request *req, int64_t wait_ms,
+                             struct sub_session *sessions, size_t n, struct park **out,
+                             struct cgw_error *err)
 {
     struct park *pk = calloc(1, sizeof *pk);
+    int64_t user_id = req->user.id;
+    const char *origin = req->origin;
     size_t n_found = 0;
     enum cgw_err rc;
 
@@ -207,7 +217,8 @@ enum cgw_err poller_park_new(struct poller *p, int64_t user_id, enum http_method
         goto fail;
     pk->poller = p;
     pk->user_id = user_id;
-    pk->method = method;
+    snprintf(pk->token_public, sizeof pk->token_public, "%s", req->token_public);
+    pk->method = req->method;
     pk->deadline = cgw_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
     pk->sessions = sessions;
     pk->n = n;
@@ -228,6 +239,26 @@ fail:
         free(pk->waiters);
         free(pk->origin);
         free(pk);
+    }
+    return rc;
+}
+
+enum cgw_err poller_park_abort_new(struct poller *p, const struct request *req, int64_t wait_ms,
+                                   const char *session_id, const char *run_id, int64_t cursor,
+                                   struct park **out, struct cgw_error *err)
+{
+    struct sub_session *ss = calloc(1, sizeof *ss);
+    *out = NULL;
+    if (!ss || !(ss->id = strdup(session_id))) {
+        free(ss);
+        return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
+    }
+    ss->cursor = ss->store_last = cursor;
+    ss->found = true;
+    enum cgw_err rc = poller_park_new(p, req, wait_ms, ss, 1, out, err);
+    if (rc == CGW_OK) {
+        (*out)->abort = true;
+        snprintf((*out)->run_id, sizeof(*out)->run_id, "%s", run_id);
     }
     return rc;
 }
@@ -658,9 +689,12 @@ static void check_dirty(struct poller *p)
         struct sub_snapshot *s = watch_snapshot(p, w);
         if (!s)
             continue; /* Redis is down: everything is read again when it is back */
-        for (struct waiter *wt = w->head; wt; wt = wt->next)
-            if (!wt->park->answering && answer_snapshot_news(s, wt->ss))
-                queue_answer(p, wt->park);
+        for (struct waiter *wt = w->head; wt; wt = wt->next) {
+            struct park *pk = wt->park;
+            if (!pk->answering &&
+                (pk->abort ? answer_abort_done(s, pk->run_id) : answer_snapshot_news(s, wt->ss)))
+                queue_answer(p, pk);
+        }
     }
 }
 
@@ -677,9 +711,61 @@ static void queue_expired(struct poller *p)
 /* Answers pk: acks for all its sessions as they are now, and the events after its
  * cursors, from this round's reads (a read of its own when the shared one was cut
  * before its cursor). */
+/* An abort's answer (DESIGN §3.4 abort): completed when this round's read of its
+ * session shows the run ended, else still stopping (its deadline passed, the poller
+ * stops, or Redis cannot be read). */
+static void answer_abort(struct poller *p, struct park *pk)
+{
+    struct response resp = {.status = 500};
+    struct waiter *wt = pk->n_waiters ? &pk->waiters[0] : NULL;
+    struct sub_snapshot *s = wt && wt->watch ? watch_snapshot(p, wt->watch) : NULL;
+    json_t *body = answer_abort_build(pk->sessions[0].id, pk->run_id, s);
+    if (body)
+        response_json(&resp, answer_abort_done(s, pk->run_id) ? 200 : 202, body);
+    else
+        response_error(&resp, CODE_INTERNAL_ERROR, pk->sessions[0].id, "internal error");
+    release(p, pk, &resp);
+    json_decref(resp.body);
+}
+
+/* Whether pk's token still holds (chatgwctl token revoke, a disabled user): a held
+ * request answers with what its token may see now, not what it could see when it
+ * came. Returns 0, or -1 with resp set (401, or 503 when SQLite cannot be read). */
+static int token_recheck(struct poller *p, struct park *pk, struct response *resp)
+{
+    struct cgw_error err;
+    if (!pk->token_public[0])
+        return 0;
+    enum cgw_err rc = CGW_OK;
+    if (!p->store)
+        rc = store_open(p->cfg->db_path, false, p->cfg->db_busy_timeout_ms, &p->store, &err);
+    if (rc == CGW_OK)
+        rc = auth_token_active(p->store, pk->token_public, pk->user_id, &err);
+    if (rc == CGW_OK)
+        return 0;
+    if (rc == CGW_ERR_UNAUTHORIZED) {
+        response_error(resp, CODE_UNAUTHORIZED, NULL, "invalid or revoked token");
+    } else {
+        log_warn("poller: cannot re-check a held request's token: %s", err.text);
+        store_close(p->store);
+        p->store = NULL;
+        response_error(resp, CODE_BACKEND_UNAVAILABLE, NULL, "backend unavailable");
+    }
+    return -1;
+}
+
 static void answer_one(struct poller *p, struct park *pk)
 {
     struct response resp = {.status = 500};
+    if (pk->abort) {
+        answer_abort(p, pk);
+        return;
+    }
+    if (token_recheck(p, pk, &resp) < 0) {
+        release(p, pk, &resp);
+        json_decref(resp.body);
+        return;
+    }
     struct sub_snapshot **snaps = pk->n ? calloc(pk->n, sizeof *snaps) : NULL;
     struct sub_snapshot *own = NULL;
     struct cgw_error err;

@@ -33,15 +33,26 @@ enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus
  * later are answered at once. Thread-safe. */
 void poller_stop(struct poller *p, int64_t timeout_ms);
 
-/* The held state of one request: the user, what adapter_write needs of the request
- * (method, origin copied), wait_ms from now, and sessions[0..n) (takes ownership of
- * the array and its ids; the cursors of from-now sessions already resolved). n may
+/* The held state of one subscribe: of req, the user and the token it came with (checked
+ * again when it is answered: a revoked token's request gets 401) and what adapter_write
+ * needs (method, origin copied); wait_ms from now, and sessions[0..n) (takes ownership
+ * of the array and its ids; the cursors of from-now sessions already resolved). n may
  * be 0 (a request held only until wait_ms). CGW_ERR_LIMIT when the user already
- * holds cfg->max_polls_per_user requests in this process (sessions are then freed
- * too), CGW_ERR_NOMEM. Thread-safe. */
-enum cgw_err poller_park_new(struct poller *p, int64_t user_id, enum http_method method,
-                             const char *origin, int64_t wait_ms, struct sub_session *sessions,
-                             size_t n, struct park **out, struct cgw_error *err);
+ * holds cfg->max_polls_per_user requests in this process, CGW_ERR_BUSY when the
+ * process holds cfg->max_polls (sessions are then freed too), CGW_ERR_NOMEM.
+ * Thread-safe. */
+enum cgw_err poller_park_new(struct poller *p, const struct request *req, int64_t wait_ms,
+                             struct sub_session *sessions, size_t n, struct park **out,
+                             struct cgw_error *err);
+
+/* The held state of an abort of run_id in session_id that waits for the run's complete
+ * (DESIGN §3.4 abort): answered 200 {completed:true, seq} by the poller as soon as a
+ * read of the session (woken by its notifications) shows the run ended, or 202
+ * {completed:false} after wait_ms. cursor: the session's counter now (the reads start
+ * there). Takes one slot like a subscribe; errors as poller_park_new. Thread-safe. */
+enum cgw_err poller_park_abort_new(struct poller *p, const struct request *req, int64_t wait_ms,
+                                   const char *session_id, const char *run_id, int64_t cursor,
+                                   struct park **out, struct cgw_error *err);
 
 /* Frees a park that was not handed over, giving back the user's slot. */
 void park_free(struct park *pk);

@@ -1,8 +1,10 @@
-/* reaper.c: periodic runner_lost completion of runs whose lease expired. */
+/* reaper.c: periodic runner_lost completion of runs whose lease expired, and the
+ * session-feed frames that waited for Redis (core/feed.h's backlog). */
 #include "fcgi/reaper.h"
 
 #include <pthread.h>
 
+#include "core/feed.h"
 #include "core/log.h"
 #include "core/reap.h"
 #include "core/util.h"
@@ -27,6 +29,12 @@ static void *reaper_main(void *p)
             rc = worker_bus(w, &bus, &err);
         if (rc == CGW_OK)
             rc = reap_expired(st, bus, &reaped, &err);
+        size_t republished = 0;
+        if (rc == CGW_OK)
+            rc = feed_backlog_flush(app->feed_backlog, st, bus, &republished, &err);
+        if (republished)
+            log_info("reaper: published %zu delayed feed frame%s", republished,
+                     republished == 1 ? "" : "s");
         /* A dead backend is logged once per outage, not every period. */
         if (rc != CGW_OK && !was_down)
             log_warn("reaper: %s", err.text);

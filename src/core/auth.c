@@ -208,7 +208,8 @@ static enum cgw_err ticket_owner(struct store *st, const char *value, struct sto
 }
 
 enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *ticket,
-                                struct store_user *user, struct cgw_error *err)
+                                struct store_user *user, char *token_public,
+                                struct cgw_error *err)
 {
     char hex[2 * AUTH_HASH_LEN + 1];
     char *value = NULL;
@@ -225,6 +226,24 @@ enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *t
         return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or expired ticket");
     if (rc == CGW_OK)
         rc = ticket_owner(st, value, user, err);
+    if (rc == CGW_OK && token_public) {
+        const char *colon = strchr(value, ':'); /* checked by ticket_owner */
+        snprintf(token_public, AUTH_PUBLIC_LEN + 1, "%s", colon + 1);
+    }
     free(value);
     return rc;
+
+enum cgw_err auth_token_active(struct store *st, const char *public_id, int64_t user_id,
+                               struct cgw_error *err)
+{
+    struct store_token t;
+    bool disabled = false;
+    struct cgw_error inner;
+    enum cgw_err rc = store_token_find(st, public_id, &t, &disabled, &inner);
+    if (rc == CGW_ERR_NOT_FOUND ||
+        (rc == CGW_OK && (t.revoked || disabled || t.user_id != user_id)))
+        return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or revoked token");
+    if (rc != CGW_OK)
+        return cgw_error_set(err, rc == CGW_ERR_NOMEM ? rc : CGW_ERR_BACKEND, "%s", inner.text);
+    return CGW_OK;
 }

@@ -54,6 +54,13 @@ enum cgw_err auth_token_create(struct store *st, const char *user, const char *l
 enum cgw_err auth_token_verify(struct store *st, const char *token, struct store_user *user,
                                struct cgw_error *err);
 
+/* Whether the token named by public_id (auth_token_public_id) is still good for
+ * user_id: not revoked, its user not disabled. For requests that were verified with
+ * auth_token_verify and are answered later (a held subscribe). CGW_OK,
+ * CGW_ERR_UNAUTHORIZED, or CGW_ERR_BACKEND when the store cannot be read. */
+enum cgw_err auth_token_active(struct store *st, const char *public_id, int64_t user_id,
+                               struct cgw_error *err);
+
 /* Splits a token into its public part (AUTH_PUBLIC_LEN + 1 bytes). Returns 0, or
  * -1 when the token is not of the form above. */
 int auth_token_public_id(const char *token, char *public_id);
@@ -67,11 +74,14 @@ enum cgw_err auth_ticket_create(struct bus *bus, const struct store_user *user,
                                 const char *token_public_id, int64_t ttl_s, char *ticket,
                                 int64_t *expires_ms, struct cgw_error *err);
 
-/* Verifies a presented ticket and fills *user. Any failure — malformed, unknown,
+/* Verifies a presented ticket and fills *user, and token_public (AUTH_PUBLIC_LEN + 1
+ * bytes, may be NULL) with the public id of the token the ticket was made with ("" when
+ * the web server had authenticated the user). Any failure — malformed, unknown,
  * expired, its token revoked, the user disabled or gone — is CGW_ERR_UNAUTHORIZED with
  * the same text; CGW_ERR_BACKEND when Redis or the store is down. */
 enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *ticket,
-                                struct store_user *user, struct cgw_error *err);
+                                struct store_user *user, char *token_public,
+                                struct cgw_error *err);
 
 /* Constant-time comparison of n bytes (sodium_memcmp): true when equal. */
 bool auth_equal_ct(const void *a, const void *b, size_t n);

@@ -76,6 +76,8 @@ const struct config_key config_keys[] = {
     /* clang-format on */
     {"fcgi.threads", CONFIG_INT, OFF(fcgi_threads), "8", 1, 256,
      "worker threads per chatgw.fcgi process"},
+    {"fcgi.socket_mode", CONFIG_STRING, OFF(fcgi_socket_mode), "0660", 0, 0,
+     "permissions (octal) of the unix socket chatgw.fcgi creates"},
     {"fcgi.socket", CONFIG_STRING, OFF(fcgi_socket), "", 0, 0,
      "unix socket path or host:port to listen on when no socket is handed over (systemd's "
      "LISTEN_FDS, or fd 0 from spawn-fcgi or mod_fcgid, which win over this key)"},
@@ -121,8 +123,11 @@ const struct config_key config_keys[] = {
      "longest line read from a provider CLI's stdout"},
     {"limits.max_runs_per_user", CONFIG_INT, OFF(max_runs_per_user), "8", 1, 100000,
      "most runs one user may have running at once"},
-    {"limits.max_polls_per_user", CONFIG_INT, OFF(max_polls_per_user), "1000", 1, 1000000,
-     "most subscribe requests one user may have held at once per process"},
+    {"limits.max_polls_per_user", CONFIG_INT, OFF(max_polls_per_user), "64", 1, 1000000,
+     "most requests (subscribes, waiting aborts) one user may have held at once per process"},
+    {"limits.max_polls", CONFIG_INT, OFF(max_polls), "3000", 1, 10000000,
+     "most requests held at once by one process, all users together (keep it under the web "
+     "server's connection limit)"},
     {"limits.wait_ms_default", CONFIG_INT, OFF(wait_ms_default), "25000", 0, 300000,
      "waitMs of a subscribe that does not give one"},
     {"limits.wait_ms_max", CONFIG_INT, OFF(wait_ms_max), "55000", 0, 300000,

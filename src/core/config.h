@@ -65,8 +65,9 @@ struct config {
     char *provider_bin[PROVIDER__COUNT]; /* <name>.bin, indexed by enum provider_id */
 
     /* fcgi */
-    int64_t fcgi_threads; /* fcgi.threads */
-    char *fcgi_socket;    /* fcgi.socket: "" = inherit fd 0 (spawn-fcgi/systemd) */
+    int64_t fcgi_threads;   /* fcgi.threads */
+    char *fcgi_socket;      /* fcgi.socket: "" = inherit fd 0 (spawn-fcgi/systemd) */
+    char *fcgi_socket_mode; /* fcgi.socket_mode: octal, "0660" */
 
     /* runner */
     char *runner_path;             /* runner.path */
@@ -94,6 +95,7 @@ struct config {
     int64_t max_line;               /* limits.max_line: longest provider stdout line */
     int64_t max_runs_per_user;      /* limits.max_runs_per_user */
     int64_t max_polls_per_user;     /* limits.max_polls_per_user */
+    int64_t max_polls;              /* limits.max_polls: held requests per process */
     int64_t wait_ms_default;        /* limits.wait_ms_default */
     int64_t wait_ms_max;            /* limits.wait_ms_max */
 

@@ -18,6 +18,7 @@ static const char *const err_names[CGW_ERR__COUNT] = {
     [CGW_ERR_BACKEND] = "backend_unavailable",
     [CGW_ERR_IO] = "io",
     [CGW_ERR_INTERNAL] = "internal",
+    [CGW_ERR_BUSY] = "busy",
 };
 
 /* The one table: protocol name, HTTP status, and the error it stands for. */
@@ -51,6 +52,7 @@ static const struct {
     [CODE_TOO_MANY_REQUESTS] = {"TOO_MANY_REQUESTS", 429, CGW_ERR_LIMIT},
     [CODE_INTERNAL_ERROR] = {"INTERNAL_ERROR", 500, CGW_ERR_INTERNAL},
     [CODE_BACKEND_UNAVAILABLE] = {"BACKEND_UNAVAILABLE", 503, CGW_ERR_BACKEND},
+    [CODE_SERVER_BUSY] = {"SERVER_BUSY", 503, CGW_ERR_BUSY},
 };
 
 /* The code used for an error when the handler has nothing more specific. */
@@ -68,6 +70,7 @@ static const enum cgw_code err_default_codes[CGW_ERR__COUNT] = {
     [CGW_ERR_BACKEND] = CODE_BACKEND_UNAVAILABLE,
     [CGW_ERR_IO] = CODE_INTERNAL_ERROR,
     [CGW_ERR_INTERNAL] = CODE_INTERNAL_ERROR,
+    [CGW_ERR_BUSY] = CODE_SERVER_BUSY,
 };
 
 const char *cgw_err_name(enum cgw_err err)

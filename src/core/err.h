@@ -19,6 +19,7 @@ enum cgw_err {
     CGW_ERR_BACKEND,      /* Redis or SQLite unavailable; nothing was changed */
     CGW_ERR_IO,           /* a file, pipe or socket operation failed */
     CGW_ERR_INTERNAL,     /* a bug or an unexpected reply; the log has the detail */
+    CGW_ERR_BUSY,         /* a process-wide capacity is reached (limits.max_polls) */
     CGW_ERR__COUNT
 };
 
@@ -55,6 +56,7 @@ enum cgw_code {
     CODE_TOO_MANY_REQUESTS,
     CODE_INTERNAL_ERROR,
     CODE_BACKEND_UNAVAILABLE,
+    CODE_SERVER_BUSY,
     CODE__COUNT
 };
 

@@ -58,6 +58,7 @@ class BenchStack(Stack):
             "log.level": "warn",
             "claude.bin": os.path.join(BENCH, "fast-claude"),
             "limits.max_polls_per_user": "1000000",
+            "limits.max_polls": "1000000",
             "limits.max_runs_per_user": "100000",
             "stream.maxlen": "1000000",
         })
@@ -587,7 +588,7 @@ def setup_info(args, threads):
                                "server.max-fds raised (see web_servers, max_fds)",
             "max_fds": min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536),
             "chatgw_config": {"fcgi.threads": threads, "log.level": "warn",
-                              "limits.max_polls_per_user": 1000000,
+                              "limits.max_polls_per_user": 1000000, "limits.max_polls": 1000000,
                               "limits.max_runs_per_user": 100000, "stream.maxlen": 1000000}}
 
 
