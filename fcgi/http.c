@@ -214,8 +214,7 @@ const char *http_bearer(const struct request *req)
 
 /* The user of a ?ticket= (GET /chat/subscribe only: the router says when). */
 static enum cgw_err ticket_user(struct worker *w, struct store *st, const char *ticket,
-                                struct store_user *user, char *token_public,
-                                struct cgw_error *err)
+                                struct store_user *user, char *token_public, struct cgw_error *err)
 {
     struct bus *bus;
     enum cgw_err rc = worker_bus(w, &bus, err);

@@ -208,8 +208,7 @@ static enum cgw_err ticket_owner(struct store *st, const char *value, struct sto
 }
 
 enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *ticket,
-                                struct store_user *user, char *token_public,
-                                struct cgw_error *err)
+                                struct store_user *user, char *token_public, struct cgw_error *err)
 {
     char hex[2 * AUTH_HASH_LEN + 1];
     char *value = NULL;
@@ -232,6 +231,7 @@ enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *t
     }
     free(value);
     return rc;
+}
 
 enum cgw_err auth_token_active(struct store *st, const char *public_id, int64_t user_id,
                                struct cgw_error *err)

@@ -80,8 +80,7 @@ enum cgw_err auth_ticket_create(struct bus *bus, const struct store_user *user,
  * expired, its token revoked, the user disabled or gone — is CGW_ERR_UNAUTHORIZED with
  * the same text; CGW_ERR_BACKEND when Redis or the store is down. */
 enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *ticket,
-                                struct store_user *user, char *token_public,
-                                struct cgw_error *err);
+                                struct store_user *user, char *token_public, struct cgw_error *err);
 
 /* Constant-time comparison of n bytes (sodium_memcmp): true when equal. */
 bool auth_equal_ct(const void *a, const void *b, size_t n);
