@@ -360,6 +360,7 @@ struct spots {
     struct spot *v;
     size_t n, cap;
     bool failed;
+    bool with_tmp; /* also paths below /tmp (what must stay readable may be there) */
 };
 
 static void spots_free(struct spots *s)
@@ -375,7 +376,7 @@ static int spot_cmp(const void *a, const void *b)
 }
 
 /* Adds the canonical form of path, if it exists and is not private anyway (/tmp, /dev,
- * /proc are the sandbox's own) nor / itself. */
+ * /proc are the sandbox's own; /tmp counts for a list made with_tmp) nor / itself. */
 static void spots_add(struct spots *s, const char *path, bool secret)
 {
     char real[PATH_MAX];
@@ -383,7 +384,7 @@ static void spots_add(struct spots *s, const char *path, bool secret)
 
     if (s->failed || !path || path[0] != '/' || !realpath(path, real) || stat(real, &st) < 0)
         return;
-    if (strcmp(real, "/") == 0 || within(real, "/tmp") || within(real, "/dev") ||
+    if (strcmp(real, "/") == 0 || (!s->with_tmp && within(real, "/tmp")) || within(real, "/dev") ||
         within(real, "/proc"))
         return;
     for (size_t i = 0; i < s->n; i++) {
@@ -567,7 +568,9 @@ char **sandbox_argv_build(const struct sandbox_spec *sp, char *const *cli_argv,
     static const char *const db_suffixes[] = {"", "-wal", "-shm", "-journal", NULL};
     static const char *const plain[] = {"", NULL};
     const struct config *cfg = sp->cfg;
-    struct spots hide = {0}, keep = {0}, binds = {0};
+    /* The CLI's install may lie below /tmp (a checkout there, a test's fixture): the
+     * private /tmp would take it away like a hidden directory, so it is kept too. */
+    struct spots hide = {0}, keep = {.with_tmp = true}, binds = {0};
     struct strv a = {0};
     char home[PATH_MAX];
     char **out = NULL;
@@ -635,7 +638,10 @@ char **sandbox_argv_build(const struct sandbox_spec *sp, char *const *cli_argv,
     /* 2. Keep readable what the CLI needs and a hidden directory took away, then hide
      *    again what such a directory brought back. */
     for (size_t i = 0; i < keep.n; i++) {
-        if (!in_any(&hide, keep.v[i].path) || in_any(&binds, keep.v[i].path))
+        /* /tmp is a private tmpfs in every sandbox (base_args): a CLI installed below it
+         * (a checkout in /tmp, a test's fixture) is taken away like a hidden one. */
+        bool taken = in_any(&hide, keep.v[i].path) || within(keep.v[i].path, "/tmp");
+        if (!taken || in_any(&binds, keep.v[i].path))
             continue; /* visible anyway, or the project or the home brings it back */
         strv_add(&a, "--ro-bind");
         strv_add(&a, keep.v[i].path);
