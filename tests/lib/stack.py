@@ -191,6 +191,15 @@ class Response:
         return "<%d %s>" % (self.status, self.raw[:300])
 
 
+def pg_database(name):
+    """Creates database name (made safe) on CHATGW_TEST_PG_URL's server; returns its URL."""
+    url = os.environ["CHATGW_TEST_PG_URL"]
+    db = "chatgw_s_" + "".join(c if c.isalnum() else "_" for c in name.lower())
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c",
+                    'CREATE DATABASE "%s"' % db], check=True, stdout=subprocess.DEVNULL)
+    return url.rsplit("/", 1)[0] + "/" + db
+
+
 class Stack:
     """The whole stack; use as a context manager."""
 
@@ -297,6 +306,10 @@ class Stack:
             # only in the environment: systemd-socket-activate passes no environment on.
             "runner.sandbox": "none",
         }
+        # CHATGW_TEST_STORE=postgres (make check-postgres): a fresh database on the
+        # private PostgreSQL that CHATGW_TEST_PG_URL names, one per stack.
+        if os.environ.get("CHATGW_TEST_STORE") == "postgres":
+            cfg["db.url"] = pg_database(os.path.basename(self.tmp))
         if self.prefix != "/api":
             cfg["http.prefix"] = self.prefix
         if self.with_roots:
