@@ -309,7 +309,10 @@ class Stack:
         # CHATGW_TEST_STORE=postgres (make check-postgres): a fresh database on the
         # private PostgreSQL that CHATGW_TEST_PG_URL names, one per stack.
         if os.environ.get("CHATGW_TEST_STORE") == "postgres":
-            cfg["db.url"] = pg_database(os.path.basename(self.tmp))
+            # Once per stack: tests rewrite the configuration of a running stack.
+            if not getattr(self, "pg_url", None):
+                self.pg_url = pg_database(os.path.basename(self.tmp))
+            cfg["db.url"] = self.pg_url
         if self.prefix != "/api":
             cfg["http.prefix"] = self.prefix
         if self.with_roots:
