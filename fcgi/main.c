@@ -244,9 +244,9 @@ static int database_check(const struct config *cfg)
     struct store *st;
     struct cgw_error err;
     int version = 0;
-    if (store_open(cfg->db_path, true, cfg->db_busy_timeout_ms, &st, &err) != CGW_OK ||
+    if (store_open(config_db_target(cfg), true, cfg->db_busy_timeout_ms, &st, &err) != CGW_OK ||
         store_migrate(st, &version, &err) != CGW_OK) {
-        log_error("database %s: %s", cfg->db_path, err.text);
+        log_error("database %s: %s", cfg->db_url[0] ? "(db.url)" : cfg->db_path, err.text);
         return -1;
     }
     store_close(st);

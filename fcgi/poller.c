@@ -738,7 +738,8 @@ static int token_recheck(struct poller *p, struct park *pk, struct response *res
         return 0;
     enum cgw_err rc = CGW_OK;
     if (!p->store)
-        rc = store_open(p->cfg->db_path, false, p->cfg->db_busy_timeout_ms, &p->store, &err);
+        rc = store_open(config_db_target(p->cfg), false, p->cfg->db_busy_timeout_ms, &p->store,
+                        &err);
     if (rc == CGW_OK)
         rc = auth_token_active(p->store, pk->token_public, pk->user_id, &err);
     if (rc == CGW_OK)

@@ -6,8 +6,8 @@
 enum cgw_err worker_store(struct worker *w, struct store **out, struct cgw_error *err)
 {
     if (!w->store) {
-        enum cgw_err rc =
-            store_open(w->app->cfg.db_path, false, w->app->cfg.db_busy_timeout_ms, &w->store, err);
+        enum cgw_err rc = store_open(config_db_target(&w->app->cfg), false,
+                                     w->app->cfg.db_busy_timeout_ms, &w->store, err);
         if (rc != CGW_OK)
             return rc == CGW_ERR_NOMEM ? rc : CGW_ERR_BACKEND;
     }

@@ -24,6 +24,7 @@ packages=(
     chromium
     apache2 libapache2-mod-fcgid systemd
     bubblewrap
+    libpq-dev postgresql-15 postgresql-client-15
 )
 # The web UI's browser test (tests/browser/webui.test) also needs Node.js >= 20 with npm:
 # take the machine's, else Debian's npm (and Node.js 20 from npm, below).
@@ -97,6 +98,11 @@ if [ $status -ne 0 ]; then
         fi
     done
     exit $status
+fi
+# The PostgreSQL store backend: the store's unit tests and the integration subset of
+# tests/lib/check-postgres.sh with every stack on a private PostgreSQL 15.
+if [ "${CHATGW_NO_POSTGRES:-0}" != 1 ]; then
+    make check-postgres || { echo "run-all: check-postgres failed"; exit 1; }
 fi
 # CI installs everything the tests need, so there a skipped test is a failure.
 if [ "${CHATGW_NO_SKIPS:-0}" = 1 ]; then

@@ -1,5 +1,6 @@
 /* config.c: the key table, the chatgw.conf parser and CHATGW_* overrides. */
 #include "core/config.h"
+#include <config.h> /* autoconf's (not core/config.h): HAVE_POSTGRES */
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,6 +48,8 @@ int provider_from_name(const char *name, enum provider_id *out)
 const struct config_key config_keys[] = {
     {"db.path", CONFIG_STRING, OFF(db_path), "/var/lib/chatgw/chatgw.db", 0, 0,
      "SQLite database file (users, tokens, sessions, history)"},
+    {"db.url", CONFIG_STRING, OFF(db_url), "", 0, 0,
+     "PostgreSQL connection URI (postgresql://...); when set it replaces db.path"},
     {"db.busy_timeout_ms", CONFIG_INT, OFF(db_busy_timeout_ms), "5000", 0, 600000,
      "how long a writer waits for a locked database before failing"},
     {"redis.address", CONFIG_STRING, OFF(redis_address), "127.0.0.1:6379", 0, 0,
@@ -423,6 +426,16 @@ static enum cgw_err config_check(const struct config *cfg, struct cgw_error *err
                              (long long)cfg->max_prompt, (long long)cfg->max_body);
     if (cfg->db_path[0] == '\0')
         return cgw_error_set(err, CGW_ERR_INVALID, "db.path is empty");
+    if (cfg->db_url[0] != '\0' && strncmp(cfg->db_url, "postgresql://", 13) != 0 &&
+        strncmp(cfg->db_url, "postgres://", 11) != 0)
+        return cgw_error_set(err, CGW_ERR_INVALID,
+                             "db.url must be a PostgreSQL URI (postgresql://...)");
+#ifndef HAVE_POSTGRES
+    if (cfg->db_url[0] != '\0')
+        return cgw_error_set(err, CGW_ERR_INVALID,
+                             "db.url is set, but this chatgw was built without PostgreSQL "
+                             "support (apt-get install libpq-dev, then configure --with-postgres)");
+#endif
     if (cfg->redis_address[0] == '\0')
         return cgw_error_set(err, CGW_ERR_INVALID, "redis.address is empty");
     if (cfg->runner_homes[0] != '\0' && cfg->runner_homes[0] != '/')
@@ -509,4 +522,9 @@ void config_free(struct config *cfg)
     }
     list_free(cfg);
     memset(cfg, 0, sizeof *cfg);
+}
+
+const char *config_db_target(const struct config *cfg)
+{
+    return cfg->db_url && cfg->db_url[0] ? cfg->db_url : cfg->db_path;
 }

@@ -38,9 +38,14 @@ const char *provider_name(enum provider_id p);
 /* Returns 0 and sets *out, or -1 when name is not a provider. */
 int provider_from_name(const char *name, enum provider_id *out);
 
+struct config;
+/* What store_open takes: db.url when set (PostgreSQL), else db.path (SQLite). */
+const char *config_db_target(const struct config *cfg);
+
 struct config {
     /* database */
     char *db_path;              /* db.path */
+    char *db_url;               /* db.url: "postgresql://..." selects PostgreSQL ("" = db.path) */
     int64_t db_busy_timeout_ms; /* db.busy_timeout_ms */
 
     /* redis */

@@ -8,7 +8,9 @@ struct embedded_file {
 };
 
 /* Both arrays end with a {NULL, NULL} entry and are sorted by name (the build sorts them). */
-extern const struct embedded_file cgw_sql_migrations[];
+extern const struct embedded_file cgw_sql_migrations[]; /* SQLite: sql/NNNN_name.sql */
+extern const struct embedded_file
+    cgw_sql_migrations_pg[]; /* PostgreSQL: sql/postgres/NNNN_name.sql */
 extern const struct embedded_file cgw_lua_scripts[];
 
 #endif

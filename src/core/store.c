@@ -1,4 +1,5 @@
-/* store.c: SQLite connection, pragmas, statement cache, transactions, migrations, errors. */
+/* store.c: SQLite connection, pragmas, statement cache, transactions, migrations, errors;
+ * the backend switch (a db.url selects PostgreSQL, see store_pg.c). */
 #include "core/store_priv.h"
 
 #include <limits.h>
@@ -251,14 +252,33 @@ int store_step_once(sqlite3_stmt *s)
     return rc; /* store_fail resets it after reading the message */
 }
 
+#ifdef HAVE_POSTGRES
+/* The PostgreSQL text of the transaction statements. A read snapshot is REPEATABLE
+ * READ, so that its several reads agree as they do in SQLite's read transaction. */
+static const char *pg_simple_sql(enum stmt_id id)
+{
+    switch (id) {
+    case STMT_BEGIN:
+        return "BEGIN";
+    case STMT_BEGIN_READ:
+        return "BEGIN ISOLATION LEVEL REPEATABLE READ";
+    case STMT_COMMIT:
+        return "COMMIT";
+    default:
+        return "ROLLBACK";
+    }
+}
+#endif
+
 static enum cgw_err run_simple(struct store *st, enum stmt_id id, struct cgw_error *err,
                                const char *what)
 {
     sqlite3_stmt *s = NULL;
-    enum cgw_err e = store_stmt_get(st, id, &s, err);
+    enum cgw_err e;
     int rc;
 
-    if (e != CGW_OK)
+    STORE_PG_DISPATCH(st, pg_simple(st, pg_simple_sql(id), err, what));
+    if ((e = store_stmt_get(st, id, &s, err)) != CGW_OK)
         return e;
     rc = store_step_once(s);
     if (rc != SQLITE_OK)
@@ -275,6 +295,12 @@ static void txn_rollback_quiet(struct store *st)
     sqlite3_stmt *s = NULL;
     struct cgw_error ignored;
 
+#ifdef HAVE_POSTGRES
+    if (st->pg) {
+        pg_rollback_quiet(st);
+        return;
+    }
+#endif
     if (sqlite3_get_autocommit(st->db))
         return;
     if (store_stmt_get(st, STMT_ROLLBACK, &s, &ignored) == CGW_OK) {
@@ -294,6 +320,14 @@ enum cgw_err store_txn_check(struct store *st, struct cgw_error *err)
 {
     if (st->in_read)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: a write inside a read snapshot");
+#ifdef HAVE_POSTGRES
+    /* PostgreSQL aborts the whole transaction at the first failed statement. */
+    if (st->pg && st->in_txn && pg_txn_broken(st))
+        return cgw_error_set(err, CGW_ERR_BACKEND,
+                             "store: the open transaction was rolled back after an error");
+    if (st->pg)
+        return CGW_OK;
+#endif
     if (st->in_txn && sqlite3_get_autocommit(st->db))
         return cgw_error_set(err, CGW_ERR_BACKEND,
                              "store: the open transaction was rolled back after an error");
@@ -401,6 +435,12 @@ void store_rollback(struct store *st)
 
 /* ---- lifecycle --------------------------------------------------------------- */
 
+bool store_is_pg_url(const char *target)
+{
+    return target &&
+           (strncmp(target, "postgresql://", 13) == 0 || strncmp(target, "postgres://", 11) == 0);
+}
+
 /* Sets WAL mode and checks that it took: a database on a file system without
  * shared memory would silently stay in rollback-journal mode otherwise. Switching
  * a new file to WAL fails with SQLITE_BUSY at once, without the busy handler, when
@@ -455,6 +495,16 @@ enum cgw_err store_open(const char *path, bool create, int64_t busy_timeout_ms, 
     enum cgw_err e;
 
     *out = NULL;
+    if (store_is_pg_url(path)) {
+#ifdef HAVE_POSTGRES
+        return pg_open(path, busy_timeout_ms, out, err);
+#else
+        return cgw_error_set(err, CGW_ERR_INVALID,
+                             "store: db.url names a PostgreSQL database, but this chatgw was "
+                             "built without PostgreSQL support (apt-get install libpq-dev, then "
+                             "configure --with-postgres)");
+#endif
+    }
     pthread_once(&once, sqlite_setup);
     if (!path || !*path)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: open: no database path");
@@ -497,6 +547,12 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+#ifdef HAVE_POSTGRES
+    if (st->pg) {
+        pg_close(st);
+        return;
+    }
+#endif
     for (int i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(st->stmts[i]); /* returns the last step's error; nothing to do */
     /* Every statement is finalized, so close cannot be busy; an open transaction
@@ -539,10 +595,11 @@ int store_schema_latest(void)
 enum cgw_err store_schema_version(struct store *st, int *version, struct cgw_error *err)
 {
     sqlite3_stmt *s = NULL;
-    enum cgw_err e = store_stmt_get(st, STMT_USER_VERSION, &s, err);
+    enum cgw_err e;
     int rc;
 
-    if (e != CGW_OK)
+    STORE_PG_DISPATCH(st, pg_schema_version(st, version, err));
+    if ((e = store_stmt_get(st, STMT_USER_VERSION, &s, err)) != CGW_OK)
         return e;
     rc = sqlite3_step(s);
     if (rc != SQLITE_ROW)
@@ -609,8 +666,25 @@ enum cgw_err store_migrate(struct store *st, int *version, struct cgw_error *err
                                  f->name);
         latest = v;
     }
-    if (st->in_txn)
+    if (st->in_txn || st->in_read)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: migrate: a transaction is open");
+#ifdef HAVE_POSTGRES
+    if (st->pg) {
+        /* The two sets move in lockstep: version N is the same schema in both. */
+        int pg_latest = 0;
+        for (const struct embedded_file *f = cgw_sql_migrations_pg; f->name; f++)
+            pg_latest =
+                migration_version(f->name) > pg_latest ? migration_version(f->name) : pg_latest;
+        if (pg_latest != latest)
+            return cgw_error_set(err, CGW_ERR_INTERNAL,
+                                 "store: the PostgreSQL migrations end at version %d, the SQLite "
+                                 "ones at %d",
+                                 pg_latest, latest);
+        if ((e = pg_migrate(st, latest, err)) != CGW_OK)
+            return e;
+        return version ? store_schema_version(st, version, err) : CGW_OK;
+    }
+#endif
     e = store_schema_version(st, &current, err);
     if (e != CGW_OK)
         return e;

@@ -1,6 +1,15 @@
-/* store_priv.h: the store's internals, shared by store.c and the per-table files. */
+/* store_priv.h: the store's internals, shared by store.c and the per-table files.
+ *
+ * Two backends behind one API: SQLite (st->db, the statements below) and, when built
+ * with libpq (HAVE_POSTGRES), PostgreSQL (st->pg; store_pg.c and store_pg_tables.c).
+ * Each public function checks its arguments once, then STORE_PG_DISPATCH hands a
+ * PostgreSQL handle to its pg_* twin. The transaction bookkeeping (store_begin,
+ * store_txn_begin/end/check, read snapshots) is shared: its few SQL steps dispatch
+ * inside store.c. Only these files see sqlite3_stmt or PGresult. */
 #ifndef CGW_STORE_PRIV_H
 #define CGW_STORE_PRIV_H
+
+#include <config.h> /* autoconf's (not core/config.h): HAVE_POSTGRES */
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -56,11 +65,14 @@ enum stmt_id {
     STMT__COUNT
 };
 
+struct pg_conn; /* libpq's PGconn */
+
 struct store {
-    sqlite3 *db;
-    bool in_txn;       /* store_begin is open: inner functions skip their own BEGIN/COMMIT */
-    bool in_read;      /* store_read_begin is open */
-    int64_t touch_due; /* a token store_token_touch noted during the read snapshot, or 0 */
+    sqlite3 *db;        /* SQLite backend, or NULL */
+    struct pg_conn *pg; /* PostgreSQL backend, or NULL */
+    bool in_txn;        /* store_begin is open: inner functions skip their own BEGIN/COMMIT */
+    bool in_read;       /* store_read_begin is open */
+    int64_t touch_due;  /* a token store_token_touch noted during the read snapshot, or 0 */
     sqlite3_stmt *stmts[STMT__COUNT];
 };
 
@@ -103,5 +115,79 @@ enum cgw_err store_txn_begin(struct store *st, enum stmt_id begin, bool *own,
                              struct cgw_error *err);
 /* Commits (e == CGW_OK) or rolls back an owned transaction; returns the outcome. */
 enum cgw_err store_txn_end(struct store *st, bool own, enum cgw_err e, struct cgw_error *err);
+
+/* ---- PostgreSQL backend (store_pg.c, store_pg_tables.c) -------------------------- */
+
+/* True for a db.url that selects PostgreSQL ("postgresql://..." or "postgres://..."). */
+bool store_is_pg_url(const char *target);
+
+#ifdef HAVE_POSTGRES
+#define STORE_PG_DISPATCH(st, call)                                                                \
+    do {                                                                                           \
+        if ((st)->pg)                                                                              \
+            return call;                                                                           \
+    } while (0)
+
+enum cgw_err pg_open(const char *url, int64_t lock_timeout_ms, struct store **out,
+                     struct cgw_error *err);
+void pg_close(struct store *st);
+/* Runs a statement without parameters or rows (BEGIN, COMMIT, ...). */
+enum cgw_err pg_simple(struct store *st, const char *sql, struct cgw_error *err, const char *what);
+/* Rolls back whatever is open, if anything. */
+void pg_rollback_quiet(struct store *st);
+/* True when the connection is inside a transaction that failed or was ended. */
+bool pg_txn_broken(struct store *st);
+enum cgw_err pg_schema_version(struct store *st, int *version, struct cgw_error *err);
+enum cgw_err pg_migrate(struct store *st, int latest, struct cgw_error *err);
+
+enum cgw_err pg_user_add(struct store *st, const char *name, int64_t *id, struct cgw_error *err);
+enum cgw_err pg_user_get(struct store *st, const char *name, int64_t id, struct store_user *out,
+                         struct cgw_error *err);
+enum cgw_err pg_user_set_disabled(struct store *st, const char *name, bool disabled,
+                                  struct cgw_error *err);
+enum cgw_err pg_user_list(struct store *st, struct store_user **out, size_t *n,
+                          struct cgw_error *err);
+enum cgw_err pg_token_add(struct store *st, int64_t user_id, const char *public_id,
+                          const unsigned char hash[32], const char *label, int64_t *id,
+                          struct cgw_error *err);
+enum cgw_err pg_token_find(struct store *st, const char *public_id, struct store_token *out,
+                           bool *user_disabled, struct cgw_error *err);
+enum cgw_err pg_token_touch(struct store *st, int64_t id, struct cgw_error *err);
+enum cgw_err pg_token_list(struct store *st, int64_t user_id, struct store_token **out, size_t *n,
+                           struct cgw_error *err);
+enum cgw_err pg_token_revoke(struct store *st, int64_t id, struct cgw_error *err);
+enum cgw_err pg_session_create(struct store *st, const struct store_session *s, int64_t created,
+                               int64_t updated, struct cgw_error *err);
+enum cgw_err pg_session_get(struct store *st, const char *id, int64_t owner,
+                            struct store_session *out, struct cgw_error *err);
+enum cgw_err pg_session_list(struct store *st, int64_t owner, int archived, int64_t limit,
+                             int64_t offset, struct store_session **out, size_t *n, int64_t *total,
+                             struct cgw_error *err);
+enum cgw_err pg_session_update(struct store *st, const char *id, int64_t owner, const char *name,
+                               int archived, struct cgw_error *err);
+enum cgw_err pg_session_delete(struct store *st, const char *id, int64_t owner,
+                               struct cgw_error *err);
+enum cgw_err pg_session_set_native_id(struct store *st, const char *id, const char *native_id,
+                                      struct cgw_error *err);
+enum cgw_err pg_session_touch(struct store *st, const char *id, struct cgw_error *err);
+enum cgw_err pg_session_last_seq(struct store *st, const char *id, int64_t *seq,
+                                 struct cgw_error *err);
+enum cgw_err pg_message_add(struct store *st, const char *session_id, int64_t seq, const char *kind,
+                            const char *json, struct cgw_error *err);
+enum cgw_err pg_message_list(struct store *st, const char *session_id, int64_t after_seq,
+                             int64_t before_seq, int64_t limit, bool backwards,
+                             struct store_message **out, size_t *n, bool *has_more,
+                             struct cgw_error *err);
+enum cgw_err pg_rule_add(struct store *st, int64_t user_id, const char *project_path,
+                         const char *rule, struct cgw_error *err);
+enum cgw_err pg_rule_list(struct store *st, int64_t user_id, const char *project_path, int64_t max,
+                          struct store_rule **out, size_t *n, struct cgw_error *err);
+enum cgw_err pg_rule_delete(struct store *st, int64_t user_id, int64_t rule_id,
+                            struct cgw_error *err);
+#else
+#define STORE_PG_DISPATCH(st, call)                                                                \
+    do {                                                                                           \
+    } while (0)
+#endif
 
 #endif

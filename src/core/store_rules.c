@@ -17,6 +17,7 @@ enum cgw_err store_rule_list_user(struct store *st, int64_t user_id, int64_t max
     *n = 0;
     if (max < 1 || max > 100000)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: list rules: bad limit");
+    STORE_PG_DISPATCH(st, pg_rule_list(st, user_id, NULL, max, out, n, err));
     if ((e = store_stmt_get(st, STMT_RULE_LIST_USER, &s, err)) != CGW_OK)
         return e;
     store_bind_int64(s, 1, user_id, &rc);

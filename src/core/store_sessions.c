@@ -65,6 +65,7 @@ enum cgw_err store_session_create(struct store *st, const struct store_session *
         return cgw_error_set(err, CGW_ERR_INVALID, "store: create session: no project path");
     created = s->created_ms > 0 ? s->created_ms : cgw_now_ms();
     updated = s->updated_ms > 0 ? s->updated_ms : created;
+    STORE_PG_DISPATCH(st, pg_session_create(st, s, created, updated, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_SESSION_CREATE, &q, err)) != CGW_OK)
         return e;
@@ -103,6 +104,7 @@ enum cgw_err store_session_get(struct store *st, const char *id, int64_t owner,
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: get session: no id");
+    STORE_PG_DISPATCH(st, pg_session_get(st, id, owner, out, err));
     if ((e = store_stmt_get(st, STMT_SESSION_GET, &s, err)) != CGW_OK)
         return e;
     store_bind_text(s, 1, id, &rc);
@@ -151,6 +153,7 @@ enum cgw_err store_session_list(struct store *st, int64_t owner, int archived, i
     *n = 0;
     if (total)
         *total = 0;
+    STORE_PG_DISPATCH(st, pg_session_list(st, owner, archived, limit, offset, out, n, total, err));
     /* One read transaction, so that the total and the page agree. */
     if ((e = store_txn_begin(st, STMT_BEGIN_READ, &own, err)) != CGW_OK)
         return e;
@@ -227,6 +230,7 @@ enum cgw_err store_session_update(struct store *st, const char *id, int64_t owne
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: update session: no id");
+    STORE_PG_DISPATCH(st, pg_session_update(st, id, owner, name, archived, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_SESSION_UPDATE, &s, err)) != CGW_OK)
         return e;
@@ -247,6 +251,7 @@ enum cgw_err store_session_delete(struct store *st, const char *id, int64_t owne
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: delete session: no id");
+    STORE_PG_DISPATCH(st, pg_session_delete(st, id, owner, err));
     /* One statement: the messages go with it through ON DELETE CASCADE. */
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_SESSION_DELETE, &s, err)) != CGW_OK)
@@ -266,6 +271,7 @@ enum cgw_err store_session_set_native_id(struct store *st, const char *id, const
 
     if (!id || !native_id || !*native_id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: set native id: no id");
+    STORE_PG_DISPATCH(st, pg_session_set_native_id(st, id, native_id, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_SESSION_SET_NATIVE, &s, err)) != CGW_OK)
         return e;
@@ -312,6 +318,7 @@ enum cgw_err store_session_touch(struct store *st, const char *id, struct cgw_er
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: touch session: no id");
+    STORE_PG_DISPATCH(st, pg_session_touch(st, id, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_SESSION_TOUCH, &s, err)) != CGW_OK)
         return e;
@@ -329,6 +336,7 @@ enum cgw_err store_session_last_seq(struct store *st, const char *id, int64_t *s
 
     if (!id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: last seq: no session id");
+    STORE_PG_DISPATCH(st, pg_session_last_seq(st, id, seq, err));
     if ((e = store_stmt_get(st, STMT_SESSION_LAST_SEQ, &s, err)) != CGW_OK)
         return e;
     store_bind_text(s, 1, id, &rc);
@@ -402,6 +410,7 @@ enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t
                              "store: add message: needs a session, a json and a seq > 0");
     if (!kind || !*kind || strlen(kind) >= KIND_SIZE)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: add message: bad kind");
+    STORE_PG_DISPATCH(st, pg_message_add(st, session_id, seq, kind, json, err));
     if ((e = store_txn_begin(st, STMT_BEGIN, &own, err)) != CGW_OK)
         return e;
     if ((e = store_stmt_get(st, STMT_MESSAGE_INSERT, &s, err)) != CGW_OK)
@@ -472,6 +481,8 @@ enum cgw_err store_message_list(struct store *st, const char *session_id, int64_
     if (after_seq < 0)
         after_seq = 0;
     backwards = before_seq > 0 && after_seq == 0;
+    STORE_PG_DISPATCH(st, pg_message_list(st, session_id, after_seq, before_seq, limit, backwards,
+                                          out, n, has_more, err));
     e = store_stmt_get(st, backwards ? STMT_MESSAGE_LIST_BEFORE : STMT_MESSAGE_LIST_AFTER, &s, err);
     if (e != CGW_OK)
         return e;
@@ -528,6 +539,7 @@ enum cgw_err store_rule_add(struct store *st, int64_t user_id, const char *proje
 
     if (!project_path || !*project_path || !rule || !*rule)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: add rule: needs a project and a rule");
+    STORE_PG_DISPATCH(st, pg_rule_add(st, user_id, project_path, rule, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_RULE_ADD, &s, err)) != CGW_OK)
         return e;
@@ -572,6 +584,7 @@ enum cgw_err store_rule_list(struct store *st, int64_t user_id, const char *proj
     *n = 0;
     if (!project_path)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: list rules: no project path");
+    STORE_PG_DISPATCH(st, pg_rule_list(st, user_id, project_path, 0, out, n, err));
     if ((e = store_stmt_get(st, STMT_RULE_LIST, &s, err)) != CGW_OK)
         return e;
     store_bind_int64(s, 1, user_id, &rc);
@@ -612,6 +625,7 @@ enum cgw_err store_rule_delete(struct store *st, int64_t user_id, int64_t rule_i
     int rc = SQLITE_OK;
     enum cgw_err e;
 
+    STORE_PG_DISPATCH(st, pg_rule_delete(st, user_id, rule_id, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_RULE_DELETE, &s, err)) != CGW_OK)
         return e;

@@ -49,6 +49,7 @@ enum cgw_err store_user_add(struct store *st, const char *name, int64_t *id, str
                              "store: add user: invalid name (1-%d of A-Z a-z 0-9 . _ -, "
                              "starting with a letter or digit)",
                              STORE_NAME_MAX);
+    STORE_PG_DISPATCH(st, pg_user_add(st, name, id, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_USER_ADD, &s, err)) != CGW_OK)
         return e;
@@ -74,9 +75,10 @@ static enum cgw_err user_get(struct store *st, enum stmt_id id, const char *key_
 {
     sqlite3_stmt *s = NULL;
     int rc = SQLITE_OK;
-    enum cgw_err e = store_stmt_get(st, id, &s, err);
+    enum cgw_err e;
 
-    if (e != CGW_OK)
+    STORE_PG_DISPATCH(st, pg_user_get(st, key_text, key_id, out, err));
+    if ((e = store_stmt_get(st, id, &s, err)) != CGW_OK)
         return e;
     if (key_text)
         store_bind_text(s, 1, key_text, &rc);
@@ -122,6 +124,7 @@ enum cgw_err store_user_set_disabled(struct store *st, const char *name, bool di
 
     if (!name)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: disable user: no name");
+    STORE_PG_DISPATCH(st, pg_user_set_disabled(st, name, disabled, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_USER_SET_DISABLED, &s, err)) != CGW_OK)
         return e;
@@ -143,11 +146,12 @@ enum cgw_err store_user_list(struct store *st, struct store_user **out, size_t *
     struct store_user *list = NULL;
     size_t cap = 0, count = 0;
     int rc;
-    enum cgw_err e = store_stmt_get(st, STMT_USER_LIST, &s, err);
+    enum cgw_err e;
 
     *out = NULL;
     *n = 0;
-    if (e != CGW_OK)
+    STORE_PG_DISPATCH(st, pg_user_list(st, out, n, err));
+    if ((e = store_stmt_get(st, STMT_USER_LIST, &s, err)) != CGW_OK)
         return e;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         if (store_grow((void **)&list, &cap, count, sizeof *list) < 0) {
@@ -211,6 +215,7 @@ enum cgw_err store_token_add(struct store *st, int64_t user_id, const char *publ
     if (strlen(label) > STORE_NAME_MAX)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: add token: label longer than %d bytes",
                              STORE_NAME_MAX);
+    STORE_PG_DISPATCH(st, pg_token_add(st, user_id, public_id, hash, label, id, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_TOKEN_ADD, &s, err)) != CGW_OK)
         return e;
@@ -245,6 +250,7 @@ enum cgw_err store_token_find(struct store *st, const char *public_id, struct st
 
     if (!public_id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: find token: no public id");
+    STORE_PG_DISPATCH(st, pg_token_find(st, public_id, out, user_disabled, err));
     if ((e = store_stmt_get(st, STMT_TOKEN_FIND, &s, err)) != CGW_OK)
         return e;
     store_bind_text(s, 1, public_id, &rc);
@@ -273,6 +279,7 @@ enum cgw_err store_token_touch(struct store *st, int64_t id, struct cgw_error *e
         st->touch_due = id; /* store_read_end runs it */
         return CGW_OK;
     }
+    STORE_PG_DISPATCH(st, pg_token_touch(st, id, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_TOKEN_TOUCH, &s, err)) != CGW_OK)
         return e;
@@ -293,11 +300,12 @@ enum cgw_err store_token_list(struct store *st, int64_t user_id, struct store_to
     struct store_token *list = NULL;
     size_t cap = 0, count = 0;
     int rc = SQLITE_OK;
-    enum cgw_err e = store_stmt_get(st, STMT_TOKEN_LIST, &s, err);
+    enum cgw_err e;
 
     *out = NULL;
     *n = 0;
-    if (e != CGW_OK)
+    STORE_PG_DISPATCH(st, pg_token_list(st, user_id, out, n, err));
+    if ((e = store_stmt_get(st, STMT_TOKEN_LIST, &s, err)) != CGW_OK)
         return e;
     store_bind_int64(s, 1, user_id, &rc);
     if (rc != SQLITE_OK)
@@ -329,6 +337,7 @@ enum cgw_err store_token_revoke(struct store *st, int64_t id, struct cgw_error *
     int rc = SQLITE_OK;
     enum cgw_err e;
 
+    STORE_PG_DISPATCH(st, pg_token_revoke(st, id, err));
     if ((e = store_txn_check(st, err)) != CGW_OK ||
         (e = store_stmt_get(st, STMT_TOKEN_REVOKE, &s, err)) != CGW_OK)
         return e;

@@ -74,17 +74,20 @@ static void check_database(struct doctor *d)
     const struct config *cfg = &d->ctl->cfg;
     struct cgw_error err;
     struct stat sb;
+    /* db.url: PostgreSQL; named "PostgreSQL (db.url)", never by its URI (a password). */
+    bool pg = cfg->db_url[0] != '\0';
+    const char *name = pg ? "PostgreSQL (db.url)" : cfg->db_path;
 
-    if (stat(cfg->db_path, &sb) < 0 && errno == ENOENT) {
+    if (!pg && stat(cfg->db_path, &sb) < 0 && errno == ENOENT) {
         report(d, CHECK_FAIL, "database", "%s does not exist (run 'chatgwctl init')", cfg->db_path);
         return;
     }
-    if (store_open(cfg->db_path, false, cfg->db_busy_timeout_ms, &d->st, &err) != CGW_OK) {
-        report(d, CHECK_FAIL, "database", "%s: %s", cfg->db_path, err.text);
+    if (store_open(config_db_target(cfg), false, cfg->db_busy_timeout_ms, &d->st, &err) != CGW_OK) {
+        report(d, CHECK_FAIL, "database", "%s: %s", name, err.text);
         d->st = NULL;
         return;
     }
-    report(d, CHECK_OK, "database", "%s opens", cfg->db_path);
+    report(d, CHECK_OK, "database", pg ? "%s connects" : "%s opens", name);
 }
 
 static void check_schema(struct doctor *d)
@@ -114,6 +117,18 @@ static void check_writable(struct doctor *d)
 
     if (!d->st) {
         report(d, CHECK_SKIP, "writable", "the database did not open");
+        return;
+    }
+    if (d->ctl->cfg.db_url[0]) {
+        /* A write that changes no row: fails on a read-only server (a standby). */
+        enum cgw_err e = store_begin(d->st, &err);
+        if (e == CGW_OK)
+            e = store_token_touch(d->st, 0, &err);
+        store_rollback(d->st);
+        if (e != CGW_OK)
+            report(d, CHECK_FAIL, "writable", "PostgreSQL (db.url): %s", err.text);
+        else
+            report(d, CHECK_OK, "writable", "PostgreSQL (db.url) takes a write");
         return;
     }
     /* BEGIN IMMEDIATE takes the write lock: it fails on a read-only file and

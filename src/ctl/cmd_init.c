@@ -46,13 +46,17 @@ int cmd_init(struct ctl *ctl, const struct ctl_args *a)
     int rc = ctl_config(ctl);
     if (rc != CTL_EXIT_OK)
         return rc;
-    const char *path = ctl->cfg.db_path;
-    rc = check_directory(ctl, path);
+    /* db.url (PostgreSQL): the database exists already (createdb); init makes the
+     * tables. Messages name "(db.url)", never the URI (it may hold a password). */
+    bool pg = ctl->cfg.db_url[0] != '\0';
+    const char *path = pg ? "(db.url)" : ctl->cfg.db_path;
+    rc = pg ? CTL_EXIT_OK : check_directory(ctl, path);
     if (rc != CTL_EXIT_OK)
         return rc;
 
-    bool existed = stat(path, &sb) == 0;
-    if (store_open(path, true, ctl->cfg.db_busy_timeout_ms, &st, &err) != CGW_OK)
+    bool existed = pg || stat(path, &sb) == 0;
+    if (store_open(config_db_target(&ctl->cfg), true, ctl->cfg.db_busy_timeout_ms, &st, &err) !=
+        CGW_OK)
         return ctl_fail(ctl, CGW_ERR_BACKEND, "cannot open database %s: %s", path, err.text);
     if (store_schema_version(st, &before, &err) != CGW_OK) {
         store_close(st);
@@ -74,7 +78,7 @@ int cmd_init(struct ctl *ctl, const struct ctl_args *a)
         printf("migrated database %s from schema version %d to %d\n", path, before, after);
     else
         printf("database %s is up to date (schema version %d)\n", path, after);
-    if (!existed && geteuid() == 0)
+    if (!existed && !pg && geteuid() == 0)
         fprintf(stderr, "chatgwctl init: note: the database was created by root; make it and its "
                         "directory writable by the user chatgw.fcgi and chatgw-runner run as\n");
     return CTL_EXIT_OK;

@@ -149,11 +149,14 @@ int ctl_store_open(struct ctl *ctl, struct store **st)
     if (rc != CTL_EXIT_OK)
         return rc;
 
-    const char *path = ctl->cfg.db_path;
-    if (stat(path, &sb) < 0 && errno == ENOENT)
+    /* With db.url the messages name "db.url", never the URI (it may hold a password). */
+    bool pg = ctl->cfg.db_url[0] != '\0';
+    const char *path = pg ? "(db.url)" : ctl->cfg.db_path;
+    if (!pg && stat(path, &sb) < 0 && errno == ENOENT)
         return ctl_fail(ctl, CGW_ERR_BACKEND,
                         "database %s does not exist: run '" PROGRAM " init' first", path);
-    if (store_open(path, false, ctl->cfg.db_busy_timeout_ms, st, &err) != CGW_OK)
+    if (store_open(config_db_target(&ctl->cfg), false, ctl->cfg.db_busy_timeout_ms, st, &err) !=
+        CGW_OK)
         return ctl_fail(ctl, CGW_ERR_BACKEND, "database %s: %s", path, err.text);
 
     int version = 0, latest = store_schema_latest();

@@ -705,7 +705,7 @@ int runner_run(const struct config *cfg, const char *config_path, const char *se
         goto out;
     }
     r.ctx = (struct event_ctx){session_id, run_id, brun.provider};
-    if (store_open(cfg->db_path, false, cfg->db_busy_timeout_ms, &r.store, &err) != CGW_OK)
+    if (store_open(config_db_target(cfg), false, cfg->db_busy_timeout_ms, &r.store, &err) != CGW_OK)
         log_error("the database cannot be opened (events are not persisted): %s", err.text);
     status = 0;
     refresh_lease(&r);

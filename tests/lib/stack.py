@@ -191,6 +191,15 @@ class Response:
         return "<%d %s>" % (self.status, self.raw[:300])
 
 
+def pg_database(name):
+    """Creates database name (made safe) on CHATGW_TEST_PG_URL's server; returns its URL."""
+    url = os.environ["CHATGW_TEST_PG_URL"]
+    db = "chatgw_s_" + "".join(c if c.isalnum() else "_" for c in name.lower())
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c",
+                    'CREATE DATABASE "%s"' % db], check=True, stdout=subprocess.DEVNULL)
+    return url.rsplit("/", 1)[0] + "/" + db
+
+
 class Stack:
     """The whole stack; use as a context manager."""
 
@@ -297,6 +306,13 @@ class Stack:
             # only in the environment: systemd-socket-activate passes no environment on.
             "runner.sandbox": "none",
         }
+        # CHATGW_TEST_STORE=postgres (make check-postgres): a fresh database on the
+        # private PostgreSQL that CHATGW_TEST_PG_URL names, one per stack.
+        if os.environ.get("CHATGW_TEST_STORE") == "postgres":
+            # Once per stack: tests rewrite the configuration of a running stack.
+            if not getattr(self, "pg_url", None):
+                self.pg_url = pg_database(os.path.basename(self.tmp))
+            cfg["db.url"] = self.pg_url
         if self.prefix != "/api":
             cfg["http.prefix"] = self.prefix
         if self.with_roots:

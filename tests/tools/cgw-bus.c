@@ -67,7 +67,7 @@ static int cmd_claim(struct bus *b, const struct config *cfg, int argc, char **a
         return 2;
     }
     /* The SQLite high-water mark, as fcgi passes it; 0 when the session is unknown. */
-    if (store_open(cfg->db_path, false, cfg->db_busy_timeout_ms, &st, &err) == CGW_OK) {
+    if (store_open(config_db_target(cfg), false, cfg->db_busy_timeout_ms, &st, &err) == CGW_OK) {
         if (store_session_last_seq(st, argv[1], &hwm, &err) != CGW_OK)
             hwm = 0;
         store_close(st);

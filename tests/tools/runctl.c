@@ -72,7 +72,7 @@ static int cmd_claim(const struct config *cfg, struct bus *b, char **argv)
         fputs("runctl: claim: the run request on stdin is not JSON\n", stderr);
         goto out;
     }
-    if (store_open(cfg->db_path, false, cfg->db_busy_timeout_ms, &st, &err) == CGW_OK &&
+    if (store_open(config_db_target(cfg), false, cfg->db_busy_timeout_ms, &st, &err) == CGW_OK &&
         store_session_last_seq(st, argv[0], &hwm, &err) != CGW_OK)
         hwm = 0;
     struct bus_claim c = {

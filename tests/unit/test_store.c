@@ -1,4 +1,9 @@
-/* test_store.c: the SQLite store on temp files: schema, every table, transactions, two writers. */
+/* test_store.c: the store on temp files: schema, every table, transactions, two writers.
+ *
+ * With CHATGW_TEST_PG_URL set (tests/unit/test_store_pg.sh starts a private PostgreSQL
+ * and sets it), the same tests run against the PostgreSQL backend: every "file" is a
+ * fresh database on that server, and the raw_* helpers look behind the store's back
+ * through libpq, with the few SQLite-only statements translated (pg_translate). */
 #include "config.h" /* autoconf's: _GNU_SOURCE for nftw */
 
 #include <errno.h>
@@ -12,11 +17,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef HAVE_POSTGRES
+#include <libpq-fe.h>
+#endif
+
 #include "core/store.h"
 #include "core/util.h"
 #include "tap.h"
 
 static char tmpdir[512];
+static const char *pg_url; /* CHATGW_TEST_PG_URL: run against PostgreSQL */
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -33,8 +43,74 @@ static void make_tmpdir(void)
         BAIL_OUT("mkdtemp %s: %s", tmpdir, strerror(errno));
 }
 
+#ifdef HAVE_POSTGRES
+static PGconn *pg_connect(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        BAIL_OUT("connect %s: %s", url, PQerrorMessage(c));
+    return c;
+}
+
+static PGresult *pg_run(const char *url, const char *sql)
+{
+    PGconn *c = pg_connect(url);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        BAIL_OUT("raw %s: %s", sql, PQerrorMessage(c));
+    PQfinish(c);
+    return r;
+}
+
+/* A fresh database named after the file ("main.db" -> chatgw_t_main); the URL of
+ * CHATGW_TEST_PG_URL with its database replaced. */
+static void pg_fresh(char *buf, size_t size, const char *name)
+{
+    char db[64], sql[160];
+    const char *slash = strrchr(pg_url, '/');
+    size_t k = 0;
+
+    k = (size_t)snprintf(db, sizeof db, "chatgw_t_");
+    for (; *name && *name != '.' && k + 1 < sizeof db; name++)
+        db[k++] = (*name >= 'a' && *name <= 'z') || (*name >= '0' && *name <= '9') ? *name : '_';
+    db[k] = '\0';
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s", db);
+    PQclear(pg_run(pg_url, sql));
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    PQclear(pg_run(pg_url, sql));
+    snprintf(buf, size, "%.*s/%s", (int)(slash - pg_url), pg_url, db);
+}
+
+/* The SQLite-only statements of these tests in PostgreSQL's words. */
+static const char *pg_translate(const char *sql, char *buf, size_t size)
+{
+    int v;
+    if (strcmp(sql, "PRAGMA user_version") == 0)
+        return "SELECT coalesce(max(version), 0) FROM chatgw_schema";
+    if (sscanf(sql, "PRAGMA user_version = %d", &v) == 1) {
+        snprintf(buf, size, "UPDATE chatgw_schema SET version = %d", v);
+        return buf;
+    }
+    if (strstr(sql, "sqlite_master"))
+        return "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
+               "AND table_name IN ('users','tokens','sessions','messages','rules')";
+    if (strstr(sql, "typeof(hash) = 'blob'")) {
+        snprintf(buf, size, "SELECT pg_typeof(hash) = 'bytea'::regtype FROM tokens %s",
+                 strstr(sql, "WHERE"));
+        return buf;
+    }
+    return sql;
+}
+#endif
+
 static void path_in_tmp(char *buf, size_t size, const char *name)
 {
+#ifdef HAVE_POSTGRES
+    if (pg_url) {
+        pg_fresh(buf, size, name);
+        return;
+    }
+#endif
     snprintf(buf, size, "%s/%s", tmpdir, name);
 }
 
@@ -50,9 +126,22 @@ static sqlite3 *raw_open(const char *path)
 
 static long long raw_int(const char *path, const char *sql)
 {
-    sqlite3 *db = raw_open(path);
+    sqlite3 *db;
     sqlite3_stmt *s = NULL;
     long long v = -1;
+#ifdef HAVE_POSTGRES
+    if (pg_url) {
+        char buf[400];
+        PGresult *r = pg_run(path, pg_translate(sql, buf, sizeof buf));
+        if (PQntuples(r) > 0) {
+            const char *t = PQgetvalue(r, 0, 0);
+            v = strcmp(t, "t") == 0 ? 1 : strcmp(t, "f") == 0 ? 0 : strtoll(t, NULL, 10);
+        }
+        PQclear(r);
+        return v;
+    }
+#endif
+    db = raw_open(path);
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         BAIL_OUT("raw prepare %s: %s", sql, sqlite3_errmsg(db));
     if (sqlite3_step(s) == SQLITE_ROW)
@@ -64,9 +153,19 @@ static long long raw_int(const char *path, const char *sql)
 
 static char *raw_text(const char *path, const char *sql, char *buf, size_t size)
 {
-    sqlite3 *db = raw_open(path);
+    sqlite3 *db;
     sqlite3_stmt *s = NULL;
     buf[0] = '\0';
+#ifdef HAVE_POSTGRES
+    if (pg_url) {
+        PGresult *r = pg_run(path, sql);
+        if (PQntuples(r) > 0)
+            snprintf(buf, size, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        return buf;
+    }
+#endif
+    db = raw_open(path);
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         BAIL_OUT("raw prepare %s: %s", sql, sqlite3_errmsg(db));
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
@@ -78,7 +177,15 @@ static char *raw_text(const char *path, const char *sql, char *buf, size_t size)
 
 static void raw_exec(const char *path, const char *sql)
 {
-    sqlite3 *db = raw_open(path);
+    sqlite3 *db;
+#ifdef HAVE_POSTGRES
+    if (pg_url) {
+        char buf[400];
+        PQclear(pg_run(path, pg_translate(sql, buf, sizeof buf)));
+        return;
+    }
+#endif
+    db = raw_open(path);
     if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
         BAIL_OUT("raw exec %s: %s", sql, sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -168,6 +275,10 @@ static void test_wal_and_pragmas(void)
     char path[600], mode[32];
     struct store *st;
 
+    if (pg_url) {
+        diag("skipped: journal mode is SQLite's");
+        return;
+    }
     path_in_tmp(path, sizeof path, "wal.db");
     st = open_migrated(path);
     is_str(raw_text(path, "PRAGMA journal_mode", mode, sizeof mode), "wal",
@@ -184,6 +295,17 @@ static void test_open_errors(void)
     struct cgw_error err = {0};
     FILE *f;
 
+    if (pg_url) {
+        /* Port 1 on loopback: nothing listens there. */
+        is_int(store_open("postgresql://chatgw@127.0.0.1:1/none?connect_timeout=5", true, 100, &st,
+                          &err),
+               CGW_ERR_BACKEND, "a server that is not there is BACKEND");
+        ok(st == NULL, "and no handle");
+        ok(has_text(&err, "store: open PostgreSQL"), "the text names it: %s", err.text);
+        ok(!has_text(&err, "chatgw@"), "but not the URI (it may hold a password): %s", err.text);
+        is_int(store_open("", true, 100, &st, &err), CGW_ERR_INVALID, "an empty path is invalid");
+        return;
+    }
     path_in_tmp(path, sizeof path, "no/such/dir/x.db");
     is_int(store_open(path, true, 100, &st, &err), CGW_ERR_BACKEND,
            "a missing directory is a backend error");
@@ -760,9 +882,11 @@ static void test_busy(const char *path)
         BAIL_OUT("open b: %s", err.text);
     is_int(store_begin(a, &err), CGW_OK, "a holds the write lock");
     is_int(store_user_add(a, "lockholder", NULL, &err), CGW_OK, "a writes");
-    is_int(store_user_add(b, "waiter", NULL, &err), CGW_ERR_BACKEND,
+    /* PostgreSQL locks rows, not the database: b waits only for the row a holds. */
+    is_int(store_user_add(b, pg_url ? "lockholder" : "waiter", NULL, &err), CGW_ERR_BACKEND,
            "b gives up after its busy timeout");
-    ok(has_text(&err, "store: add user") && has_text(&err, "locked"), "text: %s", err.text);
+    ok(has_text(&err, "store: add user") && has_text(&err, pg_url ? "lock timeout" : "locked"),
+       "text: %s", err.text);
     is_int(store_user_get(b, "alice", &u, &err), CGW_OK, "b can still read (WAL)");
     is_int(store_user_get(b, "lockholder", &u, &err), CGW_ERR_NOT_FOUND,
            "but not a's uncommitted row");
@@ -942,6 +1066,15 @@ int main(void)
 
     plan_lazy();
     make_tmpdir();
+    pg_url = getenv("CHATGW_TEST_PG_URL");
+    if (pg_url && !*pg_url)
+        pg_url = NULL;
+#ifndef HAVE_POSTGRES
+    if (pg_url)
+        BAIL_OUT("CHATGW_TEST_PG_URL is set, but this build has no PostgreSQL backend");
+#endif
+    if (pg_url)
+        diag("store backend: PostgreSQL (CHATGW_TEST_PG_URL)");
 
     test_migrate();
     test_wal_and_pragmas();
