@@ -1,4 +1,5 @@
-/* embedded.h: text files (SQL migrations, Lua scripts) compiled into the binaries. */
+/* embedded.h: text files (SQL migrations, Lua scripts, the OpenAPI description)
+ * compiled into the binaries. */
 #ifndef CGW_EMBEDDED_H
 #define CGW_EMBEDDED_H
 
@@ -10,5 +11,7 @@ struct embedded_file {
 /* Both arrays end with a {NULL, NULL} entry and are sorted by name (the build sorts them). */
 extern const struct embedded_file cgw_sql_migrations[];
 extern const struct embedded_file cgw_lua_scripts[];
+/* doc/openapi.yaml, in chatgw.fcgi only (fcgi/liblayer.a; GET /openapi.yaml). */
+extern const struct embedded_file cgw_openapi[];
 
 #endif
