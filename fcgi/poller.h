@@ -28,8 +28,7 @@ struct metrics;
  * answers of held requests) are borrowed for the life of the process. Redis need not
  * be up: the loop connects and reconnects by itself. */
 enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus_cfg,
-                          struct metrics *metrics,
-                          struct poller **out, struct cgw_error *err);
+                          struct metrics *metrics, struct poller **out, struct cgw_error *err);
 
 /* Answers every held request with its acks, as if its waitMs had passed, and stops
  * the loop; returns when that is done or after timeout_ms. Requests handed over
