@@ -62,6 +62,7 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
     unsigned char rnd[9];
 
     memset(req, 0, sizeof *req);
+    req->route = -1;
     snprintf(req->method_name, sizeof req->method_name, "%s", method ? method : "");
     req->method = method_parse(method);
     if (cgw_random_bytes(rnd, sizeof rnd) == 0)
@@ -72,6 +73,7 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
     req->authorization = param_dup(fr, "HTTP_AUTHORIZATION");
     req->remote_user = param_dup(fr, "REMOTE_USER");
     req->origin = param_dup(fr, "HTTP_ORIGIN");
+    req->remote_addr = param_dup(fr, "REMOTE_ADDR");
     if (!req->path || !req->query)
         return -1;
 
@@ -186,8 +188,17 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
 {
     char *text = NULL;
     size_t len = 0;
+    const char *type = "application/json; charset=utf-8";
 
-    if (resp->body) {
+    if (resp->text) {
+        text = strdup(resp->text);
+        if (!text) {
+            FCGX_PutS("Status: 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", fr->out);
+            return -1;
+        }
+        len = strlen(text);
+        type = resp->content_type;
+    } else if (resp->body) {
         text = json_dumps(resp->body, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (!text) {
             log_error("out of memory encoding a response");
@@ -207,9 +218,8 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
                      resp->status, reason_phrase(resp->status));
     at += n > 0 ? (size_t)n : 0;
     if (text)
-        n = snprintf(head + at, sizeof head - at,
-                     "Content-Type: application/json; charset=utf-8\r\nContent-Length: %zu\r\n",
-                     len + 1);
+        n = snprintf(head + at, sizeof head - at, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                     type, resp->text ? len : len + 1);
     else
         n = snprintf(head + at, sizeof head - at, "Content-Length: 0\r\n");
     at += n > 0 ? (size_t)n : 0;
@@ -244,7 +254,8 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
     FCGX_PutStr(head, (int)at, fr->out);
     int rc = 0;
     if (text && req && req->method != HTTP_HEAD) {
-        if (FCGX_PutStr(text, (int)len, fr->out) < 0 || FCGX_PutS("\n", fr->out) < 0)
+        if (FCGX_PutStr(text, (int)len, fr->out) < 0 ||
+            (!resp->text && FCGX_PutS("\n", fr->out) < 0))
             rc = -1;
     }
     free(text);
@@ -259,6 +270,7 @@ void request_free(struct request *req)
     free(req->authorization);
     free(req->remote_user);
     free(req->origin);
+    free(req->remote_addr);
     free(req->body);
     free(req->path_buf);
     memset(req, 0, sizeof *req);

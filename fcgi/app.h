@@ -16,6 +16,7 @@
 
 struct poller;
 struct feed_backlog;
+struct metrics;
 
 /* Read-only after start; shared by all threads. */
 struct app {
@@ -24,6 +25,7 @@ struct app {
     const char *config_path; /* the file the config came from, "" when none (for runners) */
     struct poller *poller;   /* the long-poll event loop of this process (poller.h) */
     struct feed_backlog *feed_backlog; /* feed frames Redis did not take (core/feed.h) */
+    struct metrics *metrics; /* this process's counters (metrics.h; atomic), may be NULL */
 };
 
 enum http_method {
@@ -49,6 +51,7 @@ struct request {
     char *authorization; /* may be NULL */
     char *remote_user;   /* may be NULL */
     char *origin;        /* may be NULL */
+    char *remote_addr;   /* REMOTE_ADDR, the client as the web server saw it; may be NULL */
     char *body;          /* NUL-terminated, body_len bytes; NULL when empty */
     size_t body_len;
     bool body_too_large; /* CONTENT_LENGTH over limits.max_body */
@@ -56,6 +59,8 @@ struct request {
     const char *params[REQUEST_MAX_PARAMS]; /* path parameters, borrowed from path_buf */
     size_t n_params;
     char *path_buf;
+    int route;          /* index in the route table (router_route_at), -1: none yet */
+    int64_t started_us; /* metrics_now_us() when it was accepted */
 
     /* Filled by authentication. */
     bool authenticated;

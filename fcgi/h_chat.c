@@ -8,6 +8,7 @@
 #include "core/util.h"
 #include "fcgi/answer.h"
 #include "fcgi/handlers.h"
+#include "fcgi/metrics.h"
 #include "fcgi/poller.h"
 #include "fcgi/spawn.h"
 
@@ -214,6 +215,7 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
         response_from_err(resp, &err, s.id);
         goto out;
     }
+    metrics_run_started(w->app->metrics, (int)provider, started.spawn_failed);
     log_context_set(req->request_id, started.run_id, s.id);
     log_info("run %s started by %s (%s)", started.run_id, req->user.name, s.provider);
     response_json(resp, 202,

@@ -61,6 +61,11 @@ void h_rules_delete(struct worker *w, struct request *req, const struct query *q
 void h_auth_ticket(struct worker *w, struct request *req, const struct query *q,
                    struct response *resp);
 
+/* h_metrics.c: GET /metrics (metrics.allow, metrics.token: no user token) and GET
+ * /openapi.yaml (doc/openapi.yaml, compiled in). */
+void h_metrics(struct worker *w, struct request *req, const struct query *q, struct response *resp);
+void h_openapi(struct worker *w, struct request *req, const struct query *q, struct response *resp);
+
 /* h_subscribe.c: GET (query form) and POST (body form) /chat/subscribe. */
 void h_subscribe(struct worker *w, struct request *req, const struct query *q,
                  struct response *resp);

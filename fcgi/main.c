@@ -23,6 +23,7 @@
 #include "core/util.h"
 #include "fcgi/adapter.h"
 #include "fcgi/app.h"
+#include "fcgi/metrics.h"
 #include "fcgi/poller.h"
 #include "fcgi/reaper.h"
 #include "fcgi/router.h"
@@ -50,12 +51,14 @@ static struct park *serve(struct worker *w, FCGX_Request *fr, bool *read_all)
     struct request req;
     struct response resp = {.status = 500};
     struct park *park = NULL;
+    int64_t started_us = metrics_now_us();
 
     *read_all = false;
     if (adapter_read(fr, &w->app->cfg, &req) < 0) {
         response_error(&resp, CODE_INTERNAL_ERROR, NULL, "internal error");
     } else {
         *read_all = !req.body_too_large;
+        req.started_us = started_us;
         log_context_set(req.request_id, NULL, NULL);
         router_dispatch(w, &req, &resp);
     }
@@ -64,13 +67,15 @@ static struct park *serve(struct worker *w, FCGX_Request *fr, bool *read_all)
         if (log_enabled(LOG_LEVEL_DEBUG))
             log_info("%s %s -> held", req.method_name, req.path ? req.path : "?");
     } else {
+        metrics_answer(w->app->metrics, req.route, resp.status, metrics_now_us() - started_us,
+                       resp.body);
         if (adapter_write(fr, &w->app->cfg, &req, &resp) < 0)
             log_info("client went away before the answer to %s %s", req.method_name,
                      req.path ? req.path : "?");
         if (resp.status >= 500 || log_enabled(LOG_LEVEL_DEBUG))
             log_info("%s %s -> %d", req.method_name, req.path ? req.path : "?", resp.status);
     }
-    json_decref(resp.body);
+    response_clear(&resp);
     request_free(&req);
     log_context_clear();
     return park;
@@ -195,6 +200,7 @@ static void usage(FILE *f)
             "  -s SOCKET   listen on this unix socket path or :PORT (default: a socket\n"
             "              handed over by systemd, spawn-fcgi or mod_fcgid, else fcgi.socket)\n"
             "  -t THREADS  worker threads (default: fcgi.threads)\n"
+            "  -R          print the route table (METHOD PATTERN per line) and exit\n"
             "  -h          this help;  -V  version\n",
             CGW_DEFAULT_CONFIG_PATH);
 }
@@ -209,7 +215,7 @@ struct options {
 static int parse_options(int argc, char **argv, struct options *o)
 {
     int c;
-    while ((c = getopt(argc, argv, "c:s:t:hV")) != -1) {
+    while ((c = getopt(argc, argv, "c:s:t:RhV")) != -1) {
         switch (c) {
         case 'c':
             o->config_path = optarg;
@@ -229,6 +235,12 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'V':
             printf("chatgw.fcgi %s\n", PACKAGE_VERSION);
             return 0;
+        case 'R': {
+            const char *method, *pattern;
+            for (size_t i = 0; router_route_at(i, &method, &pattern) == 0; i++)
+                printf("%s %s\n", method, pattern);
+            return 0;
+        }
         default:
             usage(stderr);
             return 2;
@@ -327,6 +339,16 @@ static int trust_remote_user_check(const struct config *cfg, int sock, const cha
     return -1;
 }
 
+/* The process's counters, labelled with the route table. NULL when out of memory. */
+static struct metrics *metrics_start(void)
+{
+    static const char *method[64], *pattern[64];
+    size_t n = 0;
+    while (n < 64 && router_route_at(n, &method[n], &pattern[n]) == 0)
+        n++;
+    return metrics_new(method, pattern, n);
+}
+
 /* Starts n worker threads accepting on sock. Returns the array (it stays reachable,
  * with each worker's request, until the process exits), or NULL (logged). */
 static struct thread_arg *workers_start(const struct app *app, int sock, int64_t n)
@@ -412,7 +434,11 @@ int main(int argc, char **argv)
         bus_sigpipe_ignored();
 
     /* The long-poll loop: one thread, started before the workers can park anything. */
-    if (poller_start(&app.cfg, &app.bus_cfg, &app.poller, &err) != CGW_OK) {
+    if (!(app.metrics = metrics_start())) {
+        log_error("out of memory");
+        return 1;
+    }
+    if (poller_start(&app.cfg, &app.bus_cfg, app.metrics, &app.poller, &err) != CGW_OK) {
         log_error("cannot start the long-poll loop: %s", err.text);
         return 1;
     }

@@ -52,6 +52,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "fcgi/adapter.h"
+#include "fcgi/metrics.h"
 
 #define USER_BUCKETS 256
 #define EPOLL_BATCH 128
@@ -78,8 +79,10 @@ struct park {
     bool abort;                             /* an abort waiting for its run's complete */
     char run_id[CGW_ID_MAX];                /* ... of this run */
     enum http_method method;
-    char *origin;     /* for CORS headers; NULL when none */
-    int64_t deadline; /* cgw_mono_ms */
+    int route;          /* of the request, for metrics */
+    int64_t started_us; /* ... */
+    char *origin;       /* for CORS headers; NULL when none */
+    int64_t deadline;   /* cgw_mono_ms */
     struct sub_session *sessions;
     size_t n;
     struct waiter *waiters; /* one per found session, in request order */
@@ -112,6 +115,7 @@ struct user_slot {
 struct poller {
     const struct config *cfg;
     const struct bus_config *bus_cfg;
+    struct metrics *metrics; /* borrowed; may be NULL */
     pthread_t thread;
 
     /* Shared with the workers, under lock. */
@@ -219,6 +223,8 @@ enum cgw_err poller_park_new(struct poller *p, const struct request *req, int64_
     pk->user_id = user_id;
     snprintf(pk->token_public, sizeof pk->token_public, "%s", req->token_public);
     pk->method = req->method;
+    pk->route = req->route;
+    pk->started_us = req->started_us;
     pk->deadline = cgw_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
     pk->sessions = sessions;
     pk->n = n;
@@ -619,6 +625,8 @@ static void release(struct poller *p, struct park *pk, const struct response *re
         waiter_unlink(p, &pk->waiters[i]);
     if (resp) {
         struct request req = {.method = pk->method, .origin = pk->origin};
+        metrics_answer(p->metrics, pk->route, resp->status, metrics_now_us() - pk->started_us,
+                       resp->body);
         if (adapter_write(pk->fr, p->cfg, &req, resp) < 0)
             log_info("poller: client went away before its subscribe answer");
         else
@@ -907,7 +915,7 @@ static void *poller_main(void *arg)
 }
 
 enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus_cfg,
-                          struct poller **out, struct cgw_error *err)
+                          struct metrics *metrics, struct poller **out, struct cgw_error *err)
 {
     struct poller *p = calloc(1, sizeof *p);
     enum cgw_err rc;
@@ -917,6 +925,7 @@ enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus
         return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
     p->cfg = cfg;
     p->bus_cfg = bus_cfg;
+    p->metrics = metrics;
     p->ep = p->wake_fd = -1;
     p->incoming_tail = &p->incoming;
     p->answer_tail = &p->answer;

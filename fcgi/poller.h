@@ -22,11 +22,13 @@
 
 struct poller;
 struct park;
+struct metrics;
 
-/* Starts the poller thread. cfg and bus_cfg are borrowed for the life of the
- * process. Redis need not be up: the loop connects and reconnects by itself. */
+/* Starts the poller thread. cfg, bus_cfg and metrics (may be NULL; it counts the
+ * answers of held requests) are borrowed for the life of the process. Redis need not
+ * be up: the loop connects and reconnects by itself. */
 enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus_cfg,
-                          struct poller **out, struct cgw_error *err);
+                          struct metrics *metrics, struct poller **out, struct cgw_error *err);
 
 /* Answers every held request with its acks, as if its waitMs had passed, and stops
  * the loop; returns when that is done or after timeout_ms. Requests handed over

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/reap.h"
 #include "core/util.h"
+#include "fcgi/metrics.h"
 
 static void *reaper_main(void *p)
 {
@@ -32,6 +33,7 @@ static void *reaper_main(void *p)
         size_t republished = 0;
         if (rc == CGW_OK)
             rc = feed_backlog_flush(app->feed_backlog, st, bus, &republished, &err);
+        metrics_reaper_round(app->metrics, reaped, republished, rc != CGW_OK);
         if (republished)
             log_info("reaper: published %zu delayed feed frame%s", republished,
                      republished == 1 ? "" : "s");

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/event.h"
 #include "core/log.h"
@@ -10,6 +11,8 @@
 void response_json(struct response *resp, int status, json_t *body)
 {
     json_decref(resp->body);
+    free(resp->text);
+    resp->text = NULL;
     resp->status = status;
     resp->body = body;
 }
@@ -37,4 +40,27 @@ void response_from_err(struct response *resp, const struct cgw_error *err, const
         return;
     }
     response_error(resp, code, session_id, "%s", err->text);
+}
+
+void response_text(struct response *resp, int status, const char *content_type, char *text)
+{
+    json_decref(resp->body);
+    resp->body = NULL;
+    free(resp->text);
+    resp->text = NULL;
+    if (!text) {
+        response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
+        return;
+    }
+    resp->status = status;
+    resp->text = text;
+    resp->content_type = content_type;
+}
+
+void response_clear(struct response *resp)
+{
+    json_decref(resp->body);
+    free(resp->text);
+    resp->body = NULL;
+    resp->text = NULL;
 }

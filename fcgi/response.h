@@ -13,11 +13,13 @@ struct park;
 
 struct response {
     int status;
-    json_t *body;      /* owned; NULL = no body */
-    char allow[64];    /* Allow header for 405, "" = none */
-    bool cors;         /* add CORS headers for the request's origin */
-    struct park *park; /* set by a handler that holds the request (subscribe): main.c
-                        * hands the request to the poller instead of answering it */
+    json_t *body;             /* owned; NULL = no body */
+    char allow[64];           /* Allow header for 405, "" = none */
+    bool cors;                /* add CORS headers for the request's origin */
+    struct park *park;        /* set by a handler that holds the request (subscribe): main.c
+                               * hands the request to the poller instead of answering it */
+    char *text;               /* owned; a body that is not JSON (body is then NULL) */
+    const char *content_type; /* of text; static */
 };
 
 /* Sets resp to the protocol error of code with printf-style text (DESIGN §3.2).
@@ -31,5 +33,12 @@ void response_from_err(struct response *resp, const struct cgw_error *err, const
 
 /* Sets status and takes ownership of body (NULL: no body). */
 void response_json(struct response *resp, int status, json_t *body);
+
+/* Sets status and a body that is not JSON: text (takes ownership; NULL, out of memory,
+ * is a 500) of content_type (static). */
+void response_text(struct response *resp, int status, const char *content_type, char *text);
+
+/* Frees what resp owns (body, text). */
+void response_clear(struct response *resp);
 
 #endif

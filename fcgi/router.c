@@ -36,6 +36,9 @@ static const struct route routes[] = {
     {HTTP_POST, "/auth/ticket", h_auth_ticket, AUTH_TOKEN, false},
     {HTTP_GET, "/rules", h_rules_list, AUTH_TOKEN, false},
     {HTTP_DELETE, "/rules/{}", h_rules_delete, AUTH_TOKEN, false},
+    /* metrics.allow and metrics.token decide, not the user tokens (h_metrics.c) */
+    {HTTP_GET, "/metrics", h_metrics, AUTH_NONE, false},
+    {HTTP_GET, "/openapi.yaml", h_openapi, AUTH_NONE, false},
 };
 
 static const struct {
@@ -114,6 +117,19 @@ static const struct route *route_find(struct request *req, unsigned *allowed)
     return NULL;
 }
 
+int router_route_at(size_t i, const char **method, const char **pattern)
+{
+    if (i >= sizeof routes / sizeof routes[0])
+        return -1;
+    *pattern = routes[i].pattern;
+    *method = "?";
+    for (size_t j = 0; j < sizeof method_names / sizeof method_names[0]; j++) {
+        if (method_names[j].method == routes[i].method)
+            *method = method_names[j].name;
+    }
+    return 0;
+}
+
 handler_fn router_find(struct request *req, unsigned *allowed)
 {
     const struct route *r = route_find(req, allowed);
@@ -153,6 +169,7 @@ void router_dispatch(struct worker *w, struct request *req, struct response *res
                        req->method_name, req->path);
         return;
     }
+    req->route = (int)(found - routes);
     if (query_parse(req->query, &q) < 0) {
         response_error(resp, CODE_INVALID_REQUEST, NULL, "malformed query string");
         return;

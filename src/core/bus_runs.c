@@ -843,3 +843,14 @@ enum cgw_err bus_feed_read(struct bus *b, int64_t user, int64_t after_seq, int64
     const char *keys[3] = {seq, stream, none};
     return read_stream(b, keys, label, after_seq, max_count, max_bytes, out, err);
 }
+
+enum cgw_err bus_runs_running_count(struct bus *b, int64_t *n, struct cgw_error *err)
+{
+    redisReply *r;
+    enum cgw_err rc = bus_cmd(b, CMD_RETRY, WANT_INT, &r, err, 2, "SCARD", BUS_RUNNING_KEY);
+    if (rc != CGW_OK)
+        return rc;
+    *n = (int64_t)r->integer;
+    freeReplyObject(r);
+    return CGW_OK;
+}

@@ -71,6 +71,12 @@ const struct config_key config_keys[] = {
      "accept REMOTE_USER set by the web server as the authenticated chatgw user"},
     {"auth.ticket_ttl_s", CONFIG_INT, OFF(auth_ticket_ttl_s), "300", 10, 3600,
      "seconds a subscribe ticket (POST /auth/ticket) stays valid"},
+    {"metrics.allow", CONFIG_STRING, OFF(metrics_allow), "loopback", 0, 0,
+     "who may read GET /metrics: loopback (clients at 127.0.0.0/8 or ::1, as the web server "
+     "reports them in REMOTE_ADDR), any, or off (404)"},
+    {"metrics.token", CONFIG_STRING, OFF(metrics_token), "", 0, 0,
+     "when not empty, GET /metrics also wants \"Authorization: Bearer <this>\" (not a user "
+     "token)"},
     {"projects.roots", CONFIG_LIST, OFF(project_roots), "", 0, 0,
      "absolute directories, separated by ':' or ',', that session project paths must lie in"},
     /* <name>.bin of every provider, from its row in provider_list.h */
@@ -436,6 +442,11 @@ static enum cgw_err config_check(const struct config *cfg, struct cgw_error *err
                              "db.url is set, but this chatgw was built without PostgreSQL "
                              "support (apt-get install libpq-dev, then configure --with-postgres)");
 #endif
+    if (strcmp(cfg->metrics_allow, "loopback") != 0 && strcmp(cfg->metrics_allow, "any") != 0 &&
+        strcmp(cfg->metrics_allow, "off") != 0)
+        return cgw_error_set(err, CGW_ERR_INVALID,
+                             "metrics.allow: \"%s\" is not loopback, any or off",
+                             cfg->metrics_allow);
     if (cfg->redis_address[0] == '\0')
         return cgw_error_set(err, CGW_ERR_INVALID, "redis.address is empty");
     if (cfg->runner_homes[0] != '\0' && cfg->runner_homes[0] != '/')

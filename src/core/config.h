@@ -61,6 +61,8 @@ struct config {
     char *cors_origins;          /* cors.origins: space/comma separated, "" = no CORS */
     bool auth_trust_remote_user; /* auth.trust_remote_user */
     int64_t auth_ticket_ttl_s;   /* auth.ticket_ttl_s: lifetime of a subscribe ticket */
+    char *metrics_allow;         /* metrics.allow: "loopback", "any" or "off" */
+    char *metrics_token;         /* metrics.token: "" = none */
 
     /* projects */
     char *project_roots[CGW_MAX_PROJECT_ROOTS]; /* projects.roots: ':' or ',' separated */

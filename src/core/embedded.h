@@ -1,4 +1,5 @@
-/* embedded.h: text files (SQL migrations, Lua scripts) compiled into the binaries. */
+/* embedded.h: text files (SQL migrations, Lua scripts, the OpenAPI description)
+ * compiled into the binaries. */
 #ifndef CGW_EMBEDDED_H
 #define CGW_EMBEDDED_H
 
@@ -12,5 +13,7 @@ extern const struct embedded_file cgw_sql_migrations[]; /* SQLite: sql/NNNN_name
 extern const struct embedded_file
     cgw_sql_migrations_pg[]; /* PostgreSQL: sql/postgres/NNNN_name.sql */
 extern const struct embedded_file cgw_lua_scripts[];
+/* doc/openapi.yaml, in chatgw.fcgi only (fcgi/liblayer.a; GET /openapi.yaml). */
+extern const struct embedded_file cgw_openapi[];
 
 #endif
