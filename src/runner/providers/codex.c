@@ -79,8 +79,7 @@ static int codex_build_argv(const struct runner_request *req, struct runner_strv
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (runner_strv_add(argv, fixed[i]) < 0)
             return -1;
-    if (req->model && *req->model &&
-        runner_strv_add2(argv, "--model=", req->model) < 0)
+    if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
     if (runner_strv_add(argv, "--sandbox") < 0 || runner_strv_add(argv, codex_sandbox(req)) < 0)
         return -1;

@@ -113,8 +113,7 @@ static int gemini_build_argv(const struct runner_request *req, struct runner_str
     if (runner_strv_add(argv, "--output-format") < 0 || runner_strv_add(argv, "stream-json") < 0 ||
         runner_strv_add(argv, "--skip-trust") < 0)
         return -1;
-    if (req->model && *req->model &&
-        runner_strv_add2(argv, "--model=", req->model) < 0)
+    if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
     if (approval && strcmp(approval, "--yolo") == 0) {
         if (runner_strv_add(argv, "--yolo") < 0)

@@ -75,8 +75,7 @@ static int opencode_build_argv(const struct runner_request *req, struct runner_s
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (runner_strv_add(argv, fixed[i]) < 0)
             return -1;
-    if (req->model && *req->model &&
-        runner_strv_add2(argv, "--model=", req->model) < 0)
+    if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
     if (req->native_id &&
         (runner_strv_add(argv, "--session") < 0 || runner_strv_add(argv, req->native_id) < 0))
