@@ -104,9 +104,16 @@ static json_t *send_options(json_t *options, enum provider_id provider, const ch
         response_error(resp, CODE_INVALID_REQUEST, sid, "options must be an object");
         goto bad;
     }
-    if ((v = json_object_get(options, "model")) &&
-        (!json_is_string(v) || json_string_length(v) > 200)) {
+    if ((v = json_object_get(options, "model")) && !json_is_string(v)) {
         response_error(resp, CODE_INVALID_REQUEST, sid, "options.model must be a string");
+        goto bad;
+    }
+    /* It becomes the CLI's --model=VALUE: never an option of its own (issue 11, item 4). */
+    if (v && !provider_model_valid(json_string_value(v))) {
+        response_error(resp, CODE_INVALID_REQUEST, sid,
+                       "options.model must be at most %d letters, digits and . _ - : / @ +, "
+                       "not starting with '-'",
+                       PROVIDER_MODEL_MAX);
         goto bad;
     }
     if (v && json_object_set(out, "model", v) < 0)
@@ -195,6 +202,15 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     if (provider_from_name(s.provider, &provider) < 0) {
         response_error(resp, CODE_UNSUPPORTED_PROVIDER, s.id, "provider \"%s\" is not available",
                        s.provider);
+        goto out;
+    }
+    if (provider_caps[provider].max_prompt > 0 &&
+        strlen(content) > (size_t)provider_caps[provider].max_prompt) {
+        /* The CLI takes the prompt as one argv word (provider_list.h). */
+        response_error(resp, CODE_PAYLOAD_TOO_LARGE, s.id,
+                       "content is longer than %lld bytes, the limit of %s (the prompt goes on "
+                       "its command line)",
+                       (long long)provider_caps[provider].max_prompt, provider_name(provider));
         goto out;
     }
     options = send_options(json_object_get(body, "options"), provider, s.id, resp);

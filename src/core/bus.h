@@ -3,7 +3,7 @@
  * Key layout (DESIGN §6); every key of session S carries the hash tag {S}, so each
  * Lua script touches one slot:
  *   cgw:{S}:run      hash   runId, status (running|completed), provider, owner,
- *                           request (JSON), runnerHost, runnerPid, startedMs,
+ *                           request (JSON), runnerHost, runnerPid, cliPgid, startedMs,
  *                           completedMs, lastEventId, lastEventSeq (idempotency of
  *                           publish/complete), claimSeq (the claim's answer, for a
  *                           repeated claim), permSeq (arrival counter of permission
@@ -100,6 +100,7 @@ struct bus_run {
     int64_t owner;
     char runner_host[64];
     int64_t runner_pid;
+    int64_t cli_pgid; /* the CLI's process group (its pid), 0 before it started */
     int64_t started_ms;
     int64_t completed_ms;
     int64_t last_seq; /* the session's seq counter */
@@ -173,6 +174,11 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
  * not the running run. */
 enum cgw_err bus_run_set_runner(struct bus *b, const char *session_id, const char *run_id,
                                 const char *host, int64_t pid, struct cgw_error *err);
+
+/* Records the process group of run_id's CLI (the reaper kills what is left of it when
+ * the runner is lost, reap.h). CGW_ERR_STALE if run_id is not the running run. */
+enum cgw_err bus_run_set_cli(struct bus *b, const char *session_id, const char *run_id,
+                             int64_t pgid, struct cgw_error *err);
 
 /* Reads the session's run. CGW_ERR_NOT_FOUND when there is none. request_json
  * (may be NULL) receives a new string (free()) with the run request. */

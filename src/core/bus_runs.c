@@ -322,12 +322,13 @@ enum cgw_err bus_run_claim(struct bus *b, const struct bus_claim *c, int64_t *la
     return bus_running_add(b, c->session_id, err);
 }
 
-enum cgw_err bus_run_set_runner(struct bus *b, const char *session_id, const char *run_id,
-                                const char *host, int64_t pid, struct cgw_error *err)
+/* Sets the run hash's fields (names[i] = values[i], n pairs) if run_id is still running. */
+static enum cgw_err run_set_fields(struct bus *b, const char *session_id, const char *run_id,
+                                   const char *const *names, const char *const *values, size_t n,
+                                   struct cgw_error *err)
 {
     struct bus_keys k;
-    char pidbuf[24];
-    const char *args[3];
+    const char *args[5];
     redisReply *r;
     enum cgw_err rc;
 
@@ -335,15 +336,36 @@ enum cgw_err bus_run_set_runner(struct bus *b, const char *session_id, const cha
         return rc;
     if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
-    snprintf(pidbuf, sizeof(pidbuf), "%" PRId64, pid);
     args[0] = run_id;
-    args[1] = host ? host : "";
-    args[2] = pidbuf;
-    rc = bus_script(b, SCRIPT_SET_RUNNER, CMD_RETRY, WANT_INT, 1, &k.k[K_RUN], 3, args, NULL, &r,
-                    err);
+    for (size_t i = 0; i < n && i < 2; i++) {
+        args[1 + 2 * i] = names[i];
+        args[2 + 2 * i] = values[i];
+    }
+    rc = bus_script(b, SCRIPT_SET_RUNNER, CMD_RETRY, WANT_INT, 1, &k.k[K_RUN], (int)(1 + 2 * n),
+                    args, NULL, &r, err);
     if (rc == CGW_OK)
         freeReplyObject(r);
     return rc;
+}
+
+enum cgw_err bus_run_set_runner(struct bus *b, const char *session_id, const char *run_id,
+                                const char *host, int64_t pid, struct cgw_error *err)
+{
+    static const char *const names[] = {"runnerHost", "runnerPid"};
+    char pidbuf[24];
+    snprintf(pidbuf, sizeof(pidbuf), "%" PRId64, pid);
+    const char *values[] = {host ? host : "", pidbuf};
+    return run_set_fields(b, session_id, run_id, names, values, 2, err);
+}
+
+enum cgw_err bus_run_set_cli(struct bus *b, const char *session_id, const char *run_id,
+                             int64_t pgid, struct cgw_error *err)
+{
+    static const char *const names[] = {"cliPgid"};
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%" PRId64, pgid);
+    const char *values[] = {buf};
+    return run_set_fields(b, session_id, run_id, names, values, 1, err);
 }
 
 /* How the run hash's fields land in struct bus_run. */
@@ -362,6 +384,7 @@ static const struct {
     RUN_FIELD("provider", F_STR, provider),      RUN_FIELD("owner", F_INT, owner),
     RUN_FIELD("runnerHost", F_STR, runner_host), RUN_FIELD("runnerPid", F_INT, runner_pid),
     RUN_FIELD("startedMs", F_INT, started_ms),   RUN_FIELD("completedMs", F_INT, completed_ms),
+    RUN_FIELD("cliPgid", F_INT, cli_pgid),
 };
 
 enum cgw_err bus_run_get(struct bus *b, const char *session_id, struct bus_run *out,

@@ -10,11 +10,12 @@
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 
 /* Cursor's adapter is tested against fixtures only (its CLI cannot be installed offline). */
-#define PROVIDER_CAPS(ID, name, bin, doc, flags, ...)                                              \
+#define PROVIDER_CAPS(ID, name, bin, doc, flags, argv_prompt, ...)                                 \
     [PROVIDER_##ID] = {.modes = {__VA_ARGS__, NULL},                                               \
                        .permission_requests = ((flags)&PROVIDER_F_PERMISSIONS) != 0,               \
                        .abort = ((flags)&PROVIDER_F_ABORT) != 0,                                   \
-                       .resume = ((flags)&PROVIDER_F_RESUME) != 0},
+                       .resume = ((flags)&PROVIDER_F_RESUME) != 0,                                 \
+                       .max_prompt = (argv_prompt)},
 const struct provider_caps provider_caps[PROVIDER__COUNT] = {CGW_PROVIDER_LIST(PROVIDER_CAPS)};
 #undef PROVIDER_CAPS
 
@@ -26,6 +27,16 @@ bool provider_mode_known(enum provider_id p, const char *mode)
         if (strcmp(provider_caps[p].modes[i], mode) == 0)
             return true;
     return false;
+}
+
+bool provider_model_valid(const char *model)
+{
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789._-:/@+";
+    if (!model)
+        return false;
+    size_t n = strlen(model);
+    return n <= PROVIDER_MODEL_MAX && model[0] != '-' && strspn(model, allowed) == n;
 }
 
 /* 0 when path is a regular file we may execute, else -1 with errno set. */

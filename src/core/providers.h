@@ -7,13 +7,18 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/config.h"
 
 struct provider_caps {
     const char *modes[8]; /* permission modes a send may ask for, NULL-terminated */
     bool permission_requests, abort, resume;
+    int64_t max_prompt; /* the longest prompt in bytes (argv CLIs), 0: no limit of its own */
 };
+
+/* The longest model name a send may give (options.model). */
+#define PROVIDER_MODEL_MAX 128
 
 /* Indexed by enum provider_id, made from the rows of provider_list.h; read-only.
  * Every provider has a runner adapter (the runner's table is made from the same rows). */
@@ -21,6 +26,14 @@ extern const struct provider_caps provider_caps[PROVIDER__COUNT];
 
 /* True when mode is one of p's permission modes. */
 bool provider_mode_known(enum provider_id p, const char *mode);
+
+/* True when model may go to a CLI as the value of its model option: an empty string (the
+ * CLI's default), or at most PROVIDER_MODEL_MAX bytes of ASCII letters, digits and
+ * . _ - : / @ + that do not start with '-' (so that it is never read as an option).
+ * Real names fit: "claude-sonnet-4-5", "gpt-5-codex", "gemini-2.5-pro",
+ * "anthropic/claude-sonnet-4", "openrouter/x-ai/grok-4", "bedrock:claude@2025". NULL is
+ * not a model. Used by send (400) and by the runner before it builds the argv. */
+bool provider_model_valid(const char *model);
 
 /* Finds bin like execvp would: a name with a '/' as is, else each entry of path_env
  * (NULL: the default PATH; an empty entry is the current directory). Writes the file

@@ -20,10 +20,20 @@ enum cgw_err reap_expired(struct store *st, struct bus *bus, size_t *reaped, str
 
 /* Completes one run if its lease is gone: publishes complete{exitCode:1,
  * reason:"runner_lost"} with bus_run_complete(only_if_lease_expired) and persists it with
- * its seq (a session that is no longer in SQLite is only logged). CGW_ERR_CONFLICT when
- * the lease is alive, CGW_ERR_STALE when run->run_id is no longer running (another
- * reaper or the runner itself ended it). *seq (may be NULL) gets the complete's seq. */
+ * its seq (a session that is no longer in SQLite is only logged). The one that published
+ * it also kills what is left of the CLI's process group (run->cli_pgid) when the runner
+ * ran on this host (run->runner_host is this host's name): see reap_kill_group.
+ * CGW_ERR_CONFLICT when the lease is alive, CGW_ERR_STALE when run->run_id is no longer
+ * running (another reaper or the runner itself ended it). *seq (may be NULL) gets the
+ * complete's seq. */
 enum cgw_err reap_run(struct store *st, struct bus *bus, const char *session_id,
                       const struct bus_run *run, int64_t *seq, struct cgw_error *err);
+
+/* SIGKILLs process group pgid when it is still run_id's: when one of its members (in
+ * /proc) has CHATGW_RUN_ID=<run_id> in its environment, as the runner's CLI and its
+ * children do; a group id reused by anything else is left alone. Returns 1 when it
+ * signalled the group, 0 when there was nothing of the run's, -1 with errno set when
+ * /proc could not be read or kill failed. */
+int reap_kill_group(int64_t pgid, const char *run_id);
 
 #endif

@@ -180,6 +180,14 @@ enum cgw_err runner_child_spawn(const struct runner_spawn *sp, struct runner_chi
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
+        if (report.stage == STAGE_EXEC && report.err == E2BIG) {
+            /* Not a missing program: argv (the prompt, for most CLIs) is over the kernel's
+             * limit (MAX_ARG_STRLEN for one word). */
+            rc = cgw_error_set(err, CGW_ERR_TOO_LARGE,
+                               "%s: the prompt is too long for the command line (%s)", sp->argv[0],
+                               strerror(report.err));
+            goto fail;
+        }
         if (report.stage == STAGE_EXEC)
             rc = CGW_ERR_NOT_FOUND;
         cgw_error_set(err, rc, "%s: %s: %s", sp->argv[0], stage_name(report.stage),

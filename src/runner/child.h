@@ -49,7 +49,8 @@ int runner_child_become_subreaper(void);
 
 /* Starts the program. On success c is filled (pipe ends non-blocking and close-on-exec).
  * When the program cannot be started: CGW_ERR_NOT_FOUND (exec failed: missing, not
- * executable) or CGW_ERR_IO (the working directory, pipes, fork), err naming what
+ * executable), CGW_ERR_TOO_LARGE (exec failed with E2BIG: the arguments are over the
+ * kernel's limit) or CGW_ERR_IO (the working directory, pipes, fork), err naming what
  * failed; nothing is left running. */
 enum cgw_err runner_child_spawn(const struct runner_spawn *sp, struct runner_child *c,
                                 struct cgw_error *err);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/providers.h"
 #include "core/util.h"
 
 /* One adapter per row of core/provider_list.h, one file each in providers/. */
@@ -121,6 +122,9 @@ enum cgw_err runner_request_parse(const char *json, size_t len, struct runner_re
                           err) == 0) {
         if (provider_from_name(provider, &req->provider) < 0)
             cgw_error_set(err, CGW_ERR_INVALID, "run request: unknown provider '%s'", provider);
+        else if (req->model && !provider_model_valid(req->model))
+            /* Send refuses these; a request that got into Redis otherwise stops here. */
+            cgw_error_set(err, CGW_ERR_INVALID, "run request: options.model is not a model name");
         else
             cgw_error_clear(err);
     }

@@ -451,10 +451,10 @@ static void finish(struct run *r)
 /* ---- setup ----------------------------------------------------------------------- */
 
 /* The CLI's environment: the runner's own, without chatgw's settings (CHATGW_*: Redis
- * password and the like are not the CLI's business), plus the adapter's additions and
- * PWD set to the project directory the CLI starts in. An inherited PWD names the
- * directory chatgw.fcgi was started in, and some CLIs believe it over getcwd()
- * (OpenCode 1.18 ran its tools there). */
+ * password and the like are not the CLI's business), plus the adapter's additions,
+ * CHATGW_RUN_ID (the run's id) and PWD set to the project directory the CLI starts in.
+ * An inherited PWD names the directory chatgw.fcgi was started in, and some CLIs
+ * believe it over getcwd() (OpenCode 1.18 ran its tools there). */
 static int build_env(struct run *r, struct runner_strv *env, const char *home)
 {
     struct runner_strv add = {0};
@@ -465,6 +465,10 @@ static int build_env(struct run *r, struct runner_strv *env, const char *home)
         rc = -1;
     if (rc == 0)
         rc = runner_strv_add2(&add, "PWD=", r->req.project_path);
+    /* The run's mark on the CLI and everything it starts: the reaper kills the group of
+     * a lost run only when a member carries it (core/reap.h). */
+    if (rc == 0)
+        rc = runner_strv_add2(&add, "CHATGW_RUN_ID=", r->run_id);
     /* A home per user (runner.homes): HOME is it, and the service's XDG directories,
      * which would point into the service's own home, go. */
     if (rc == 0 && own_home)
@@ -594,6 +598,8 @@ static int start_cli(struct run *r, const char *config_path)
         fail_start(r, text);
         goto out;
     }
+    if (bus_run_set_cli(r->bus, r->session_id, r->run_id, (int64_t)r->child.pid, &err) != CGW_OK)
+        log_warn("recording the CLI's process group: %s", err.text);
     log_info("started %s (pid %d) in %s, sandbox %s%s%s", bin, (int)r->child.pid,
              r->req.project_path, mode == SANDBOX_BWRAP ? "bwrap" : "none",
              r->req.native_id ? ", resuming " : "", r->req.native_id ? r->req.native_id : "");

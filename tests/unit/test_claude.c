@@ -394,7 +394,7 @@ static void args(void)
     ok(claude_provider.build_argv(&req, &sv) == 0, "argv with options");
     harness_join(&sv, " ", buf, sizeof buf);
     is_str(buf,
-           FIXED_ARGS " --model sonnet --permission-mode acceptEdits --allowedTools Bash(git "
+           FIXED_ARGS " --model=sonnet --permission-mode acceptEdits --allowedTools Bash(git "
                       "status:*),Read --disallowedTools WebFetch "
                       "--resume=ea1e35d7-f6e5-40a9-81ad-6b725adfa14e",
            "options and resume");
@@ -484,6 +484,11 @@ static void request(void)
         "{\"sessionId\":\"s\",\"runId\":\"r\",\"provider\":\"claude\",\"owner\":1,"
         "\"projectPath\":\"/p\",\"content\":\"c\",\"options\":{\"toolsSettings\":{"
         "\"skipPermissions\":\"yes\"}}}",
+        /* An option smuggled in as the model (issue 11, item 4): send refuses it too. */
+        "{\"sessionId\":\"s\",\"runId\":\"r\",\"provider\":\"gemini\",\"owner\":1,"
+        "\"projectPath\":\"/p\",\"content\":\"c\",\"options\":{\"model\":\"--yolo\"}}",
+        "{\"sessionId\":\"s\",\"runId\":\"r\",\"provider\":\"claude\",\"owner\":1,"
+        "\"projectPath\":\"/p\",\"content\":\"c\",\"options\":{\"model\":\"a b\"}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         enum cgw_err rc = runner_request_parse(bad[i], strlen(bad[i]), &req, &err);

@@ -286,7 +286,7 @@ static void args(void)
     req.native_id = "01a2143d-465b-7520-ab2c-eeed8185d8ca";
     req.content = "-rf go on";
     harness_argv_is(&codex_provider, &req,
-                    FIXED " | --model | gpt-5.1-codex | --sandbox | read-only | resume | "
+                    FIXED " | --model=gpt-5.1-codex | --sandbox | read-only | resume | "
                           "01a2143d-465b-7520-ab2c-eeed8185d8ca | -- | -rf go on",
                     "resume: options first, then resume ID, then the prompt after --");
 

@@ -205,7 +205,7 @@ static void args(void)
     req.native_id = SID;
     req.content = "-rf go on";
     harness_argv_is(&cursor_provider, &req,
-                    FIXED " | --model | gpt-5 | --resume=" SID " | -p | -- | -rf go on",
+                    FIXED " | --model=gpt-5 | --resume=" SID " | -p | -- | -rf go on",
                     "resume: --resume=ID in one word, -- before a prompt starting with '-'");
 
     req = base_req();

@@ -223,7 +223,7 @@ static void args(void)
     req.n_allowed = 3;
     harness_argv_is(
         &gemini_provider, &req,
-        "--prompt=-rf go on | " FIXED " | --model | gemini-2.5-flash | --allowed-tools | "
+        "--prompt=-rf go on | " FIXED " | --model=gemini-2.5-flash | --allowed-tools | "
         "run_shell_command,write_file | --resume | 4767651e-cf6a-4b27-8b4b-279590467afa",
         "resume with a model, allowed tools and a prompt that starts with '-'");
 

@@ -208,7 +208,7 @@ static void args(void)
     req.content = "-rf go on";
     harness_argv_is(
         &opencode_provider, &req,
-        FIXED " | --model | fake/fake-model | --session | ses_debbbdc98ffepxipHg1TMy3Nxm | -- | "
+        FIXED " | --model=fake/fake-model | --session | ses_debbbdc98ffepxipHg1TMy3Nxm | -- | "
               "-rf go on",
         "resume: --session ID, then the prompt after --");
 

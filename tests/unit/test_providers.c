@@ -1,9 +1,12 @@
 /* test_providers.c: the rows of core/provider_list.h and everything made from them agree:
  * names, <name>.bin keys, capabilities, and the runner's adapters. */
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/providers.h"
+#include "runner/child.h"
 #include "runner/provider.h"
 #include "tap.h"
 
@@ -66,6 +69,54 @@ int main(void)
         ok(provider_mode_known(p, "default") && !provider_mode_known(p, "nope"),
            "%s: provider_mode_known", name);
     }
+    /* Model names (options.model): real ones pass, options and odd bytes do not. */
+    static const char *const models[] = {"claude-sonnet-4-5",
+                                         "gpt-5-codex",
+                                         "gemini-2.5-pro",
+                                         "anthropic/claude-sonnet-4",
+                                         "openrouter/x-ai/grok-4",
+                                         "fake/fake-model",
+                                         "sonnet",
+                                         "a:b@c+d_e",
+                                         ""};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        ok(provider_model_valid(models[i]), "model '%s' is valid", models[i]);
+    static const char *const bad_models[] = {"--yolo", "-m",  "-",     "a b", "a=b",
+                                             "a\nb",   "a;b", "$(id)", "a'b", "é"};
+    for (size_t i = 0; i < sizeof bad_models / sizeof bad_models[0]; i++)
+        ok(!provider_model_valid(bad_models[i]), "model '%s' is refused", bad_models[i]);
+    char longest[PROVIDER_MODEL_MAX + 2];
+    memset(longest, 'a', sizeof longest - 1);
+    longest[PROVIDER_MODEL_MAX] = '\0';
+    ok(provider_model_valid(longest), "a model of PROVIDER_MODEL_MAX bytes is valid");
+    longest[PROVIDER_MODEL_MAX] = 'a';
+    longest[PROVIDER_MODEL_MAX + 1] = '\0';
+    ok(!provider_model_valid(longest), "one byte more is refused");
+    ok(!provider_model_valid(NULL), "NULL is no model");
+    for (int i = 0; i < PROVIDER__COUNT; i++) {
+        enum provider_id p = (enum provider_id)i;
+        const struct runner_provider *a = runner_provider_for(p);
+        /* A CLI reading its prompt on stdin has no argv limit; the others one under 128 KiB. */
+        ok(a && (a->stdin_protocol
+                     ? provider_caps[p].max_prompt == 0
+                     : provider_caps[p].max_prompt > 0 && provider_caps[p].max_prompt < 128 * 1024),
+           "%s: the prompt limit fits how the prompt is passed", provider_name(p));
+    }
+
+    /* A prompt over the kernel's argv limit is said as such, not as a missing CLI. */
+    char *huge = malloc(200 * 1024);
+    if (huge) {
+        memset(huge, 'x', 200 * 1024 - 1);
+        huge[200 * 1024 - 1] = '\0';
+        char *av[] = {"true", huge, NULL}, *ev[] = {"PATH=/usr/bin:/bin", NULL};
+        struct runner_spawn sp = {.argv = av, .envp = ev, .cwd = "/", .dir_fd = -1};
+        struct runner_child ch;
+        is_int(runner_child_spawn(&sp, &ch, &err), CGW_ERR_TOO_LARGE, "a 200 KiB argv word: E2BIG");
+        ok(strstr(err.text, "prompt is too long for the command line") != NULL, "said so: %s",
+           err.text);
+        free(huge);
+    }
+
     /* The one "turn failed with an inner API error" rule of the adapters. */
     turn_failed_is("{\"type\":\"error\",\"error\":{\"message\":\"boom\"}}",
                    "x: the turn failed: boom", "an API error's JSON");

@@ -104,8 +104,7 @@ static int claude_build_argv(const struct runner_request *req, struct runner_str
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (runner_strv_add(argv, fixed[i]) < 0)
             return -1;
-    if (req->model && *req->model &&
-        (runner_strv_add(argv, "--model") < 0 || runner_strv_add(argv, req->model) < 0))
+    if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
     if (mode && (runner_strv_add(argv, "--permission-mode") < 0 || runner_strv_add(argv, mode) < 0))
         return -1;

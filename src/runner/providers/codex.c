@@ -2,7 +2,7 @@
  *
  * The CLI runs one turn non-interactively (reference/providers.md, "2. OpenAI Codex CLI"):
  *   codex exec --json --skip-git-repo-check --config approval_policy="never"
- *              [--model M] --sandbox MODE [resume THREAD_ID] [--] PROMPT
+ *              [--model=M] --sandbox MODE [resume THREAD_ID] [--] PROMPT
  * The prompt is the last argv word and stdin is /dev/null: the interface has no
  * one-shot stdin (a stdin_protocol pipe stays open until the RESULT item, and
  * `codex exec` reads a `-` prompt until EOF, so it would never start). `--` goes
@@ -79,8 +79,7 @@ static int codex_build_argv(const struct runner_request *req, struct runner_strv
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (runner_strv_add(argv, fixed[i]) < 0)
             return -1;
-    if (req->model && *req->model &&
-        (runner_strv_add(argv, "--model") < 0 || runner_strv_add(argv, req->model) < 0))
+    if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
     if (runner_strv_add(argv, "--sandbox") < 0 || runner_strv_add(argv, codex_sandbox(req)) < 0)
         return -1;

@@ -2,7 +2,7 @@
  *
  * The CLI runs one turn headless (reference/providers.md, "5. Cursor CLI"; documented
  * only: the CLI cannot be installed offline, so this adapter is tested against fixtures):
- *   cursor-agent --output-format stream-json --trust [--model M] [-f | --mode plan]
+ *   cursor-agent --output-format stream-json --trust [--model=M] [-f | --mode plan]
  *                [--resume=CHAT_ID] -p [--] PROMPT
  * `-p` (--print) is a flag and the prompt a positional word; it goes last, right after
  * `-p`, with `--` in between when it starts with '-' so that it is not read as options.
@@ -83,8 +83,7 @@ static int cursor_build_argv(const struct runner_request *req, struct runner_str
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (runner_strv_add(argv, fixed[i]) < 0)
             return -1;
-    if (req->model && *req->model &&
-        (runner_strv_add(argv, "--model") < 0 || runner_strv_add(argv, req->model) < 0))
+    if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
     if (perm && strcmp(perm, "plan") == 0) {
         if (runner_strv_add(argv, "--mode") < 0 || runner_strv_add(argv, "plan") < 0)

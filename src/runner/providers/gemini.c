@@ -1,7 +1,7 @@
 /* gemini.c: the Gemini CLI adapter: `gemini -p PROMPT --output-format stream-json` lines.
  *
  * The CLI runs one turn headless (reference/providers.md, "3. Gemini CLI"):
- *   gemini -p PROMPT --output-format stream-json --skip-trust [--model M]
+ *   gemini -p PROMPT --output-format stream-json --skip-trust [--model=M]
  *          [--yolo | --approval-mode auto_edit|plan] [--allowed-tools T1,T2]
  *          [--resume SESSION_ID]
  * The prompt is an argv word and stdin is /dev/null (a piped stdin is appended to the
@@ -113,8 +113,7 @@ static int gemini_build_argv(const struct runner_request *req, struct runner_str
     if (runner_strv_add(argv, "--output-format") < 0 || runner_strv_add(argv, "stream-json") < 0 ||
         runner_strv_add(argv, "--skip-trust") < 0)
         return -1;
-    if (req->model && *req->model &&
-        (runner_strv_add(argv, "--model") < 0 || runner_strv_add(argv, req->model) < 0))
+    if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
     if (approval && strcmp(approval, "--yolo") == 0) {
         if (runner_strv_add(argv, "--yolo") < 0)

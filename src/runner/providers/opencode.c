@@ -1,7 +1,7 @@
 /* opencode.c: the OpenCode CLI adapter: `opencode run --format json`, prompt on argv, part lines.
  *
  * The CLI runs one turn non-interactively (reference/providers.md, "4. OpenCode"):
- *   opencode run --format json [--model provider/model] [--session ses_ID] [--auto]
+ *   opencode run --format json [--model=provider/model] [--session ses_ID] [--auto]
  *                [--] PROMPT
  * The prompt is the last argv word and stdin is /dev/null (`opencode run` reads the
  * prompt from a piped stdin when argv has none). `--` goes before a prompt that starts
@@ -75,8 +75,7 @@ static int opencode_build_argv(const struct runner_request *req, struct runner_s
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (runner_strv_add(argv, fixed[i]) < 0)
             return -1;
-    if (req->model && *req->model &&
-        (runner_strv_add(argv, "--model") < 0 || runner_strv_add(argv, req->model) < 0))
+    if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
     if (req->native_id &&
         (runner_strv_add(argv, "--session") < 0 || runner_strv_add(argv, req->native_id) < 0))
