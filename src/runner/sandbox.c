@@ -249,8 +249,8 @@ enum cgw_err sandbox_project_open(const struct config *cfg, const char *path, in
     if (strcmp(real, path) != 0) {
         close(d);
         return cgw_error_set(err, CGW_ERR_INVALID,
-                             "projectPath %s now leads to %s (a symlink or a moved directory); "
-                             "the run is refused",
+                             "the run is refused: projectPath %s now leads to %s (a symlink or "
+                             "a moved directory)",
                              path, real);
     }
     /* Without roots chatgw.fcgi creates no session at all; the runner then holds the
@@ -268,8 +268,8 @@ enum cgw_err sandbox_project_open(const struct config *cfg, const char *path, in
     }
     close(d);
     return cgw_error_set(err, CGW_ERR_INVALID,
-                         "projectPath %s is not inside a configured project root "
-                         "(projects.roots); the run is refused",
+                         "the run is refused: projectPath %s is not inside a configured "
+                         "project root (projects.roots)",
                          path);
 }
 
