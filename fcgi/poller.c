@@ -21,6 +21,11 @@
  *              web server gave up on it because the client went away); the user's
  *              slot is given back and everything is freed.
  *
+ * A stream (GET /chat/stream, poller_park_stream_new) goes through the same states, but
+ * ANSWERING writes its news (or a heartbeat) and puts it back to HELD with its next
+ * deadline; it is DONE only at its end (limits.stream_max_s, the poller stopping, a
+ * revoked token, a failed write or a dropped connection). See "streams" below.
+ *
  * A round of the loop: epoll_wait (until the next deadline or retry) -> take new
  * requests, notifications (mark their sessions dirty), dropped connections -> read
  * each dirty session once, after the smallest cursor of its waiters, and queue the
