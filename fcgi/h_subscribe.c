@@ -432,10 +432,9 @@ void subscribe_from_json(struct worker *w, struct request *req, json_t *body, st
 
 /* ---- GET /chat/stream ---------------------------------------------------------------- */
 
-/* Last-Event-ID "<sessionId>:<seq>,...,f:<feedSeq>" (answer.h sse_cursor_id): each
- * cursor replaces the one the query gave its session (the feed's, when the query asks
- * for the feed); ids the query does not name are ignored. Returns 0 or -1 with resp
- * set. */
+/* Last-Event-ID (or ?lastEventId=) "<sessionId>:<seq>,...,f:<feedSeq>" (answer.h sse_cursor_id):
+ * each cursor replaces the one the query gave its session (the feed's, when the query asks for the
+ * feed); ids the query does not name are ignored. Returns 0 or -1 with resp set. */
 static int resume(const char *last_id, struct sub_request *r, struct response *resp)
 {
     char item[SESSION_ID_MAX + 32];
@@ -502,7 +501,10 @@ void h_stream(struct worker *w, struct request *req, const struct query *q, stru
         response_error(resp, CODE_BACKEND_UNAVAILABLE, NULL, "streaming is not available");
         return;
     }
-    if (parse_query(cfg, q, &r, resp) == 0 && resume(req->last_event_id, &r, resp) == 0) {
+    /* ?lastEventId= is the header for a new EventSource (a fresh ticket in a new URL),
+     * which cannot send Last-Event-ID itself; the header wins when both are there. */
+    const char *last_id = req->last_event_id ? req->last_event_id : query_get(q, "lastEventId");
+    if (parse_query(cfg, q, &r, resp) == 0 && resume(last_id, &r, resp) == 0) {
         if (r.n == 0 && !r.has_feed)
             response_error(resp, CODE_SESSION_ID_REQUIRED, NULL, "sessionId is required");
         else if ((!r.has_feed || add_feed(&r, req->user.id, resp) == 0) &&
