@@ -93,7 +93,7 @@ struct park {
     int fd;
     bool in_epoll;
     bool answering;
-    bool stream;        /* GET /chat/stream: written to and kept parked until stream_end */
+    bool stream;        /* GET /chat/stream: written to and kept parked until its end */
     bool stream_open;   /* its head, retry hint and acks are written */
     int64_t stream_end; /* cgw_mono_ms: then it ends (limits.stream_max_s) */
     int64_t next_ping;  /* cgw_mono_ms: a ": ping" comment when nothing was written */
@@ -814,11 +814,12 @@ static void stream_close(struct poller *p, struct park *pk, struct sse_text *las
     park_free(pk);
 }
 
-/* The last event of a stream: {kind:"stream_end", reason}, with its cursors. */
+/* The last event of a stream: {kind:"chat_stream_end", reason}, with its cursors (not
+ * "stream_end": that is a provider event kind, the end of a streamed message). */
 static void stream_end(struct poller *p, struct park *pk, const char *reason)
 {
     struct sse_text t = {0}, id = {0};
-    json_t *f = json_pack("{s:s, s:s}", "kind", "stream_end", "reason", reason);
+    json_t *f = json_pack("{s:s, s:s}", "kind", "chat_stream_end", "reason", reason);
     sse_cursor_id(&id, pk->sessions, pk->n);
     sse_frame(&t, id.buf, f);
     json_decref(f);
