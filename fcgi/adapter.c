@@ -1,6 +1,7 @@
 /* adapter.c: copies a FastCGI request into a plain struct and writes responses back. */
 #include "fcgi/adapter.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -74,6 +75,7 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
     req->remote_user = param_dup(fr, "REMOTE_USER");
     req->origin = param_dup(fr, "HTTP_ORIGIN");
     req->remote_addr = param_dup(fr, "REMOTE_ADDR");
+    req->last_event_id = param_dup(fr, "HTTP_LAST_EVENT_ID");
     if (!req->path || !req->query)
         return -1;
 
@@ -183,6 +185,35 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* Appends the CORS headers req's origin gets to head[at..size); returns the new at. */
+static size_t cors_headers(const struct config *cfg, const struct request *req, char *head,
+                           size_t size, size_t at)
+{
+    int n;
+    enum cors_match cors = req ? cors_origin_match(cfg, req->origin) : CORS_NONE;
+    if (at < size && cors != CORS_NONE && strlen(req->origin) < 256) {
+        /* A listed origin gets itself back, with credentials; "*" gets "*" without:
+         * any site may read the answers, none with the browser's ambient credentials. */
+        if (cors == CORS_EXACT)
+            n = snprintf(head + at, size - at,
+                         "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+                         "Access-Control-Allow-Credentials: true\r\n",
+                         req->origin);
+        else
+            n = snprintf(head + at, size - at, "Access-Control-Allow-Origin: *\r\n");
+        at += n > 0 ? (size_t)n : 0;
+        if (req->method == HTTP_OPTIONS && at < size) {
+            n = snprintf(
+                head + at, size - at,
+                "Access-Control-Allow-Methods: GET, POST, PATCH, DELETE, OPTIONS\r\n"
+                "Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID\r\n"
+                "Access-Control-Max-Age: 600\r\n");
+            at += n > 0 ? (size_t)n : 0;
+        }
+    }
+    return at;
+}
+
 int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct request *req,
                   const struct response *resp)
 {
@@ -227,26 +258,7 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
         n = snprintf(head + at, sizeof head - at, "Allow: %s\r\n", resp->allow);
         at += n > 0 ? (size_t)n : 0;
     }
-    enum cors_match cors = req ? cors_origin_match(cfg, req->origin) : CORS_NONE;
-    if (at < sizeof head && cors != CORS_NONE && strlen(req->origin) < 256) {
-        /* A listed origin gets itself back, with credentials; "*" gets "*" without:
-         * any site may read the answers, none with the browser's ambient credentials. */
-        if (cors == CORS_EXACT)
-            n = snprintf(head + at, sizeof head - at,
-                         "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
-                         "Access-Control-Allow-Credentials: true\r\n",
-                         req->origin);
-        else
-            n = snprintf(head + at, sizeof head - at, "Access-Control-Allow-Origin: *\r\n");
-        at += n > 0 ? (size_t)n : 0;
-        if (req->method == HTTP_OPTIONS && at < sizeof head) {
-            n = snprintf(head + at, sizeof head - at,
-                         "Access-Control-Allow-Methods: GET, POST, PATCH, DELETE, OPTIONS\r\n"
-                         "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
-                         "Access-Control-Max-Age: 600\r\n");
-            at += n > 0 ? (size_t)n : 0;
-        }
-    }
+    at = cors_headers(cfg, req, head, sizeof head, at);
     if (at >= sizeof head - 2)
         at = sizeof head - 3; /* cannot happen with the caps above; stay well-formed */
     memcpy(head + at, "\r\n", 3);
@@ -262,6 +274,32 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
     return rc;
 }
 
+int adapter_stream_head(FCGX_Request *fr, const struct config *cfg, const struct request *req)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "Status: 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+                     "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n");
+    size_t at = cors_headers(cfg, req, head, sizeof head, n > 0 ? (size_t)n : 0);
+    if (at >= sizeof head - 2)
+        at = sizeof head - 3;
+    memcpy(head + at, "\r\n", 3);
+    at += 2;
+    return FCGX_PutStr(head, (int)at, fr->out) < 0 ? -1 : 0;
+}
+
+int adapter_stream_put(FCGX_Request *fr, const char *text, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > INT_MAX ? INT_MAX : (int)len;
+        if (FCGX_PutStr(text, chunk, fr->out) < 0)
+            return -1;
+        text += chunk;
+        len -= (size_t)chunk;
+    }
+    return FCGX_FFlush(fr->out) < 0 || FCGX_GetError(fr->out) != 0 ? -1 : 0;
+}
+
 void request_free(struct request *req)
 {
     free(req->path);
@@ -271,6 +309,7 @@ void request_free(struct request *req)
     free(req->remote_user);
     free(req->origin);
     free(req->remote_addr);
+    free(req->last_event_id);
     free(req->body);
     free(req->path_buf);
     memset(req, 0, sizeof *req);

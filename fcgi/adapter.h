@@ -17,6 +17,16 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
 int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct request *req,
                   const struct response *resp);
 
+/* A Server-Sent Events answer (GET /chat/stream): writes the status line and headers
+ * (text/event-stream, no-store, X-Accel-Buffering: no, CORS as adapter_write) without
+ * Content-Length; the body follows with adapter_stream_put, the end with
+ * adapter_finish(fr, true). Returns 0, or -1 when the client is gone. */
+int adapter_stream_head(FCGX_Request *fr, const struct config *cfg, const struct request *req);
+
+/* Writes len bytes of text and flushes them to the web server at once (FCGX_FFlush: one
+ * FastCGI stdout record). Returns 0, or -1 when the connection is gone. */
+int adapter_stream_put(FCGX_Request *fr, const char *text, size_t len);
+
 void request_free(struct request *req);
 
 /* Ends the FastCGI request (fr stays allocated for the next FCGX_Accept_r). With

@@ -260,6 +260,118 @@ fail:
     return NULL;
 }
 
+json_t *answer_ack(const struct sub_session *ss, const struct sub_snapshot *s)
+{
+    char ts[CGW_ISO_TIME_LEN + 1];
+    cgw_time_iso(cgw_now_ms(), ts);
+    return ack_new(ss, ss->found ? s : NULL, ts);
+}
+
+int64_t answer_last_seq(const struct sub_snapshot *s, const struct sub_session *ss)
+{
+    return last_seq(s, ss);
+}
+
+json_t *answer_truncated(const struct sub_session *ss, const struct sub_snapshot *s)
+{
+    return json_pack("{s:s, s:o, s:b, s:I, s:I, s:I}", "kind", "truncated", "sessionId",
+                     ss->feed ? json_null() : json_string(ss->id), "feed", ss->feed, "after",
+                     (json_int_t)ss->cursor, "firstSeq", (json_int_t)s->read.first_seq, "lastSeq",
+                     (json_int_t)last_seq(s, ss));
+}
+
+void sse_append(struct sse_text *t, const char *s, size_t len)
+{
+    if (t->failed)
+        return;
+    if (t->len + len + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 1024;
+        while (cap < t->len + len + 1)
+            cap *= 2;
+        char *bigger = realloc(t->buf, cap);
+        if (!bigger) {
+            t->failed = true;
+            return;
+        }
+        t->buf = bigger;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, len);
+    t->len += len;
+    t->buf[t->len] = '\0';
+}
+
+static void sse_puts(struct sse_text *t, const char *s)
+{
+    sse_append(t, s, strlen(s));
+}
+
+void sse_text_free(struct sse_text *t)
+{
+    free(t->buf);
+    memset(t, 0, sizeof *t);
+}
+
+void sse_cursor_id(struct sse_text *t, const struct sub_session *ss, size_t n)
+{
+    char num[32];
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!ss[i].found)
+            continue;
+        if (!first)
+            sse_puts(t, ",");
+        first = false;
+        sse_puts(t, ss[i].feed ? "f" : ss[i].id);
+        snprintf(num, sizeof num, ":%lld", (long long)ss[i].cursor);
+        sse_puts(t, num);
+    }
+}
+
+/* The event name: the frame's kind when it is a plain word, else "message". */
+static void sse_event_line(struct sse_text *t, const char *id, json_t *frame)
+{
+    const char *kind = json_string_value(json_object_get(frame, "kind"));
+    if (!kind || !*kind || strlen(kind) > 64 ||
+        strspn(kind, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+            strlen(kind))
+        kind = "message";
+    if (id) {
+        sse_puts(t, "id: ");
+        sse_puts(t, id);
+        sse_puts(t, "\n");
+    }
+    sse_puts(t, "event: ");
+    sse_puts(t, kind);
+    sse_puts(t, "\ndata: ");
+}
+
+void sse_frame(struct sse_text *t, const char *id, json_t *frame)
+{
+    /* Compact JSON has no line break: one data: line. */
+    char *text = frame ? json_dumps(frame, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!text) {
+        t->failed = true;
+        return;
+    }
+    sse_event_line(t, id, frame);
+    sse_puts(t, text);
+    sse_puts(t, "\n\n");
+    free(text);
+}
+
+void sse_stored(struct sse_text *t, const char *id, const char *json, size_t len,
+                const char *session_id, int64_t seq)
+{
+    json_t *v = stored_json(json, len, session_id, seq);
+    if (!v) {
+        t->failed = true;
+        return;
+    }
+    sse_frame(t, id, v); /* re-encoded: one line, also when stored text had breaks */
+    json_decref(v);
+}
+
 void answer_sessions_free(struct sub_session *ss, size_t n)
 {
     for (size_t i = 0; ss && i < n; i++)

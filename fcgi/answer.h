@@ -111,6 +111,43 @@ bool answer_snapshot_covers(const struct sub_snapshot *s, const struct sub_sessi
 json_t *answer_build(const struct config *cfg, const struct sub_session *ss, size_t n,
                      struct sub_snapshot *const *snaps);
 
+/* ---- the stream (GET /chat/stream, Server-Sent Events) ------------------------------- */
+
+/* Text of a stream being written; failed once memory ran out (nothing is appended then). */
+struct sse_text {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+void sse_append(struct sse_text *t, const char *s, size_t len);
+void sse_text_free(struct sse_text *t);
+
+/* The stream's cursors in the id: field, appended to t: "<sessionId>:<seq>" per found
+ * session and "f:<feedSeq>" for the feed, in request order, joined by ",". The client's
+ * Last-Event-ID gives them back on reconnect (h_subscribe.c parses it). */
+void sse_cursor_id(struct sse_text *t, const struct sub_session *ss, size_t n);
+
+/* One event: "id: <id>\n" when id is not NULL, "event: <frame's kind>\n", "data: <the
+ * frame as one line of JSON>\n\n". */
+void sse_frame(struct sse_text *t, const char *id, json_t *frame);
+
+/* The same for a stored event (JSON text of session_id's event seq, as in an answer). */
+void sse_stored(struct sse_text *t, const char *id, const char *json, size_t len,
+                const char *session_id, int64_t seq);
+
+/* The chat_subscribed ack of ss as read in s (s read with permissions; NULL for a
+ * session that is not the caller's), as in answer_build. New reference or NULL. */
+json_t *answer_ack(const struct sub_session *ss, const struct sub_snapshot *s);
+
+/* The stream's truncated frame for ss (events after its cursor are gone, answer_hole):
+ * {kind:"truncated", sessionId (null for the feed), feed, after, firstSeq, lastSeq}.
+ * New reference or NULL. */
+json_t *answer_truncated(const struct sub_session *ss, const struct sub_snapshot *s);
+
+/* The session's high-water mark as s shows it (Redis' counter, or SQLite's). */
+int64_t answer_last_seq(const struct sub_snapshot *s, const struct sub_session *ss);
+
 /* ---- abort ------------------------------------------------------------------------ */
 
 /* True when s (may be NULL: not read) shows that run_id is no longer running: it

@@ -52,6 +52,7 @@ struct request {
     char *remote_user;   /* may be NULL */
     char *origin;        /* may be NULL */
     char *remote_addr;   /* REMOTE_ADDR, the client as the web server saw it; may be NULL */
+    char *last_event_id; /* the Last-Event-ID header (GET /chat/stream); may be NULL */
     char *body;          /* NUL-terminated, body_len bytes; NULL when empty */
     size_t body_len;
     bool body_too_large; /* CONTENT_LENGTH over limits.max_body */

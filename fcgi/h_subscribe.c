@@ -336,12 +336,14 @@ static void answer_now(struct bus *bus, const struct config *cfg, struct sub_req
 
 /* Stage 5: nothing yet: hold the request in the poller (fcgi/main.c hands it over).
  * The park takes r's sessions, also when it fails. */
-static void park(struct worker *w, const struct request *req, struct sub_request *r,
+static void park(struct worker *w, const struct request *req, struct sub_request *r, bool stream,
                  struct response *resp)
 {
     struct park *pk;
     struct cgw_error err;
-    enum cgw_err rc = poller_park_new(w->app->poller, req, r->wait_ms, r->s, r->n, &pk, &err);
+    enum cgw_err rc = stream
+                          ? poller_park_stream_new(w->app->poller, req, r->s, r->n, &pk, &err)
+                          : poller_park_new(w->app->poller, req, r->wait_ms, r->s, r->n, &pk, &err);
     r->s = NULL;
     r->n = r->cap = 0;
     if (rc == CGW_ERR_LIMIT) {
@@ -392,7 +394,7 @@ static void answer_or_park(struct worker *w, struct request *req, struct sub_req
         if (news || r->wait_ms == 0 || !w->app->poller)
             answer_now(bus, cfg, r, snaps, resp);
         else
-            park(w, req, r, resp);
+            park(w, req, r, false, resp);
     }
     for (size_t i = 0; i < n; i++)
         answer_snapshot_free(&snaps[i]);
@@ -425,5 +427,89 @@ void subscribe_from_json(struct worker *w, struct request *req, json_t *body, st
 
     if (parse_json(cfg, body, &r, resp) == 0)
         answer_or_park(w, req, &r, resp);
+    answer_sessions_free(r.s, r.n);
+}
+
+/* ---- GET /chat/stream ---------------------------------------------------------------- */
+
+/* Last-Event-ID (or ?lastEventId=) "<sessionId>:<seq>,...,f:<feedSeq>" (answer.h sse_cursor_id):
+ * each cursor replaces the one the query gave its session (the feed's, when the query asks for the
+ * feed); ids the query does not name are ignored. Returns 0 or -1 with resp set. */
+static int resume(const char *last_id, struct sub_request *r, struct response *resp)
+{
+    char item[SESSION_ID_MAX + 32];
+    int64_t seq;
+
+    while (last_id && *last_id) {
+        size_t len = strcspn(last_id, ",");
+        const char *colon = memchr(last_id, ':', len);
+        if (len >= sizeof item || !colon)
+            goto bad;
+        memcpy(item, last_id, len);
+        item[len] = '\0';
+        item[colon - last_id] = '\0';
+        if (cgw_parse_int64(item + (colon - last_id) + 1, 0, SEQ_MAX, &seq) < 0)
+            goto bad;
+        if (strcmp(item, "f") == 0 && r->has_feed)
+            r->feed = seq;
+        for (size_t i = 0; i < r->n; i++) {
+            if (strcmp(r->s[i].id, item) == 0) {
+                r->s[i].cursor = seq;
+                r->s[i].from_now = false;
+            }
+        }
+        last_id += len + (last_id[len] == ',');
+    }
+    return 0;
+bad:
+    response_error(resp, CODE_INVALID_REQUEST, NULL,
+                   "Last-Event-ID must be <sessionId>:<seq>,...[,f:<feedSeq>]");
+    return -1;
+}
+
+/* The counter of each found from-now session: the stream starts after it. Returns 0 or
+ * -1 with resp set. */
+static int resolve_from_now(struct worker *w, struct sub_request *r, struct response *resp)
+{
+    struct bus *bus = NULL;
+    struct cgw_error err;
+
+    for (size_t i = 0; i < r->n; i++) {
+        struct sub_session *s = &r->s[i];
+        struct sub_snapshot snap = {0};
+        if (!s->found || !s->from_now)
+            continue;
+        if ((!bus && worker_bus(w, &bus, &err) != CGW_OK) ||
+            answer_snapshot_read(bus, s->id, 0, 0, 0, &snap, &err) != CGW_OK) {
+            answer_snapshot_free(&snap);
+            response_from_err(resp, &err, s->id);
+            return -1;
+        }
+        s->cursor = snap.read.last_seq > s->store_last ? snap.read.last_seq : s->store_last;
+        s->from_now = false;
+        answer_snapshot_free(&snap);
+    }
+    return 0;
+}
+
+void h_stream(struct worker *w, struct request *req, const struct query *q, struct response *resp)
+{
+    const struct config *cfg = &w->app->cfg;
+    struct sub_request r = {.wait_ms = 0};
+
+    if (!w->app->poller) {
+        response_error(resp, CODE_BACKEND_UNAVAILABLE, NULL, "streaming is not available");
+        return;
+    }
+    /* ?lastEventId= is the header for a new EventSource (a fresh ticket in a new URL),
+     * which cannot send Last-Event-ID itself; the header wins when both are there. */
+    const char *last_id = req->last_event_id ? req->last_event_id : query_get(q, "lastEventId");
+    if (parse_query(cfg, q, &r, resp) == 0 && resume(last_id, &r, resp) == 0) {
+        if (r.n == 0 && !r.has_feed)
+            response_error(resp, CODE_SESSION_ID_REQUIRED, NULL, "sessionId is required");
+        else if ((!r.has_feed || add_feed(&r, req->user.id, resp) == 0) &&
+                 find_owned(w, req, &r, resp) == 0 && resolve_from_now(w, &r, resp) == 0)
+            park(w, req, &r, true, resp);
+    }
     answer_sessions_free(r.s, r.n);
 }

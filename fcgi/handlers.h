@@ -69,6 +69,9 @@ void h_openapi(struct worker *w, struct request *req, const struct query *q, str
 /* h_subscribe.c: GET (query form) and POST (body form) /chat/subscribe. */
 void h_subscribe(struct worker *w, struct request *req, const struct query *q,
                  struct response *resp);
+/* h_subscribe.c: GET /chat/stream, the same query as a Server-Sent Events stream held
+ * by the poller; the Last-Event-ID header resumes its cursors. */
+void h_stream(struct worker *w, struct request *req, const struct query *q, struct response *resp);
 /* The body form, also used by the POST /chat envelope; body is borrowed. */
 void subscribe_from_json(struct worker *w, struct request *req, json_t *body,
                          struct response *resp);

@@ -21,6 +21,11 @@
  *              web server gave up on it because the client went away); the user's
  *              slot is given back and everything is freed.
  *
+ * A stream (GET /chat/stream, poller_park_stream_new) goes through the same states, but
+ * ANSWERING writes its news (or a heartbeat) and puts it back to HELD with its next
+ * deadline; it is DONE only at its end (limits.stream_max_s, the poller stopping, a
+ * revoked token, a failed write or a dropped connection). See "streams" below.
+ *
  * A round of the loop: epoll_wait (until the next deadline or retry) -> take new
  * requests, notifications (mark their sessions dirty), dropped connections -> read
  * each dirty session once, after the smallest cursor of its waiters, and queue the
@@ -91,6 +96,10 @@ struct park {
     int fd;
     bool in_epoll;
     bool answering;
+    bool stream;        /* GET /chat/stream: written to and kept parked until its end */
+    bool stream_open;   /* its head, retry hint and acks are written */
+    int64_t stream_end; /* cgw_mono_ms: then it ends (limits.stream_max_s) */
+    int64_t next_ping;  /* cgw_mono_ms: a ": ping" comment when nothing was written */
     size_t heap_idx;
     struct park *next; /* incoming list, then answer list */
 };
@@ -142,6 +151,7 @@ struct poller {
     size_t heap_n, heap_cap;
     struct watch *dirty, *snapped;
     struct park *answer, **answer_tail;
+    bool stopping_seen; /* queue_expired saw p->stopping: streams end */
 };
 
 /* epoll data for the two fds that are not requests. */
@@ -265,6 +275,18 @@ enum cgw_err poller_park_abort_new(struct poller *p, const struct request *req, 
     if (rc == CGW_OK) {
         (*out)->abort = true;
         snprintf((*out)->run_id, sizeof(*out)->run_id, "%s", run_id);
+    }
+    return rc;
+}
+
+enum cgw_err poller_park_stream_new(struct poller *p, const struct request *req,
+                                    struct sub_session *sessions, size_t n, struct park **out,
+                                    struct cgw_error *err)
+{
+    enum cgw_err rc = poller_park_new(p, req, 0, sessions, n, out, err);
+    if (rc == CGW_OK) {
+        (*out)->stream = true;
+        (*out)->stream_end = cgw_mono_ms() + p->cfg->stream_max_s * 1000;
     }
     return rc;
 }
@@ -615,14 +637,21 @@ static void request_close(FCGX_Request *fr, bool answered)
     free(fr);
 }
 
-/* Takes pk out of every structure, writes resp (when not NULL) and frees it all. */
-static void release(struct poller *p, struct park *pk, const struct response *resp)
+/* Takes pk out of the heap, the epoll set and its watches. */
+static void unlink_park(struct poller *p, struct park *pk)
 {
     heap_remove(p, pk);
     if (pk->in_epoll && epoll_ctl(p->ep, EPOLL_CTL_DEL, pk->fd, NULL) < 0)
         log_debug("poller: epoll_ctl: %s", strerror(errno)); /* closing removes it anyway */
+    pk->in_epoll = false;
     for (size_t i = 0; i < pk->n_waiters; i++)
         waiter_unlink(p, &pk->waiters[i]);
+}
+
+/* Takes pk out of every structure, writes resp (when not NULL) and frees it all. */
+static void release(struct poller *p, struct park *pk, const struct response *resp)
+{
+    unlink_park(p, pk);
     if (resp) {
         struct request req = {.method = pk->method, .origin = pk->origin};
         metrics_answer(p->metrics, pk->route, resp->status, metrics_now_us() - pk->started_us,
@@ -712,6 +741,7 @@ static void queue_expired(struct poller *p)
     bool stopping = p->stopping;
     pthread_mutex_unlock(&p->lock);
     int64_t now = cgw_mono_ms();
+    p->stopping_seen = stopping;
     while (p->heap_n > 0 && (stopping || p->heap[0]->deadline <= now))
         queue_answer(p, p->heap[0]);
 }
@@ -763,11 +793,214 @@ static int token_recheck(struct poller *p, struct park *pk, struct response *res
     return -1;
 }
 
+/* ---- streams (GET /chat/stream, Server-Sent Events) ---------------------------------- *
+ * A stream is a park that is written to instead of answered: its first turn writes the
+ * head, a retry: hint and the acks; every later turn (news for a cursor, or its deadline:
+ * the next heartbeat or its end) writes the events after its cursors, advancing them, or
+ * a ": ping" comment, flushes, and parks it again with the next deadline. It ends at
+ * limits.stream_max_s, when the poller stops, when its token no longer holds, or when a
+ * write fails or the web server drops the connection (the client went away). */
+
+#define STREAM_RETRY_MS 2000 /* the retry: hint: EventSource reconnects after it */
+
+/* Writes t (then frees it) to pk's stream; false when the client is gone or memory ran
+ * out while t was built. */
+static bool stream_put(struct park *pk, struct sse_text *t)
+{
+    bool ok = !t->failed && adapter_stream_put(pk->fr, t->buf, t->len) == 0;
+    sse_text_free(t);
+    return ok;
+}
+
+/* Ends pk's stream: last goes out first, then the end of the request; NULL when the
+ * client is gone (the connection is just closed). */
+static void stream_close(struct poller *p, struct park *pk, struct sse_text *last)
+{
+    unlink_park(p, pk);
+    bool ok = last && stream_put(pk, last); /* NULL: the client is gone */
+    log_debug("poller: stream ended%s", ok ? "" : ": the client went away");
+    request_close(pk->fr, ok);
+    park_free(pk);
+}
+
+/* The last event of a stream: {kind:"chat_stream_end", reason}, with its cursors (not
+ * "stream_end": that is a provider event kind, the end of a streamed message). */
+static void stream_end(struct poller *p, struct park *pk, const char *reason)
+{
+    struct sse_text t = {0}, id = {0};
+    json_t *f = json_pack("{s:s, s:s}", "kind", "chat_stream_end", "reason", reason);
+    sse_cursor_id(&id, pk->sessions, pk->n);
+    sse_frame(&t, id.buf, f);
+    json_decref(f);
+    sse_text_free(&id);
+    stream_close(p, pk, &t);
+}
+
+/* A stream that cannot go on with resp: the plain answer before its head went out,
+ * else resp's error frame as its last event. */
+static void stream_fail(struct poller *p, struct park *pk, const struct response *resp)
+{
+    if (!pk->stream_open) {
+        release(p, pk, resp);
+        return;
+    }
+    struct sse_text t = {0};
+    sse_frame(&t, NULL, resp->body);
+    stream_close(p, pk, &t);
+}
+
+/* The first turn: head, retry hint, one chat_subscribed ack per session (this round's
+ * reads, with permissions). Returns 1 when written, 0 when the client is gone, -1 with
+ * resp set when it cannot begin. */
+static int stream_begin(struct poller *p, struct park *pk, struct response *resp)
+{
+    struct sse_text t = {0}, id = {0};
+    struct cgw_error err;
+    char retry[32];
+    int rc = 1;
+
+    snprintf(retry, sizeof retry, "retry: %d\n\n", STREAM_RETRY_MS);
+    sse_append(&t, retry, strlen(retry));
+    sse_cursor_id(&id, pk->sessions, pk->n);
+    for (size_t i = 0, k = 0; rc == 1 && i < pk->n; i++) {
+        struct sub_session *ss = &pk->sessions[i];
+        struct sub_snapshot *s = NULL;
+        if (ss->found) {
+            struct waiter *wt = &pk->waiters[k++];
+            if (!wt->watch || !(s = watch_snapshot(p, wt->watch)) || !bus_usable(p) ||
+                answer_snapshot_perms(p->bus, ss->id, s, &err) != CGW_OK) {
+                if (s && bus_usable(p))
+                    bus_failed(p, &err);
+                response_error(resp, CODE_BACKEND_UNAVAILABLE, NULL, "backend unavailable");
+                rc = -1;
+                break;
+            }
+        }
+        if (ss->feed)
+            continue; /* the feed has no ack */
+        json_t *ack = answer_ack(ss, s);
+        sse_frame(&t, id.buf, ack);
+        json_decref(ack);
+    }
+    sse_text_free(&id);
+    if (rc < 0) {
+        sse_text_free(&t);
+        return rc;
+    }
+    struct request req = {.method = pk->method, .origin = pk->origin};
+    if (adapter_stream_head(pk->fr, p->cfg, &req) < 0) {
+        sse_text_free(&t);
+        return 0;
+    }
+    pk->stream_open = true;
+    return stream_put(pk, &t) ? 1 : 0;
+}
+
+/* Appends wt's truncated frame (when events after its cursor are gone) and its events
+ * after the cursor, from this round's read or one of its own, advancing the cursor. */
+static void stream_session(struct poller *p, struct park *pk, struct waiter *wt, struct sse_text *t)
+{
+    struct sub_session *ss = wt->ss;
+    struct sub_snapshot *s = &wt->watch->snap, own = {0};
+    struct sse_text id = {0};
+    struct cgw_error err;
+
+    if (!answer_snapshot_covers(s, ss)) {
+        if (!bus_usable(p))
+            return;
+        if (answer_snapshot_read(p->bus, ss->id, ss->cursor, p->cfg->max_frames,
+                                 p->cfg->max_answer_bytes, &own, &err) != CGW_OK) {
+            bus_failed(p, &err);
+            answer_snapshot_free(&own);
+            return;
+        }
+        s = &own;
+    }
+    if (answer_hole(s, ss)) {
+        json_t *f = answer_truncated(ss, s);
+        size_t i = answer_first_after(s, ss->cursor);
+        ss->cursor = i < s->read.n ? s->read.events[i].seq - 1 : answer_last_seq(s, ss);
+        sse_cursor_id(&id, pk->sessions, pk->n);
+        sse_frame(t, id.buf, f);
+        json_decref(f);
+        sse_text_free(&id);
+    }
+    for (size_t i = answer_first_after(s, ss->cursor); i < s->read.n && !t->failed; i++) {
+        const struct bus_event *e = &s->read.events[i];
+        ss->cursor = e->seq;
+        sse_cursor_id(&id, pk->sessions, pk->n);
+        sse_stored(t, id.buf, e->json, e->len, ss->id, e->seq);
+        sse_text_free(&id);
+    }
+    if (s->read.more)
+        mark_dirty(p, wt->watch); /* the rest of the backlog: next round */
+    answer_snapshot_free(&own);
+}
+
+/* Writes the news of every session read this round. Returns 1 when something was
+ * written, 0 when nothing was due, -1 when the client is gone. */
+static int stream_events(struct poller *p, struct park *pk)
+{
+    struct sse_text t = {0};
+    for (size_t k = 0; k < pk->n_waiters; k++) {
+        struct waiter *wt = &pk->waiters[k];
+        if (wt->watch && wt->watch->snapped && !wt->watch->snap_failed)
+            stream_session(p, pk, wt, &t);
+    }
+    if (t.len == 0 && !t.failed)
+        return 0;
+    return stream_put(pk, &t) ? 1 : -1;
+}
+
+static void stream_answer(struct poller *p, struct park *pk)
+{
+    struct response resp = {.status = 500};
+    int64_t now = cgw_mono_ms();
+    int rc = 1;
+
+    if (token_recheck(p, pk, &resp) < 0 ||
+        (!pk->stream_open && (rc = stream_begin(p, pk, &resp)) < 0)) {
+        stream_fail(p, pk, &resp);
+        json_decref(resp.body);
+        return;
+    }
+    if (rc == 0) {
+        stream_close(p, pk, NULL); /* gone before its acks */
+        return;
+    }
+    if (!pk->next_ping)
+        pk->next_ping = now + p->cfg->stream_heartbeat_s * 1000;
+    if (p->stopping_seen || now >= pk->stream_end) {
+        stream_end(p, pk, p->stopping_seen ? "shutdown" : "max_duration");
+        return;
+    }
+    int wrote = stream_events(p, pk);
+    if (wrote == 0 && now >= pk->next_ping) {
+        struct sse_text t = {0};
+        sse_append(&t, ": ping\n\n", 8);
+        wrote = stream_put(pk, &t) ? 1 : -1;
+    }
+    if (wrote < 0) {
+        stream_close(p, pk, NULL);
+        return;
+    }
+    if (wrote > 0)
+        pk->next_ping = now + p->cfg->stream_heartbeat_s * 1000;
+    pk->answering = false;
+    pk->deadline = pk->next_ping < pk->stream_end ? pk->next_ping : pk->stream_end;
+    if (heap_push(p, pk) < 0)
+        stream_end(p, pk, "internal_error");
+}
+
 static void answer_one(struct poller *p, struct park *pk)
 {
     struct response resp = {.status = 500};
     if (pk->abort) {
         answer_abort(p, pk);
+        return;
+    }
+    if (pk->stream) {
+        stream_answer(p, pk);
         return;
     }
     if (token_recheck(p, pk, &resp) < 0) {
@@ -863,6 +1096,8 @@ static void round_end(struct poller *p)
 static int next_timeout(struct poller *p)
 {
     int64_t now = cgw_mono_ms(), at = INT64_MAX;
+    if (p->dirty)
+        return 0; /* a stream that read only part of its backlog continues at once */
     if (p->heap_n > 0)
         at = p->heap[0]->deadline;
     if (!p->sub && p->sub_retry_at < at)

@@ -56,6 +56,15 @@ enum cgw_err poller_park_abort_new(struct poller *p, const struct request *req, 
                                    const char *session_id, const char *run_id, int64_t cursor,
                                    struct park **out, struct cgw_error *err);
 
+/* The held state of a GET /chat/stream (Server-Sent Events): like poller_park_new, but
+ * the poller writes the acks and then every event after the cursors as it arrives,
+ * keeping the request (and its slot) until limits.stream_max_s, the client going away,
+ * its token being revoked or the poller stopping (doc/internals.md). The cursors of
+ * from-now sessions must be resolved. Thread-safe. */
+enum cgw_err poller_park_stream_new(struct poller *p, const struct request *req,
+                                    struct sub_session *sessions, size_t n, struct park **out,
+                                    struct cgw_error *err);
+
 /* Frees a park that was not handed over, giving back the user's slot. */
 void park_free(struct park *pk);
 

@@ -32,6 +32,7 @@ static const struct route routes[] = {
     {HTTP_POST, "/chat/permission", h_chat_permission, AUTH_TOKEN, false},
     {HTTP_GET, "/chat/subscribe", h_subscribe, AUTH_TOKEN_OR_TICKET, true},
     {HTTP_POST, "/chat/subscribe", h_subscribe, AUTH_TOKEN, true},
+    {HTTP_GET, "/chat/stream", h_stream, AUTH_TOKEN_OR_TICKET, true},
     {HTTP_POST, "/chat", h_chat_envelope, AUTH_TOKEN, false},
     {HTTP_POST, "/auth/ticket", h_auth_ticket, AUTH_TOKEN, false},
     {HTTP_GET, "/rules", h_rules_list, AUTH_TOKEN, false},

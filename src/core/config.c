@@ -141,6 +141,11 @@ const struct config_key config_keys[] = {
      "waitMs of a subscribe that does not give one"},
     {"limits.wait_ms_max", CONFIG_INT, OFF(wait_ms_max), "55000", 0, 300000,
      "largest waitMs honoured (keep it under the proxies' idle timeouts)"},
+    {"limits.stream_heartbeat_s", CONFIG_INT, OFF(stream_heartbeat_s), "15", 1, 3600,
+     "seconds between the comment heartbeats of an idle GET /chat/stream (keep it under the "
+     "proxies' idle timeouts)"},
+    {"limits.stream_max_s", CONFIG_INT, OFF(stream_max_s), "300", 1, 86400,
+     "seconds after which GET /chat/stream ends (the client reconnects with Last-Event-ID)"},
     {"log.level", CONFIG_STRING, OFF(log_level), "info", 0, 0,
      "least severe level logged: debug, info, warn or error"},
     {NULL, 0, 0, NULL, 0, 0, NULL},

@@ -105,6 +105,8 @@ struct config {
     int64_t max_polls;              /* limits.max_polls: held requests per process */
     int64_t wait_ms_default;        /* limits.wait_ms_default */
     int64_t wait_ms_max;            /* limits.wait_ms_max */
+    int64_t stream_heartbeat_s;     /* limits.stream_heartbeat_s: GET /chat/stream pings */
+    int64_t stream_max_s;           /* limits.stream_max_s: GET /chat/stream's longest life */
 
     /* log */
     char *log_level; /* log.level */

@@ -211,6 +211,49 @@ static void test_bad_stored_event(void)
     answer_snapshot_free(&s);
 }
 
+/* The stream's SSE text (GET /chat/stream): one data: line per frame whatever the
+ * frame holds, event: the kind only when it is a plain word, the cursor id. */
+static void test_sse(void)
+{
+    struct sse_text t = {0};
+    char a[] = "aaaa", b[] = "bbbb", feed[] = "u:7";
+    struct sub_session ss[3] = {
+        {.id = a, .cursor = 12, .found = true},
+        {.id = b, .cursor = 3, .found = false},
+        {.id = feed, .cursor = 4, .found = true, .feed = true},
+    };
+    sse_cursor_id(&t, ss, 3);
+    is_str(t.buf, "aaaa:12,f:4", "the id: found sessions then the feed, <id>:<seq>");
+    sse_text_free(&t);
+
+    const char *stored = "{\"kind\":\"text\",\n\"seq\":5,\"content\":\"a\\nb\"}";
+    sse_stored(&t, "aaaa:5", stored, strlen(stored), "aaaa", 5);
+    is_str(t.buf,
+           "id: aaaa:5\nevent: text\ndata: {\"kind\":\"text\",\"seq\":5,\"content\":\"a\\nb\"}\n\n",
+           "a stored event with a line break goes out on one data: line");
+    sse_text_free(&t);
+
+    json_t *f = json_pack("{s:s, s:i}", "kind", "x\ndata: forged", "seq", 1);
+    sse_frame(&t, NULL, f);
+    json_decref(f);
+    ok(t.buf && strncmp(t.buf, "event: message\ndata: ", 21) == 0,
+       "a kind that is not a plain word is not an event name");
+    ok(t.buf && strchr(t.buf + 21, '\n') == t.buf + t.len - 2, "and the frame is one line");
+    sse_text_free(&t);
+
+    struct sub_snapshot s;
+    int64_t seqs[] = {8, 9};
+    snap_make(&s, seqs, 2, 9, 8, 0);
+    struct sub_session cut = {.id = a, .cursor = 2, .found = true};
+    json_t *tr = answer_truncated(&cut, &s);
+    ok(json_integer_value(json_object_get(tr, "after")) == 2 &&
+           json_integer_value(json_object_get(tr, "firstSeq")) == 8 &&
+           json_integer_value(json_object_get(tr, "lastSeq")) == 9,
+       "truncated: after, firstSeq, lastSeq");
+    json_decref(tr);
+    answer_snapshot_free(&s);
+}
+
 int main(void)
 {
     struct cgw_error err;
@@ -224,6 +267,7 @@ int main(void)
     test_answer();
     test_feed();
     test_bad_stored_event();
+    test_sse();
     config_free(&cfg);
     return done_testing();
 }
