@@ -501,6 +501,13 @@ static void keep_program(struct spots *keep, const char *program)
         if (base && strcmp(base, "/bin") == 0 && base != dir)
             *base = '\0';
         spots_add(keep, dir, false);
+        /* An npm package finds its dependencies beside it (Codex's native binary is the
+         * optional package @openai/codex-linux-x64): the whole node_modules it lies in. */
+        char *nm = strstr(dir, "/node_modules/");
+        if (nm) {
+            nm[strlen("/node_modules")] = '\0';
+            spots_add(keep, dir, false);
+        }
     }
 }
 
