@@ -175,7 +175,7 @@ static int on_permission(struct chat *c, const json_t *ev)
     enum chat_answer a = chat_perm_decide(&c->policy, tool, input, &why);
     if (a == CHAT_NO_ANSWER)
         return 0; /* Ctrl-C at the prompt: the abort cancels the request */
-    if (a == CHAT_DENY && !c->out.json)
+    if (a == CHAT_DENY)
         chat_out_note(&c->out, "denied %s: %s", label, why);
 
     struct http_answer ans;
