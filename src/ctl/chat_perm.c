@@ -36,7 +36,7 @@ bool chat_rule_matches(const char *rule, const char *tool, const char *command, 
 }
 
 /* Asks on /dev/tty. Returns the answer; CHAT_NO_ANSWER when the read was interrupted
- * (Ctrl-C) or the terminal went away before a line came. */
+ * (Ctrl-C, which aborts the run). */
 static enum chat_answer ask_tty(int fd, const char *label)
 {
     char prompt[1024];
@@ -51,7 +51,7 @@ static enum chat_answer ask_tty(int fd, const char *label)
         if (r < 0 && errno == EINTR)
             return CHAT_NO_ANSWER;
         if (r <= 0)
-            return len ? CHAT_DENY : CHAT_NO_ANSWER;
+            return CHAT_DENY; /* the terminal went away */
         if (ch == '\n')
             break;
         if (len + 1 < sizeof line)

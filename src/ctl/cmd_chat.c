@@ -228,18 +228,27 @@ static int apply(struct chat *c, const json_t *ev)
     return 0;
 }
 
-/* Fills the hole between the cursor and first_seq from history (a truncated answer). */
+/* Fills the hole between the cursor and first_seq from history (a truncated answer).
+ * Returns 0, FILL_INTERRUPTED (Ctrl-C: the caller polls again from the same cursor),
+ * or an exit status. */
+#define FILL_INTERRUPTED (-1)
 static int fill_hole(struct chat *c, int64_t first_seq)
 {
     while (c->cursor + 1 < first_seq && !c->done) {
-        char path[512];
-        snprintf(path, sizeof path, "/sessions/%s/messages?afterSeq=%lld&limit=1000", c->session,
+        char path[512] = "/sessions/";
+        if (http_query_append(path, sizeof path, c->session) < 0)
+            return http_fail(c, "reading history", NULL,
+                             &(struct cgw_error){CGW_ERR_INVALID, "session id too long"});
+        size_t n = strlen(path);
+        snprintf(path + n, sizeof path - n, "/messages?afterSeq=%lld&limit=1000",
                  (long long)c->cursor);
         struct http_answer ans;
         struct cgw_error err;
         enum cgw_err rc = http_request(c->http, "GET", path, NULL, SHORT_TIMEOUT_MS, &ans, &err);
         if (rc != CGW_OK || ans.status != 200) {
-            int st = rc == CGW_ERR_TIMEOUT ? 0 : http_fail(c, "reading history", &ans, &err);
+            int st = rc == CGW_ERR_TIMEOUT
+                         ? FILL_INTERRUPTED
+                         : http_fail(c, "reading history", rc == CGW_OK ? &ans : NULL, &err);
             http_answer_clear(&ans);
             return st;
         }
@@ -285,6 +294,8 @@ static int apply_frames(struct chat *c, const json_t *frames)
             }
             if (json_is_true(json_object_get(f, "truncated")))
                 st = fill_hole(c, json_integer_value(json_object_get(f, "firstSeq")));
+            if (st == FILL_INTERRUPTED)
+                return 0; /* none of this answer's events: they would leave a hole */
         } else {
             st = apply(c, f);
         }
@@ -556,7 +567,7 @@ static int chat_run(struct chat *c, const struct ctl_args *a, const char *prompt
     int st = CHAT_EXIT_SUCCESS;
     if (a->opt[OPT_NEW])
         st = create_session(c, a->opt[OPT_PROVIDER], a->opt[OPT_PROJECT]);
-    if (st == CHAT_EXIT_SUCCESS && interrupts)
+    if (interrupts) /* before anything runs: nothing to abort */
         return CHAT_EXIT_ABORTED;
     if (st == CHAT_EXIT_SUCCESS) {
         http_client_set_cancel(c->http, NULL, NULL); /* a send cut short may still start */
