@@ -146,16 +146,29 @@ static bool answered_before(struct chat *c, const char *rid)
     return false;
 }
 
-static int post_permission(struct chat *c, const char *rid, bool allow, bool remember,
-                           struct http_answer *ans, struct cgw_error *err)
+static enum cgw_err post_permission(struct chat *c, const char *rid, bool allow, bool remember,
+                                    struct http_answer *ans, struct cgw_error *err)
 {
     json_t *body = json_pack("{s:s, s:b}", "requestId", rid, "allow", allow);
     if (body && remember)
         json_object_set_new(body, "remember", json_string("exact"));
     if (!body)
         return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
-    enum cgw_err rc =
-        http_request(c->http, "POST", "/chat/permission", body, SHORT_TIMEOUT_MS, ans, err);
+    /* Retried like a poll: a second answer that follows a lost first one is a 409. */
+    long backoff = RETRY_FIRST_MS;
+    int64_t start = now_ms();
+    enum cgw_err rc;
+    for (;;) {
+        rc = http_request(c->http, "POST", "/chat/permission", body, SHORT_TIMEOUT_MS, ans, err);
+        if (!retryable(rc, ans) || now_ms() - start > RETRY_GIVE_UP_MS || interrupts > c->handled)
+            break;
+        if (backoff == RETRY_FIRST_MS)
+            chat_out_note(&c->out, "answering the permission request: %s; retrying",
+                          rc == CGW_OK ? "server error" : err->text);
+        http_answer_clear(ans);
+        pause_ms(backoff);
+        backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+    }
     json_decref(body);
     return rc;
 }
