@@ -65,7 +65,8 @@ esac
 
 # 1. Packages.
 packages=(build-essential autoconf automake pkg-config libfcgi-dev libjansson-dev
-          libsqlite3-dev libhiredis-dev libsodium-dev redis-server lighttpd curl
+          libsqlite3-dev libhiredis-dev libsodium-dev libcurl4-openssl-dev redis-server
+          lighttpd curl
           bubblewrap) # the provider CLIs' sandbox (runner.sandbox, doc/security.md)
 missing=()
 for p in "${packages[@]}"; do

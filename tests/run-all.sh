@@ -18,13 +18,14 @@ build=${BUILD_DIR:-$top/build-check}
 # Debian packages: build tools, libraries, and the real servers the tests start.
 packages=(
     build-essential autoconf automake pkg-config
-    libfcgi-dev libjansson-dev libsqlite3-dev libhiredis-dev libsodium-dev
+    libfcgi-dev libjansson-dev libsqlite3-dev libhiredis-dev libsodium-dev libcurl4-openssl-dev
     redis-server lighttpd spawn-fcgi sqlite3 curl python3
     clang clang-format valgrind
     chromium
     apache2 libapache2-mod-fcgid systemd
     bubblewrap
     libpq-dev postgresql-15 postgresql-client-15
+    tmux  # tests/integration/cli-chat-tmux.test: chatgwctl chat on a real terminal
 )
 # The web UI's browser test (tests/browser/webui.test) also needs Node.js >= 20 with npm:
 # take the machine's, else Debian's npm (and Node.js 20 from npm, below).

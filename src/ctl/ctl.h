@@ -31,7 +31,8 @@ enum ctl_exit {
     CTL_EXIT_CONFLICT = 4,  /* already exists, or the state forbids it (disabled user) */
 };
 
-#define CTL_MAX_OPTS 8
+#define CTL_MAX_OPTS 16
+#define CTL_MAX_REPEAT 32 /* values kept of an option given several times */
 
 /* The process-wide context, passed to every command. */
 struct ctl {
@@ -56,9 +57,13 @@ struct ctl_opt {
 };
 
 /* What a leaf command gets: opt[i] is the value of its opts[i] (a flag given
- * reads ""), or NULL when absent; then the positional arguments. */
+ * reads ""), or NULL when absent (the last one when given several times: all[i]
+ * holds the first CTL_MAX_REPEAT values, count[i] how many were given); then the
+ * positional arguments. */
 struct ctl_args {
     const char *opt[CTL_MAX_OPTS];
+    const char *all[CTL_MAX_OPTS][CTL_MAX_REPEAT];
+    int count[CTL_MAX_OPTS];
     int argc;
     char **argv;
 };
@@ -86,6 +91,8 @@ extern const struct ctl_cmd ctl_rules_cmds[];   /* cmd_rules.c */
 int cmd_init(struct ctl *ctl, const struct ctl_args *a);   /* cmd_init.c */
 int cmd_doctor(struct ctl *ctl, const struct ctl_args *a); /* cmd_doctor.c */
 extern const struct ctl_opt ctl_doctor_opts[];             /* cmd_doctor.c */
+int cmd_chat(struct ctl *ctl, const struct ctl_args *a);   /* cmd_chat.c */
+extern const struct ctl_opt ctl_chat_opts[];               /* cmd_chat.c */
 
 /* ---- helpers (main.c) ---------------------------------------------------- */
 

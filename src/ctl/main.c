@@ -34,6 +34,8 @@ static const struct ctl_cmd commands[] = {
      0, NULL},
     {"doctor", "", "check configuration, database, Redis, project roots and provider CLIs", NULL,
      ctl_doctor_opts, 0, 0, cmd_doctor},
+    {"chat", "[PROMPT...|-]", "send a prompt over the HTTP API and stream the answer", NULL,
+     ctl_chat_opts, 0, 100000, cmd_chat},
     {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL},
 };
 
@@ -369,7 +371,8 @@ static void print_main_help(FILE *out)
     fputs("Usage: " PROGRAM " [-c FILE] COMMAND [ARGS...]\n"
           "       " PROGRAM " COMMAND --help\n"
           "\n"
-          "Administer chatgw: database, users, API tokens, sessions, health checks.\n"
+          "Administer chatgw: database, users, API tokens, sessions, health checks;\n"
+          "chat with a session over the HTTP API ($CHATGW_URL, $CHATGW_TOKEN).\n"
           "\n"
           "Options:\n"
           "  -c, --config FILE  configuration file (default: $CHATGW_CONFIG, "
@@ -380,7 +383,8 @@ static void print_main_help(FILE *out)
           "Commands:\n",
           out);
     print_commands(out, "", commands);
-    fputs("\nExit status: 0 ok, 1 failure, 2 usage error, 3 not found, 4 conflict.\n"
+    fputs("\nExit status: 0 ok, 1 failure, 2 usage error, 3 not found, 4 conflict;\n"
+          "chat: 0 success, 1 the run failed, 2 usage, 3 HTTP error, 130 aborted.\n"
           "See chatgwctl(8) and chatgw.conf(5).\n",
           out);
 }
@@ -420,7 +424,8 @@ static int run_leaf(struct ctl *ctl, const char *group, const struct ctl_cmd *c,
     struct option longopts[CTL_MAX_OPTS + 2];
     char shortopts[2 * CTL_MAX_OPTS + 4] = ":h";
     size_t nopts = 0, sl = strlen(shortopts);
-    struct ctl_args a = {{NULL}, 0, NULL};
+    struct ctl_args a;
+    memset(&a, 0, sizeof a);
 
     for (const struct ctl_opt *o = c->opts; o && o->name; o++) {
         if (nopts == CTL_MAX_OPTS)
@@ -461,8 +466,12 @@ static int run_leaf(struct ctl *ctl, const char *group, const struct ctl_cmd *c,
         }
         size_t i = 0;
         for (const struct ctl_opt *o = c->opts; o && o->name; o++, i++) {
-            if (ch == (o->short_name ? o->short_name : (int)(OPT_LONG_ONLY + i)))
-                a.opt[i] = o->arg ? optarg : "";
+            if (ch != (o->short_name ? o->short_name : (int)(OPT_LONG_ONLY + i)))
+                continue;
+            a.opt[i] = o->arg ? optarg : "";
+            if (a.count[i] < CTL_MAX_REPEAT)
+                a.all[i][a.count[i]] = a.opt[i];
+            a.count[i]++;
         }
     }
     a.argc = argc - optind;
