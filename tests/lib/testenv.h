@@ -47,4 +47,9 @@ void testenv_redis_kill(struct test_redis *r);
 /* Starts it again on the same port and dir (AOF replayed when enabled). */
 int testenv_redis_restart(struct test_redis *r);
 
+/* Sends one printf-style command on a new connection: an integer reply (or a string
+ * that reads as one), else -999 (no connection, error, other reply). tests/lib/
+ * testenv_redis.c; the program must link hiredis. */
+long long testenv_redis_int(const struct test_redis *r, const char *fmt, ...);
+
 #endif

@@ -71,32 +71,6 @@ static redisReply *rcmd(const struct test_redis *r, const char *fmt, ...)
 }
 
 /* The integer (or numeric string) reply of a command; -999 on anything else. */
-static long long rint_(const struct test_redis *r, const char *fmt, ...)
-{
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
-    redisReply *rep;
-    long long v = -999;
-    va_list ap;
-
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        return v;
-    }
-    va_start(ap, fmt);
-    rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (rep && rep->type == REDIS_REPLY_INTEGER)
-        v = rep->integer;
-    else if (rep && rep->type == REDIS_REPLY_STRING)
-        v = strtoll(rep->str, NULL, 10);
-    if (rep)
-        freeReplyObject(rep);
-    redisFree(c);
-    return v;
-}
-
 static void rok(const struct test_redis *r, const char *what, const char *fmt, ...)
 {
     struct timeval tv = {5, 0};
@@ -137,7 +111,7 @@ static bool some_client_blocked(void *r)
 
 static bool key_gone(void *key)
 {
-    return rint_(&R, "EXISTS %s", (const char *)key) == 0;
+    return testenv_redis_int(&R, "EXISTS %s", (const char *)key) == 0;
 }
 
 /* What a TTL does, without waiting for it: every key of the session that has one
@@ -149,7 +123,7 @@ static void expire_now(const char *sid)
         BAIL_OUT("KEYS cgw:{%s}:*", sid);
     for (size_t i = 0; i < keys->elements; i++) {
         const char *k = keys->element[i]->str;
-        if (rint_(&R, "PTTL %s", k) > 0) {
+        if (testenv_redis_int(&R, "PTTL %s", k) > 0) {
             rok(&R, "PEXPIRE", "PEXPIRE %s 1", k);
             if (!testenv_wait(key_gone, (void *)k))
                 BAIL_OUT("%s did not expire", k);
@@ -226,7 +200,7 @@ static int64_t publish_n(struct bus *b, const char *sid, const char *rid, int n)
 
 static long long xlen(const struct test_redis *r, const char *sid)
 {
-    return rint_(r, "XLEN cgw:{%s}:events", sid);
+    return testenv_redis_int(r, "XLEN cgw:{%s}:events", sid);
 }
 
 /* ---- tests ---- */
@@ -325,13 +299,14 @@ static void test_basics(void)
     is_int(bus_lease_refresh(b, sid, rid, 1000, &e), CGW_ERR_STALE,
            "lease refresh of a completed run: STALE");
     is_int(xlen(&R, sid), 4, "nothing added after complete");
-    is_int(rint_(&R, "GET cgw:{%s}:seq", sid), 4, "counter unchanged after rejected publishes");
+    is_int(testenv_redis_int(&R, "GET cgw:{%s}:seq", sid), 4,
+           "counter unchanged after rejected publishes");
     bus_run_get(b, sid, &run, NULL, &e);
     is_int(run.status, RUN_COMPLETED, "run completed");
     ok(!run.lease_alive, "lease deleted by complete");
     ok(run.completed_ms >= run.started_ms && run.completed_ms > 0, "completedMs");
-    ok(rint_(&R, "TTL cgw:{%s}:events", sid) > 0, "stream expires after complete");
-    is_int(rint_(&R, "TTL cgw:{%s}:seq", sid), -1, "seq counter never expires");
+    ok(testenv_redis_int(&R, "TTL cgw:{%s}:events", sid) > 0, "stream expires after complete");
+    is_int(testenv_redis_int(&R, "TTL cgw:{%s}:seq", sid), -1, "seq counter never expires");
     is_int(bus_events_read(b, sid, 3, 100, 0, &rd, &e), CGW_OK, "read after 3");
     ok(rd.n == 1 &&
            strcmp(rd.events[0].json, "{\"kind\":\"complete\",\"exitCode\":0,\"seq\":4}") == 0,
@@ -343,7 +318,8 @@ static void test_basics(void)
            "claiming with the completed run id: STALE");
     is_int(claim(b, sid, rid2, 0, 60000, &last, other), CGW_OK, "next run claims");
     is_int(last, 4, "next run: last_seq is the high-water mark");
-    is_int(rint_(&R, "TTL cgw:{%s}:events", sid), -1, "claim made the stream persistent again");
+    is_int(testenv_redis_int(&R, "TTL cgw:{%s}:events", sid), -1,
+           "claim made the stream persistent again");
     is_int(publish(b, sid, rid, "e10", "{\"kind\":\"text\"}", &s2), CGW_ERR_STALE,
            "old run publishes into the new run: STALE");
     is_int(publish(b, sid, rid2, "f1", "{\"kind\":\"text\"}", &seq), CGW_OK, "new run publishes");
@@ -669,7 +645,7 @@ static void test_read(void)
     publish_n(shortlived, sid, rid, 2);
     complete(shortlived, sid, rid, "c", false, NULL);
     {
-        long long ttl = rint_(&R, "TTL cgw:{%s}:events", sid);
+        long long ttl = testenv_redis_int(&R, "TTL cgw:{%s}:events", sid);
         ok(ttl > 600 && ttl <= 3600, "the stream expires in stream_ttl_s (%lld s left)", ttl);
     }
     expire_now(sid);
@@ -699,10 +675,10 @@ static void test_lease(void)
     new_run(rid);
     claim(b, sid, rid, 0, 60000, NULL, NULL);
     publish_n(b, sid, rid, 1);
-    ok(rint_(&R, "PTTL cgw:{%s}:lease", sid) > 30000, "the claim's lease: 60 s");
+    ok(testenv_redis_int(&R, "PTTL cgw:{%s}:lease", sid) > 30000, "the claim's lease: 60 s");
     is_int(bus_lease_refresh(b, sid, rid, 30000, &e), CGW_OK, "refresh");
     {
-        long long ttl = rint_(&R, "PTTL cgw:{%s}:lease", sid);
+        long long ttl = testenv_redis_int(&R, "PTTL cgw:{%s}:lease", sid);
         ok(ttl > 0 && ttl <= 30000, "refresh set the lease to 30 s (%lld ms left)", ttl);
     }
     is_int(bus_lease_refresh(b, sid, "run_other", 400, &e), CGW_ERR_STALE,
@@ -917,17 +893,17 @@ static void test_runs_running(void)
     new_run(r2);
     claim(b, s1, r1, 0, 60000, NULL, NULL);
     claim(b, s2, r2, 0, 60000, NULL, NULL);
-    is_int(rint_(&R, "SCARD cgw:running"), 2, "both claimed sessions in cgw:running");
+    is_int(testenv_redis_int(&R, "SCARD cgw:running"), 2, "both claimed sessions in cgw:running");
     complete(b, s1, r1, "c", false, NULL);
-    is_int(rint_(&R, "SISMEMBER cgw:running %s", s1), 0, "complete removed s1");
+    is_int(testenv_redis_int(&R, "SISMEMBER cgw:running %s", s1), 0, "complete removed s1");
     rok(&R, "SADD", "SADD cgw:running %s", s1);
     rok(&R, "SADD", "SADD cgw:running %s", ghost);
     rok(&R, "SADD", "SADD cgw:running bad{tag}");
     is_int(bus_runs_running(b, &ids, &n, &e), CGW_OK, "runs_running");
     ok(n == 1 && strcmp(ids[0], s2) == 0, "only s2 runs");
     bus_strings_free(ids, n);
-    is_int(rint_(&R, "SCARD cgw:running"), 1, "stale members dropped");
-    is_int(rint_(&R, "SISMEMBER cgw:running %s", s2), 1, "s2 kept");
+    is_int(testenv_redis_int(&R, "SCARD cgw:running"), 1, "stale members dropped");
+    is_int(testenv_redis_int(&R, "SISMEMBER cgw:running %s", s2), 1, "s2 kept");
     complete(b, s2, r2, "c", false, NULL);
     bus_runs_running(b, &ids, &n, &e);
     ok(n == 0, "nothing runs");
@@ -962,7 +938,7 @@ static void test_addresses(void)
     new_session(sid);
     new_run(rid);
     is_int(claim(b, sid, rid, 0, 60000, NULL, NULL), CGW_OK, "claim in db 3");
-    is_int(rint_(&R, "EXISTS cgw:{%s}:run", sid), 0, "not in db 0");
+    is_int(testenv_redis_int(&R, "EXISTS cgw:{%s}:run", sid), 0, "not in db 0");
     complete(b, sid, rid, "c", false, NULL);
     bus_close(b);
 

@@ -2,7 +2,6 @@
  * (claim.lua over cgw:{u:U}:running), against a private redis-server. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,30 +36,6 @@ static struct bus *open_bus(void)
 }
 
 /* A raw command, outside the module under test; the integer answer or -999. */
-static long long rint_(const char *fmt, ...)
-{
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", R.port, tv);
-    redisReply *rep = NULL;
-    long long v = -999;
-    va_list ap;
-
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        return v;
-    }
-    va_start(ap, fmt);
-    rep = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (rep && rep->type == REDIS_REPLY_INTEGER)
-        v = rep->integer;
-    if (rep)
-        freeReplyObject(rep);
-    redisFree(c);
-    return v;
-}
-
 struct sess {
     char sid[CGW_UUID_LEN + 1];
     char rid[CGW_ID_MAX];
@@ -118,7 +93,7 @@ static void test_limit(void)
     is_int(claim(b, &s[2], u, 2, NULL, &e), CGW_ERR_LIMIT, "third run: LIMIT");
     is_str(e.text, "you have 2 runs running; the limit is 2", "the text counts the runs");
     ok(!has_run(b, &s[2]), "nothing was claimed for the refused session");
-    is_int(rint_("SISMEMBER cgw:{u:%lld}:running %s", (long long)u, s[2].sid), 0,
+    is_int(testenv_redis_int(&R, "SISMEMBER cgw:{u:%lld}:running %s", (long long)u, s[2].sid), 0,
            "the refused session is not in the user's set");
     is_int(claim(b, &s[1], u, 2, &seq2, &e), CGW_OK, "the same claim again at the limit: OK");
     is_int(seq2, seq, "the same claim again: the same last_seq");
@@ -139,15 +114,15 @@ static void test_limit(void)
 
     /* A completed run no longer counts. */
     is_int(complete(b, &s[0], false), CGW_OK, "complete the first run");
-    is_int(rint_("SISMEMBER cgw:{u:%lld}:running %s", (long long)u, s[0].sid), 0,
+    is_int(testenv_redis_int(&R, "SISMEMBER cgw:{u:%lld}:running %s", (long long)u, s[0].sid), 0,
            "the complete dropped the session from the user's set");
     is_int(claim(b, &s[2], u, 2, NULL, &e), CGW_OK, "after a complete the third run claims");
     is_int(claim(b, &s[3], u, 2, NULL, &e), CGW_ERR_LIMIT, "at the limit again");
 
     /* A reaped run (lease gone, runner_lost) no longer counts. */
-    is_int(rint_("DEL cgw:{%s}:lease", s[1].sid), 1, "the lease of run 2 is gone");
+    is_int(testenv_redis_int(&R, "DEL cgw:{%s}:lease", s[1].sid), 1, "the lease of run 2 is gone");
     is_int(complete(b, &s[1], true), CGW_OK, "the reaper completes run 2");
-    is_int(rint_("SISMEMBER cgw:{u:%lld}:running %s", (long long)u, s[1].sid), 0,
+    is_int(testenv_redis_int(&R, "SISMEMBER cgw:{u:%lld}:running %s", (long long)u, s[1].sid), 0,
            "the reap dropped the session from the user's set");
     is_int(claim(b, &s[3], u, 2, NULL, &e), CGW_OK, "after a reap the fourth run claims");
 
@@ -155,9 +130,9 @@ static void test_limit(void)
     struct sess w;
     fresh(&w);
     is_int(claim(b, &w, u, 2, NULL, &e), CGW_ERR_LIMIT, "at the limit once more");
-    is_int(rint_("DEL cgw:{%s}:run", s[2].sid), 1, "the run hash of run 3 expires");
+    is_int(testenv_redis_int(&R, "DEL cgw:{%s}:run", s[2].sid), 1, "the run hash of run 3 expires");
     is_int(claim(b, &w, u, 2, NULL, &e), CGW_OK, "after the expiry the next run claims");
-    is_int(rint_("SCARD cgw:{u:%lld}:running", (long long)u), 2,
+    is_int(testenv_redis_int(&R, "SCARD cgw:{u:%lld}:running", (long long)u), 2,
            "the set holds the two running sessions");
 
     /* No limit: claims are not counted against anything, the set still follows. */
@@ -244,7 +219,8 @@ static void test_race(void)
     close(ready[0]);
     is_int(wins, RACE_LIMIT, "%d claims at once: exactly the limit (%d) win", CLAIMERS, RACE_LIMIT);
     is_int(limits, CLAIMERS - RACE_LIMIT, "all others hear LIMIT");
-    is_int(rint_("SCARD cgw:{u:31}:running"), RACE_LIMIT, "the set holds the winners");
+    is_int(testenv_redis_int(&R, "SCARD cgw:{u:31}:running"), RACE_LIMIT,
+           "the set holds the winners");
 }
 
 int main(void)
