@@ -63,4 +63,15 @@ static inline long failalloc_test(const char *name, int (*scenario)(struct fa_lo
     return n;
 }
 
+/* In a scenario: a core call's failure becomes the scenario's result (rc), then goto out,
+ * where the scenario frees what it holds. */
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        enum cgw_err e_ = (call);                                                                  \
+        if (e_ != CGW_OK) {                                                                        \
+            rc = e_;                                                                               \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
 #endif

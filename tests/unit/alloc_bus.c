@@ -29,15 +29,6 @@ static int open_scenario(struct fa_log *log, void *arg)
     return rc;
 }
 
-#define TRY(call)                                                                                  \
-    do {                                                                                           \
-        enum cgw_err e_ = (call);                                                                  \
-        if (e_ != CGW_OK) {                                                                        \
-            rc = e_;                                                                               \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 static void log_read(struct fa_log *log, const char *what, const struct bus_read *r)
 {
     fa_logf(log, "%s: %zu events, status %s, truncated %d, more %d", what, r->n,

@@ -48,15 +48,6 @@ static int open_scenario(struct fa_log *log, void *arg)
     return rc;
 }
 
-#define TRY(call)                                                                                  \
-    do {                                                                                           \
-        enum cgw_err e_ = (call);                                                                  \
-        if (e_ != CGW_OK) {                                                                        \
-            rc = e_;                                                                               \
-            goto out;                                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* Users, tokens, sessions, messages and rules on the open database. Names and ids are
  * new in every run; the log holds what does not depend on them. */
 static int data_scenario(struct fa_log *log, void *arg)
