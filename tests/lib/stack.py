@@ -204,8 +204,14 @@ class Stack:
     """The whole stack; use as a context manager."""
 
     def __init__(self, extra_config=None, roots=True, lighttpd_extra="", spawn_fcgi=False,
-                 server="lighttpd", socket_activate=False, prefix="/api", www=None):
+                 server="lighttpd", socket_activate=False, prefix="/api", www=None,
+                 redis_port=None):
         assert server in SERVERS, server
+        # redis_port: use that (already running) Redis, e.g. another stack's, so that two
+        # stacks act as two hosts of one deployment; this stack neither starts nor stops it.
+        self.external_redis = redis_port is not None
+        if self.external_redis:
+            self.redis_port = redis_port
         self.server = server
         self.prefix = prefix  # http.prefix, and where the web server mounts the API
         self.apache_bin = which("apache2", ["/usr/sbin", "/sbin"])
@@ -271,6 +277,8 @@ class Stack:
                 p.wait()
 
     def start_redis(self):
+        if self.external_redis:
+            return
         if not hasattr(self, "redis_port"):
             self.redis_port = free_port()
         d = os.path.join(self.tmp, "redis")
