@@ -10,6 +10,8 @@
 #   CHATGW_DEPS_ONLY=1 ...         # only install the Debian packages
 #   CHATGW_NO_SKIPS=1 ...          # a skipped test fails the run (CI does)
 #   CHATGW_NO_SANITIZERS=1 ...     # plain build (e.g. for valgrind)
+#   CHATGW_NO_POSTGRES=1 ...       # skip make check-postgres
+#   CHATGW_NO_CLUSTER=1 ...        # skip make check-cluster (two hosts, Sentinel, HAProxy)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +28,7 @@ packages=(
     bubblewrap
     libpq-dev postgresql-15 postgresql-client-15
     tmux  # tests/integration/cli-chat-tmux.test: chatgwctl chat on a real terminal
+    haproxy  # make check-cluster: the load balancer in front of two hosts
 )
 # The web UI's browser test (tests/browser/webui.test) also needs Node.js >= 20 with npm:
 # take the machine's, else Debian's npm (and Node.js 20 from npm, below).
@@ -114,6 +117,18 @@ fi
 # tests/lib/check-postgres.sh with every stack on a private PostgreSQL 15.
 if [ "${CHATGW_NO_POSTGRES:-0}" != 1 ]; then
     make check-postgres || { echo "run-all: check-postgres failed"; exit 1; }
+fi
+# Several hosts (doc/scaling.md): tests/cluster/, two stacks on one PostgreSQL and one
+# Redis with Sentinels, HAProxy in front (tests/lib/check-cluster.sh).
+if [ "${CHATGW_NO_CLUSTER:-0}" != 1 ]; then
+    make check-cluster || {
+        echo "run-all: check-cluster failed"
+        for log in tests/cluster/*.log; do
+            [ -f "$log" ] || continue
+            grep -qE '^(not ok|Bail out!)|^# (ERROR|FAIL)|Traceback' "$log" && { echo "===== $log"; tail -n 60 "$log"; }
+        done
+        exit 1
+    }
 fi
 # CI installs everything the tests need, so there a skipped test is a failure.
 if [ "${CHATGW_NO_SKIPS:-0}" = 1 ]; then
