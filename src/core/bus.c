@@ -65,7 +65,8 @@ static const char *const script_files[SCRIPT__COUNT] = {
 
 /* Error replies by their first word. Our scripts answer STALE, CONFLICT, NOT_FOUND, LIMIT;
  * the others mean Redis is not serving right now (loading the AOF, a script busy,
- * bad credentials, a read-only replica, out of memory). Anything else is a bug. */
+ * bad credentials, a read-only replica, too few replicas, out of memory). Anything else
+ * is a bug. */
 static const struct {
     const char *word;
     enum cgw_err code;
@@ -76,7 +77,7 @@ static const struct {
     {"NOAUTH", CGW_ERR_BACKEND},      {"WRONGPASS", CGW_ERR_BACKEND},
     {"MASTERDOWN", CGW_ERR_BACKEND},  {"READONLY", CGW_ERR_BACKEND},
     {"OOM", CGW_ERR_BACKEND},         {"TRYAGAIN", CGW_ERR_BACKEND},
-    {"CLUSTERDOWN", CGW_ERR_BACKEND},
+    {"CLUSTERDOWN", CGW_ERR_BACKEND}, {"NOREPLICAS", CGW_ERR_BACKEND},
 };
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -190,8 +191,11 @@ static enum cgw_err bus_reply_error(struct bus *b, const char *cmd, const redisR
     const char *msg = r->str ? r->str : "";
     size_t wlen = strcspn(msg, " ");
 
-    if (wlen == 8 && strncmp(msg, "READONLY", 8) == 0)
-        b->readonly = true; /* a demoted primary: look it up again */
+    /* A demoted primary (READONLY), or one that lost its replicas to a failover under
+     * min-replicas-to-write (NOREPLICAS): no write ran; look the primary up again. */
+    if ((wlen == 8 && strncmp(msg, "READONLY", 8) == 0) ||
+        (wlen == 10 && strncmp(msg, "NOREPLICAS", 10) == 0))
+        b->readonly = true;
     if (wlen == 8 && strncmp(msg, "NOSCRIPT", 8) == 0) {
         b->noscript = true;
         return cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: %s", b->address, msg);
