@@ -65,7 +65,8 @@ static const char *const script_files[SCRIPT__COUNT] = {
 
 /* Error replies by their first word. Our scripts answer STALE, CONFLICT, NOT_FOUND, LIMIT;
  * the others mean Redis is not serving right now (loading the AOF, a script busy,
- * bad credentials, a read-only replica, out of memory). Anything else is a bug. */
+ * bad credentials, a read-only replica, too few replicas, out of memory). Anything else
+ * is a bug. */
 static const struct {
     const char *word;
     enum cgw_err code;
@@ -76,7 +77,7 @@ static const struct {
     {"NOAUTH", CGW_ERR_BACKEND},      {"WRONGPASS", CGW_ERR_BACKEND},
     {"MASTERDOWN", CGW_ERR_BACKEND},  {"READONLY", CGW_ERR_BACKEND},
     {"OOM", CGW_ERR_BACKEND},         {"TRYAGAIN", CGW_ERR_BACKEND},
-    {"CLUSTERDOWN", CGW_ERR_BACKEND},
+    {"CLUSTERDOWN", CGW_ERR_BACKEND}, {"NOREPLICAS", CGW_ERR_BACKEND},
 };
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -190,6 +191,11 @@ static enum cgw_err bus_reply_error(struct bus *b, const char *cmd, const redisR
     const char *msg = r->str ? r->str : "";
     size_t wlen = strcspn(msg, " ");
 
+    /* A demoted primary (READONLY), or one that lost its replicas to a failover under
+     * min-replicas-to-write (NOREPLICAS): no write ran; look the primary up again. */
+    if ((wlen == 8 && strncmp(msg, "READONLY", 8) == 0) ||
+        (wlen == 10 && strncmp(msg, "NOREPLICAS", 10) == 0))
+        b->readonly = true;
     if (wlen == 8 && strncmp(msg, "NOSCRIPT", 8) == 0) {
         b->noscript = true;
         return cgw_error_set(err, CGW_ERR_INTERNAL, "redis %s: %s", b->address, msg);
@@ -219,6 +225,7 @@ static enum cgw_err bus_raw(struct bus *b, unsigned want, int argc, const char *
 
     *out = NULL;
     b->noscript = false;
+    b->readonly = false;
     bus_sigpipe_block(&g);
     r = redisCommandArgv(b->ctx, argc, argv, lens);
     saved_errno = errno;
@@ -285,37 +292,14 @@ static enum cgw_err bus_load_scripts(struct bus *b, struct cgw_error *err)
 
 static enum cgw_err bus_connect(struct bus *b, struct cgw_error *err)
 {
-    struct timeval tv = bus_ms_to_tv(b->timeout_ms);
-    redisContext *c;
     redisReply *r;
     enum cgw_err rc;
 
     bus_drop(b);
-    c = b->unix_path ? redisConnectUnixWithTimeout(b->unix_path, tv)
-                     : redisConnectWithTimeout(b->host, b->port, tv);
-    if (!c)
-        return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: out of memory", b->address);
-    if (c->err) {
-        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: %s", b->address, c->errstr);
-        redisFree(c);
-        return rc;
-    }
-    if (redisSetTimeout(c, bus_ms_to_tv(b->timeout_ms + b->extra_timeout_ms)) != REDIS_OK) {
-        redisFree(c);
-        return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: cannot set the timeout", b->address);
-    }
-    if (!b->unix_path)
-        redisEnableKeepAlive(c); /* notice a vanished peer on long-idle connections */
-    b->ctx = c;
-
-    if (b->password) {
-        const char *argv[2] = {"AUTH", b->password};
-        size_t lens[2] = {4, strlen(b->password)};
-        rc = bus_raw(b, WANT_STATUS, 2, argv, lens, &r, err);
-        if (rc != CGW_OK)
-            goto fail;
-        freeReplyObject(r);
-    }
+    /* Finds the primary (through Sentinel when configured), connects, AUTH. */
+    rc = bus_target_connect(&b->target, b->timeout_ms + b->extra_timeout_ms, &b->ctx, err);
+    if (rc != CGW_OK)
+        return rc == CGW_ERR_NOMEM ? rc : CGW_ERR_BACKEND;
     if (b->db > 0) {
         char db[24];
         const char *argv[2] = {"SELECT", db};
@@ -333,7 +317,7 @@ static enum cgw_err bus_connect(struct bus *b, struct cgw_error *err)
 
 fail:
     bus_drop(b);
-    /* Whatever stopped the setup (bad password, LOADING, ...), Redis is not usable. */
+    /* Whatever stopped the setup (LOADING, ...), Redis is not usable. */
     if (err)
         err->code = CGW_ERR_BACKEND;
     return CGW_ERR_BACKEND;
@@ -360,7 +344,10 @@ static enum cgw_err bus_ensure(struct bus *b, bool *reused, struct cgw_error *er
 }
 
 /* Runs one command with connection management: connects when DOWN, and retries a
- * CMD_RETRY command once when a connection from an earlier call failed under it. */
+ * CMD_RETRY command once when a connection from an earlier call failed under it.
+ * A READONLY reply (the server was demoted to a replica by a failover) drops the
+ * connection; through Sentinel the command is then sent once more to the primary
+ * looked up again: a read-only replica executed nothing, so any command may be. */
 enum cgw_err bus_exec(struct bus *b, unsigned flags, unsigned want, int argc, const char **argv,
                       const size_t *lens, redisReply **out, struct cgw_error *err)
 {
@@ -370,6 +357,12 @@ enum cgw_err bus_exec(struct bus *b, unsigned flags, unsigned want, int argc, co
         if (rc != CGW_OK)
             return rc;
         rc = bus_raw(b, want, argc, argv, lens, out, err);
+        if (rc != CGW_OK && b->readonly) {
+            bus_drop(b);
+            if (attempt == 0 && bus_target_sentinel(&b->target))
+                continue;
+            return rc;
+        }
         if (rc == CGW_OK || b->ctx || !reused || attempt > 0 || !(flags & CMD_RETRY))
             return rc;
     }
@@ -500,35 +493,37 @@ void bus_config_from(const struct config *cfg, struct bus_config *out)
         .timeout_ms = cfg->redis_timeout_ms,
         .stream_maxlen = cfg->stream_maxlen,
         .stream_ttl_s = cfg->stream_ttl_s,
+        .sentinels = cfg->redis_sentinels,
+        .master_name = cfg->redis_master_name,
+        .sentinel_password = cfg->redis_sentinel_password,
     };
 }
 
 enum cgw_err bus_open(const struct bus_config *cfg, bool lazy, struct bus **out,
                       struct cgw_error *err)
 {
+    struct bus_config c;
     struct bus *b;
     enum cgw_err rc;
 
     *out = NULL;
-    if (!cfg || !cfg->address || !cfg->address[0])
+    if (!cfg)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: no Redis address");
     b = calloc(1, sizeof(*b));
     if (!b)
         return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
-    b->address = strdup(cfg->address);
-    if (cfg->password && cfg->password[0])
-        b->password = strdup(cfg->password);
-    if (!b->address || (cfg->password && cfg->password[0] && !b->password)) {
-        bus_close(b);
-        return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
-    }
     b->db = cfg->db;
     b->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : BUS_DEFAULT_TIMEOUT_MS;
     b->stream_maxlen = cfg->stream_maxlen > 0 ? cfg->stream_maxlen : BUS_DEFAULT_MAXLEN;
     b->stream_ttl_s = cfg->stream_ttl_s >= 0 ? cfg->stream_ttl_s : BUS_DEFAULT_TTL_S;
-
-    if (bus_address_parse(b->address, &b->unix_path, b->host, sizeof(b->host), &b->port) != 0)
-        goto bad_address;
+    c = *cfg;
+    c.timeout_ms = b->timeout_ms;
+    rc = bus_target_init(&b->target, &c, err);
+    if (rc != CGW_OK) {
+        free(b);
+        return rc;
+    }
+    b->address = b->target.current;
 
     if (!lazy) {
         rc = bus_connect(b, err);
@@ -539,11 +534,6 @@ enum cgw_err bus_open(const struct bus_config *cfg, bool lazy, struct bus **out,
     }
     *out = b;
     return CGW_OK;
-
-bad_address:
-    rc = cgw_error_set(err, CGW_ERR_INVALID, "bus: bad Redis address '%s'", b->address);
-    bus_close(b);
-    return rc;
 }
 
 void bus_close(struct bus *b)
@@ -551,12 +541,18 @@ void bus_close(struct bus *b)
     if (!b)
         return;
     bus_drop(b);
-    free(b->address);
-    if (b->password) {
-        memset(b->password, 0, strlen(b->password));
-        free(b->password);
-    }
+    bus_target_free(&b->target);
     free(b);
+}
+
+const char *bus_primary(const struct bus *b)
+{
+    return b->target.current;
+}
+
+bool bus_via_sentinel(const struct bus *b)
+{
+    return bus_target_sentinel(&b->target);
 }
 
 enum cgw_err bus_ping(struct bus *b, struct cgw_error *err)

@@ -80,6 +80,11 @@ struct bus_config {
     int64_t timeout_ms;    /* connect and per-command timeout */
     int64_t stream_maxlen; /* approximate MAXLEN of each session's stream */
     int64_t stream_ttl_s;  /* stream/run expiry after complete */
+    /* Sentinel (bus_sentinel.h): when sentinels is not NULL or "", every connection
+     * asks them for master_name's primary and address is not used. */
+    const char *sentinels;         /* "host:port,host:port,..." */
+    const char *master_name;       /* NULL or "" = "chatgw" */
+    const char *sentinel_password; /* NULL or "" = no AUTH to the Sentinels */
 };
 
 struct config;
@@ -146,6 +151,15 @@ void bus_sigpipe_ignored(void);
 enum cgw_err bus_open(const struct bus_config *cfg, bool lazy, struct bus **out,
                       struct cgw_error *err);
 void bus_close(struct bus *b);
+
+/* The Redis server the last connection reached ("host:port"), or before any
+ * connection redis.address ("sentinel:<master_name>" through Sentinel). Borrowed,
+ * valid until the next command on b. */
+const char *bus_primary(const struct bus *b);
+
+/* Whether b finds its primary through Sentinel (redis.sentinels is set); every
+ * connection then checked that ROLE says master. */
+bool bus_via_sentinel(const struct bus *b);
 
 /* PING. CGW_OK or CGW_ERR_BACKEND. */
 enum cgw_err bus_ping(struct bus *b, struct cgw_error *err);

@@ -19,7 +19,7 @@
 
 struct bus_notify {
     redisContext *ctx;
-    char address[160]; /* for messages */
+    char address[BUS_HOST_MAX + 16]; /* the server it reached, for messages */
 };
 
 /* Session ids are made of the bus id alphabet (bus.h); anything else is not ours. */
@@ -34,24 +34,6 @@ static bool session_id_ok(const char *s, size_t len)
             return false;
     }
     return true;
-}
-
-/* The same address forms as bus_open: "unix:/path", "/path", "host:port",
- * "[v6]:port", or a host alone (port 6379). */
-static redisContext *connect_address(const char *address, struct timeval tv)
-{
-    const char *unix_path;
-    char host[256];
-    int port;
-
-    if (bus_address_parse(address, &unix_path, host, sizeof host, &port) != 0)
-        return NULL;
-    if (unix_path)
-        return redisConnectUnixWithTimeout(unix_path, tv);
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    if (c && !c->err)
-        redisEnableKeepAlive(c); /* notice a vanished peer on a connection idle for hours */
-    return c;
 }
 
 /* Runs one blocking command during setup and checks its reply. */
@@ -79,11 +61,6 @@ static enum cgw_err setup_cmd(struct bus_notify *n, int argc, const char **argv,
     return rc;
 }
 
-static bool auth_ok(const redisReply *r)
-{
-    return r->type == REDIS_REPLY_STATUS;
-}
-
 static bool subscribe_ok(const redisReply *r)
 {
     return r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0] &&
@@ -94,38 +71,30 @@ static bool subscribe_ok(const redisReply *r)
 enum cgw_err bus_notify_open(const struct bus_config *cfg, struct bus_notify **out,
                              struct cgw_error *err)
 {
+    struct bus_config c;
+    struct bus_target t;
     struct bus_notify *n;
     enum cgw_err rc;
 
     *out = NULL;
-    if (!cfg || !cfg->address || !cfg->address[0])
+    if (!cfg)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: no Redis address");
-    if (!(n = calloc(1, sizeof *n)))
+    c = *cfg;
+    c.timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : NOTIFY_DEFAULT_TIMEOUT_MS;
+    if ((rc = bus_target_init(&t, &c, err)) != CGW_OK)
+        return rc;
+    if (!(n = calloc(1, sizeof *n))) {
+        bus_target_free(&t);
         return cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
-    snprintf(n->address, sizeof n->address, "%s", cfg->address);
-
-    int64_t ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : NOTIFY_DEFAULT_TIMEOUT_MS;
-    struct timeval tv = bus_ms_to_tv(ms);
-    n->ctx = connect_address(cfg->address, tv);
-    if (!n->ctx) {
-        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: bad address or out of memory",
-                           n->address);
+    }
+    /* The same lookup as the command connection's (the primary through Sentinel, ROLE
+     * checked), AUTH included. Setup replies must come within the timeout; afterwards
+     * the socket never blocks. */
+    rc = bus_target_connect(&t, c.timeout_ms, &n->ctx, err);
+    snprintf(n->address, sizeof n->address, "%s", t.current);
+    bus_target_free(&t);
+    if (rc != CGW_OK)
         goto fail;
-    }
-    if (n->ctx->err) {
-        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: %s", n->address, n->ctx->errstr);
-        goto fail;
-    }
-    /* Setup replies must come within the timeout; afterwards the socket never blocks. */
-    if (redisSetTimeout(n->ctx, tv) != REDIS_OK) {
-        rc = cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: cannot set the timeout", n->address);
-        goto fail;
-    }
-    if (cfg->password && cfg->password[0]) {
-        const char *argv[2] = {"AUTH", cfg->password};
-        if ((rc = setup_cmd(n, 2, argv, auth_ok, err)) != CGW_OK)
-            goto fail;
-    }
     /* Channels are not per database: no SELECT. */
     const char *argv[2] = {"SUBSCRIBE", BUS_NOTIFY_CHANNEL};
     if ((rc = setup_cmd(n, 2, argv, subscribe_ok, err)) != CGW_OK)

@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/bus.h"
+#include "core/bus_sentinel.h"
 
 #define BUS_KEY_MAX 96
 
@@ -55,12 +56,9 @@ enum bus_script {
 #define CMD_RETRY 1u /* running it twice is harmless: retried once on a fresh connection */
 
 struct bus {
-    redisContext *ctx; /* NULL = DOWN */
-    char *address;
-    char *password;
-    const char *unix_path; /* into address, or NULL for TCP */
-    char host[256];
-    int port;
+    redisContext *ctx;        /* NULL = DOWN */
+    struct bus_target target; /* where to connect; target.current names it in messages */
+    const char *address;      /* = target.current */
     int64_t db;
     int64_t timeout_ms;
     int64_t extra_timeout_ms; /* added to the socket timeout while a BLPOP waits */
@@ -68,6 +66,7 @@ struct bus {
     int64_t stream_ttl_s;
     char sha[SCRIPT__COUNT][41];
     bool noscript; /* the last error reply was NOSCRIPT */
+    bool readonly; /* the last error reply was READONLY: the server is no primary */
 };
 
 /* hiredis 0.14 writes with write(2): a peer that went away raises SIGPIPE, which

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bus_sentinel.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -59,6 +60,12 @@ const struct config_key config_keys[] = {
     {"redis.db", CONFIG_INT, OFF(redis_db), "0", 0, 1000, "Redis database number (SELECT)"},
     {"redis.timeout_ms", CONFIG_INT, OFF(redis_timeout_ms), "2000", 10, 60000,
      "timeout for connecting to Redis and for every command"},
+    {"redis.sentinels", CONFIG_STRING, OFF(redis_sentinels), "", 0, 0,
+     "Redis Sentinels host:port,host:port,... that name the primary (empty: redis.address)"},
+    {"redis.master_name", CONFIG_STRING, OFF(redis_master_name), "chatgw", 0, 0,
+     "the name the Sentinels monitor the primary under"},
+    {"redis.sentinel_password", CONFIG_STRING, OFF(redis_sentinel_password), "", 0, 0,
+     "AUTH password of the Sentinels (empty: no AUTH)"},
     {"stream.maxlen", CONFIG_INT, OFF(stream_maxlen), "5000", 10, 10000000,
      "approximate number of events kept in each session's live stream"},
     {"stream.ttl_s", CONFIG_INT, OFF(stream_ttl_s), "600", 10, 30 * DAY_S,
@@ -452,8 +459,15 @@ static enum cgw_err config_check(const struct config *cfg, struct cgw_error *err
         return cgw_error_set(err, CGW_ERR_INVALID,
                              "metrics.allow: \"%s\" is not loopback, any or off",
                              cfg->metrics_allow);
-    if (cfg->redis_address[0] == '\0')
+    if (cfg->redis_address[0] == '\0' && cfg->redis_sentinels[0] == '\0')
         return cgw_error_set(err, CGW_ERR_INVALID, "redis.address is empty");
+    struct bus_sentinels sentinels;
+    if (bus_sentinels_parse(cfg->redis_sentinels, &sentinels) != 0)
+        return cgw_error_set(err, CGW_ERR_INVALID,
+                             "redis.sentinels: \"%s\" is not a list of host:port (at most %d)",
+                             cfg->redis_sentinels, BUS_SENTINELS_MAX);
+    if (sentinels.n > 0 && cfg->redis_master_name[0] == '\0')
+        return cgw_error_set(err, CGW_ERR_INVALID, "redis.master_name is empty");
     if (cfg->runner_homes[0] != '\0' && cfg->runner_homes[0] != '/')
         return cgw_error_set(err, CGW_ERR_INVALID, "runner.homes: \"%s\" is not an absolute path",
                              cfg->runner_homes);

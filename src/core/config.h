@@ -49,12 +49,15 @@ struct config {
     int64_t db_busy_timeout_ms; /* db.busy_timeout_ms */
 
     /* redis */
-    char *redis_address;      /* redis.address: "unix:/path", "/path" or "host:port" */
-    char *redis_password;     /* redis.password ("" = none) */
-    int64_t redis_db;         /* redis.db */
-    int64_t redis_timeout_ms; /* redis.timeout_ms: connect and per-command timeout */
-    int64_t stream_maxlen;    /* stream.maxlen: approximate live-buffer length per session */
-    int64_t stream_ttl_s;     /* stream.ttl_s: keep a session's stream this long after a run */
+    char *redis_address;           /* redis.address: "unix:/path", "/path" or "host:port" */
+    char *redis_password;          /* redis.password ("" = none) */
+    int64_t redis_db;              /* redis.db */
+    int64_t redis_timeout_ms;      /* redis.timeout_ms: connect and per-command timeout */
+    char *redis_sentinels;         /* redis.sentinels: "host:port,..." ("" = use redis.address) */
+    char *redis_master_name;       /* redis.master_name: the Sentinels' name of the primary */
+    char *redis_sentinel_password; /* redis.sentinel_password ("" = none) */
+    int64_t stream_maxlen;         /* stream.maxlen: approximate live-buffer length per session */
+    int64_t stream_ttl_s;          /* stream.ttl_s: keep a session's stream this long after a run */
 
     /* http */
     char *http_prefix;           /* http.prefix */

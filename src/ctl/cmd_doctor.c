@@ -159,6 +159,11 @@ static void check_redis(struct doctor *d)
     }
     if (bus_ping(b, &err) != CGW_OK)
         report(d, CHECK_FAIL, "redis", "%s", err.text);
+    else if (bus_via_sentinel(b))
+        /* The connection looked the primary up and checked ROLE before the PING. */
+        report(d, CHECK_OK, "redis",
+               "Sentinel %s names primary %s (ROLE master), which answers PING",
+               d->ctl->cfg.redis_master_name, bus_primary(b));
     else
         report(d, CHECK_OK, "redis", "%s answers PING", bc.address);
     bus_close(b);

@@ -130,12 +130,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-pub: %s\n", err.text);
         return 1;
     }
-    struct bus_config bc = {.address = cfg.redis_address,
-                            .password = cfg.redis_password,
-                            .db = cfg.redis_db,
-                            .timeout_ms = cfg.redis_timeout_ms,
-                            .stream_maxlen = cfg.stream_maxlen,
-                            .stream_ttl_s = cfg.stream_ttl_s};
+    struct bus_config bc;
+    bus_config_from(&cfg, &bc); /* redis.sentinels too */
     struct bus *b;
     signal(SIGPIPE, SIG_IGN); /* as chatgw-runner: no signal mask around each command */
     bus_sigpipe_ignored();

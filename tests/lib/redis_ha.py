@@ -26,7 +26,7 @@ from stack import LIMIT, free_port, redis_command, wait_for, which
 
 class RedisHA:
     def __init__(self, tmp, replicas=1, sentinels=3, master_name="chatgw", persist=False,
-                 down_after_ms=1000, failover_timeout_ms=5000):
+                 down_after_ms=1000, failover_timeout_ms=5000, min_replicas_to_write=0):
         self.tmp = os.path.join(tmp, "redis-ha")
         os.makedirs(self.tmp, exist_ok=True)
         self.n_replicas = replicas
@@ -35,6 +35,9 @@ class RedisHA:
         self.persist = persist
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
+        # > 0: every node refuses writes (NOREPLICAS) with fewer replicas in sync, so a
+        # primary that a failover left behind takes no writes that would be lost.
+        self.min_replicas_to_write = min_replicas_to_write
         self.redis_bin = os.environ.get("REDIS_SERVER") or which("redis-server")
         self.procs = {}  # port -> Popen, data nodes and Sentinels alike
         self.primary_port = None
@@ -66,6 +69,9 @@ class RedisHA:
             argv += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             argv += ["--appendonly", "no"]
+        if self.min_replicas_to_write:
+            argv += ["--min-replicas-to-write", str(self.min_replicas_to_write),
+                     "--min-replicas-max-lag", "10"]
         if replicaof:
             argv += ["--replicaof", "127.0.0.1", str(replicaof)]
         self._spawn("redis", port, argv)

@@ -200,14 +200,8 @@ int main(int argc, char **argv)
     }
     if (config_load(&cfg, config_path, environ, &err) != CGW_OK)
         return fail(&err);
-    struct bus_config bc = {
-        .address = cfg.redis_address,
-        .password = cfg.redis_password,
-        .db = cfg.redis_db,
-        .timeout_ms = cfg.redis_timeout_ms,
-        .stream_maxlen = cfg.stream_maxlen,
-        .stream_ttl_s = cfg.stream_ttl_s,
-    };
+    struct bus_config bc;
+    bus_config_from(&cfg, &bc); /* redis.sentinels too */
     struct bus *b;
     if (bus_open(&bc, false, &b, &err) != CGW_OK) {
         config_free(&cfg);

@@ -218,8 +218,8 @@ int main(int argc, char **argv)
         return 1;
     }
     log_init("runctl", LOG_LEVEL_WARN);
-    struct bus_config bc = {cfg.redis_address,    cfg.redis_password, cfg.redis_db,
-                            cfg.redis_timeout_ms, cfg.stream_maxlen,  cfg.stream_ttl_s};
+    struct bus_config bc;
+    bus_config_from(&cfg, &bc); /* redis.sentinels too */
     if (bus_open(&bc, false, &b, &err) != CGW_OK) {
         config_free(&cfg);
         return fail("redis", &err);

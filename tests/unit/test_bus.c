@@ -993,6 +993,56 @@ static void test_timeout(void)
     close(fd);
 }
 
+/* A loopback port nobody listens on (bound, then closed). */
+static int closed_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        BAIL_OUT("bind");
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Through Sentinel: nothing listening, or a plain Redis that is no Sentinel, gives
+ * BACKEND within the bound and says what it asked. */
+static void test_sentinel_unreachable(void)
+{
+    struct bus_config c = config_for(&R);
+    struct bus *b = NULL;
+    struct cgw_error e;
+    char list[64];
+    int port;
+
+    diag("redis.sentinels that name no primary");
+    c.address = "";
+    c.sentinels = "127.0.0.1:notaport";
+    is_int(bus_open(&c, true, &b, &e), CGW_ERR_INVALID, "bad sentinel list: INVALID");
+    port = closed_port();
+    snprintf(list, sizeof list, "127.0.0.1:%d", port);
+    c.sentinels = list;
+    c.timeout_ms = 200;
+    is_int(bus_open(&c, true, &b, &e), CGW_OK, "lazy open through Sentinel");
+    ok(bus_via_sentinel(b), "bus_via_sentinel");
+    is_str(bus_primary(b), "sentinel:chatgw", "before a lookup it names the master");
+    is_int(bus_ping(b, &e), CGW_ERR_BACKEND, "no Sentinel listening: BACKEND");
+    ok(strstr(e.text, "sentinel chatgw") != NULL, "the text says why: %s", e.text);
+    bus_close(b);
+    snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d", port, R.port);
+    c.master_name = "other";
+    is_int(bus_open(&c, false, &b, &e), CGW_ERR_BACKEND, "a Redis that is no Sentinel: BACKEND");
+    ok(strstr(e.text, "SENTINEL") != NULL || strstr(e.text, "sentinel") != NULL,
+       "the text names the lookup: %s", e.text);
+    ok(b == NULL, "no bus");
+}
+
 static void test_down(void)
 {
     struct bus *b = open_bus(&R);
@@ -1142,6 +1192,7 @@ int main(void)
     test_batch();
     test_addresses();
     test_timeout();
+    test_sentinel_unreachable();
     test_down();
 
     testenv_redis_stop(&R);

@@ -1,4 +1,5 @@
 /* test_config.c: defaults, the file parser, environment overrides and their errors. */
+#include "core/bus_sentinel.h"
 #include "core/config.h"
 #include "tap.h"
 
@@ -123,6 +124,48 @@ int main(void)
     is_int(config_load(&cfg, NULL, inconsistent, &err), CGW_ERR_INVALID,
            "default wait above max is rejected");
     ok(strstr(err.text, "limits.wait_ms_default") != NULL, "names the key");
+
+    /* redis.sentinels: a list of host:port, checked when the configuration loads. */
+    struct bus_sentinels sl;
+    is_int(bus_sentinels_parse("", &sl), 0, "no sentinels");
+    is_int((int)sl.n, 0, "n is 0");
+    is_int(bus_sentinels_parse("  ", &sl), 0, "blank: no sentinels");
+    is_int(bus_sentinels_parse("127.0.0.1:26379, s2:26380 ,[::1]:5", &sl), 0, "three sentinels");
+    is_int((int)sl.n, 3, "n is 3");
+    ok(strcmp(sl.at[0].host, "127.0.0.1") == 0 && sl.at[0].port == 26379, "first: %s:%d",
+       sl.at[0].host, sl.at[0].port);
+    ok(strcmp(sl.at[1].host, "s2") == 0 && sl.at[1].port == 26380, "blanks trimmed: %s:%d",
+       sl.at[1].host, sl.at[1].port);
+    ok(strcmp(sl.at[2].host, "::1") == 0 && sl.at[2].port == 5, "IPv6: %s:%d", sl.at[2].host,
+       sl.at[2].port);
+    is_int(bus_sentinels_parse("s1", &sl), 0, "host alone");
+    is_int(sl.at[0].port, 26379, "... gets Sentinel's port 26379");
+    is_int(bus_sentinels_parse("s1:26379,", &sl), -1, "trailing comma");
+    is_int(bus_sentinels_parse("s1:26379,,s2:1", &sl), -1, "empty entry");
+    is_int(bus_sentinels_parse("s1:0", &sl), -1, "port 0");
+    is_int(bus_sentinels_parse("s1:70000", &sl), -1, "port above 65535");
+    is_int(bus_sentinels_parse("unix:/tmp/s.sock", &sl), -1, "unix socket");
+    is_int(bus_sentinels_parse("a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1,j:1,k:1,l:1,m:1,n:1,o:1,p:1,"
+                               "q:1",
+                               &sl),
+           -1, "more than BUS_SENTINELS_MAX");
+
+    char *sent_env[] = {"CHATGW_REDIS_SENTINELS=127.0.0.1:1,127.0.0.1:2", NULL};
+    is_int(config_load(&cfg, NULL, sent_env, &err), CGW_OK, "redis.sentinels from the environment");
+    is_str(cfg.redis_sentinels, "127.0.0.1:1,127.0.0.1:2", "kept as written");
+    is_str(cfg.redis_master_name, "chatgw", "redis.master_name default");
+    is_str(cfg.redis_sentinel_password, "", "no Sentinel password by default");
+    struct bus_config bcs;
+    bus_config_from(&cfg, &bcs);
+    ok(bcs.sentinels == cfg.redis_sentinels && bcs.master_name == cfg.redis_master_name &&
+           bcs.sentinel_password == cfg.redis_sentinel_password,
+       "bus_config_from carries the Sentinel keys");
+    config_free(&cfg);
+    char *bad_sent[] = {"CHATGW_REDIS_SENTINELS=s1:1,,s2", NULL};
+    is_int(config_load(&cfg, NULL, bad_sent, &err), CGW_ERR_INVALID, "bad redis.sentinels");
+    ok(strstr(err.text, "redis.sentinels") != NULL, "names the key: %s", err.text);
+    char *no_name[] = {"CHATGW_REDIS_SENTINELS=s1:1", "CHATGW_REDIS_MASTER_NAME=", NULL};
+    is_int(config_load(&cfg, NULL, no_name, &err), CGW_ERR_INVALID, "empty redis.master_name");
 
     config_env_name("limits.max_body", buf, sizeof buf);
     is_str(buf, "CHATGW_LIMITS_MAX_BODY", "env name");
