@@ -1,6 +1,7 @@
 /* hostq.c: the consumer thread of this host's spawn queue (hostq.h). */
-#include "fcgi/hostq.h"
 #include "config.h" /* autoconf's: _GNU_SOURCE for pthread_timedjoin_np */
+
+#include "fcgi/hostq.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
