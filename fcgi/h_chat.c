@@ -1,7 +1,9 @@
 /* h_chat.c: POST /chat/send, /chat/abort, /chat/permission and the /chat envelope. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bus_host.h"
 #include "core/log.h"
 #include "core/rules.h"
 #include "core/run_start.h"
@@ -150,11 +152,59 @@ bad:
     return NULL;
 }
 
-/* Starts chatgw-runner for run_start (core/run_start.h); ctx is the app. */
+/* Where a send's runner starts (DESIGN §12, "Home host"): here, or on the session's home
+ * host through its spawn queue (core/bus_host.h, fcgi/hostq.c). */
+struct send_spawn {
+    const struct app *app;
+    struct bus *bus;  /* the worker's, for the push */
+    const char *home; /* the home host when it is another one, else NULL */
+};
+
+/* Starts chatgw-runner for run_start (core/run_start.h); ctx is a struct send_spawn.
+ * A request that cannot be queued is a failed start (run_start ends the run). */
 static int spawn_cb(void *ctx, const char *session_id, const char *run_id, char *why,
                     size_t why_size)
 {
-    return spawn_runner(ctx, session_id, run_id, why, why_size);
+    const struct send_spawn *sp = ctx;
+    struct cgw_error err;
+
+    if (!sp->home)
+        return spawn_runner(sp->app, session_id, run_id, why, why_size);
+    if (bus_host_spawn_push(sp->bus, sp->home, session_id, run_id, &err) != CGW_OK) {
+        snprintf(why, why_size, "cannot queue the run for host %s: %s", sp->home, err.text);
+        return -1;
+    }
+    return 0;
+}
+
+/* The session's home host when its runner must start there (another host, and
+ * projects.shared off), else NULL: this host runs it. */
+static const char *send_home(const struct config *cfg, const struct store_session *s)
+{
+    if (cfg->projects_shared || !s->host || !s->host[0] || strcmp(s->host, cfg->host_id) == 0)
+        return NULL;
+    return s->host;
+}
+
+/* A home host without a live consumer would never start the runner: refuse before the
+ * claim, so that nothing is claimed. Returns 0, or -1 with resp set. */
+static int send_home_check(struct bus *bus, const char *home, const char *sid,
+                           struct response *resp)
+{
+    struct cgw_error err;
+    bool alive = false;
+
+    if (bus_host_alive(bus, home, &alive, &err) != CGW_OK) {
+        response_from_err(resp, &err, sid);
+        return -1;
+    }
+    if (!alive) {
+        response_error(resp, CODE_HOST_UNAVAILABLE, sid,
+                       "the session's home host %s has no running chatgw.fcgi; try again later",
+                       home);
+        return -1;
+    }
+    return 0;
 }
 
 /* The prompt: a non-blank string of at most limits.max_prompt bytes. Returns it
@@ -216,6 +266,13 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     options = send_options(json_object_get(body, "options"), provider, s.id, resp);
     if (!options)
         goto out;
+    if (worker_store(w, &st, &err) != CGW_OK || worker_bus(w, &bus, &err) != CGW_OK) {
+        response_from_err(resp, &err, s.id);
+        goto out;
+    }
+    struct send_spawn sp = {w->app, bus, send_home(cfg, &s)};
+    if (sp.home && send_home_check(bus, sp.home, s.id, resp) < 0)
+        goto out;
     struct run_start_req rs = {
         .session = &s,
         .content = content,
@@ -223,17 +280,17 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
         .max_runs = cfg->max_runs_per_user,
         .lease_ms = cfg->runner_lease_s * 1000,
         .spawn = spawn_cb,
-        .spawn_ctx = (void *)w->app,
+        .spawn_ctx = &sp,
     };
     struct run_start_res started;
-    if (worker_store(w, &st, &err) != CGW_OK || worker_bus(w, &bus, &err) != CGW_OK ||
-        run_start(st, bus, &rs, &started, &err) != CGW_OK) {
+    if (run_start(st, bus, &rs, &started, &err) != CGW_OK) {
         response_from_err(resp, &err, s.id);
         goto out;
     }
     metrics_run_started(w->app->metrics, (int)provider, started.spawn_failed);
     log_context_set(req->request_id, started.run_id, s.id);
-    log_info("run %s started by %s (%s)", started.run_id, req->user.name, s.provider);
+    log_info("run %s started by %s (%s%s%s)", started.run_id, req->user.name, s.provider,
+             sp.home ? ", queued for host " : "", sp.home ? sp.home : "");
     response_json(resp, 202,
                   json_pack("{s:s, s:s, s:I}", "sessionId", s.id, "runId", started.run_id,
                             "lastSeq", (json_int_t)started.last_seq));

@@ -155,8 +155,10 @@ void h_session_create(struct worker *w, struct request *req, const struct query 
     s.owner = req->user.id;
     snprintf(s.provider, sizeof s.provider, "%s", provider_name(provider));
     s.name = strdup(jname && json_is_string(jname) ? json_string_value(jname) : "");
+    /* Its home host: the project directory was checked here (DESIGN §12). */
+    s.host = strdup(w->app->cfg.host_id);
     s.created_ms = s.updated_ms = cgw_now_ms();
-    if (!s.name) {
+    if (!s.name || !s.host) {
         response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
         goto out;
     }

@@ -23,6 +23,7 @@
 #include "core/util.h"
 #include "fcgi/adapter.h"
 #include "fcgi/app.h"
+#include "fcgi/hostq.h"
 #include "fcgi/metrics.h"
 #include "fcgi/poller.h"
 #include "fcgi/reaper.h"
@@ -448,9 +449,12 @@ int main(int argc, char **argv)
     /* On main's stack, like the workers' (ta): reachable until the process exits. */
     struct worker reaper = {.app = &app, .index = -1};
     reaper_start(&reaper);
-    log_info("chatgw.fcgi %s ready: %lld threads on %s, database %s (schema %d), redis %s",
+    /* Runners that other hosts' sends queue for this host (DESIGN §12). */
+    struct hostq *hostq = hostq_start(&app);
+    log_info("chatgw.fcgi %s ready: %lld threads on %s, database %s (schema %d), redis %s, "
+             "host %s",
              PACKAGE_VERSION, (long long)o.threads, listening, app.cfg.db_path, version,
-             app.cfg.redis_address);
+             app.cfg.redis_address, app.cfg.host_id);
     int sig = 0;
     sigwait(&set, &sig);
     log_info("signal %d: stopping (runs continue in their own processes)", sig);
@@ -460,5 +464,7 @@ int main(int argc, char **argv)
     /* Held long-polls get their acks now rather than a dropped connection. */
     poller_stop(app.poller, 2000);
     workers_drain(ta, o.threads);
+    /* A spawn request it has taken is started before the process goes. */
+    hostq_stop(hostq, HOSTQ_WAIT_MS + app.cfg.redis_timeout_ms + 1000);
     _exit(0);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/bus_sentinel.h"
 #include "core/log.h"
@@ -86,6 +87,12 @@ const struct config_key config_keys[] = {
      "token)"},
     {"projects.roots", CONFIG_LIST, OFF(project_roots), "", 0, 0,
      "absolute directories, separated by ':' or ',', that session project paths must lie in"},
+    {"projects.shared", CONFIG_BOOL, OFF(projects_shared), "false", 0, 0,
+     "the project roots and agent homes are the same on every host: any host runs any "
+     "session (false: a session's runner starts on its home host)"},
+    {"host.id", CONFIG_STRING, OFF(host_id), "", 0, 0,
+     "this host's name in the deployment, recorded as the home host of the sessions made "
+     "here (empty: the hostname); letters, digits and . _ : - only, at most 63"},
     /* <name>.bin of every provider, from its row in provider_list.h */
     /* clang-format off */
     CGW_PROVIDER_LIST(PROVIDER_BIN_KEY)
@@ -430,6 +437,32 @@ enum cgw_err config_apply_env(struct config *cfg, char *const *envp, struct cgw_
     return CGW_OK;
 }
 
+bool config_host_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > CGW_HOST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
+            return false;
+    }
+    return true;
+}
+
+/* An empty host.id becomes the hostname (DESIGN 12: the default home host). */
+static enum cgw_err host_id_default(struct config *cfg, struct cgw_error *err)
+{
+    char name[256];
+    if (cfg->host_id[0] != '\0')
+        return CGW_OK;
+    if (gethostname(name, sizeof name) < 0)
+        return cgw_error_set(err, CGW_ERR_INVALID, "host.id is empty and gethostname failed: %s",
+                             strerror(errno));
+    name[sizeof name - 1] = '\0';
+    return key_set(cfg, key_find("host.id"), name, err);
+}
+
 /* Checks that keys agree with each other once everything is applied. */
 static enum cgw_err config_check(const struct config *cfg, struct cgw_error *err)
 {
@@ -459,6 +492,11 @@ static enum cgw_err config_check(const struct config *cfg, struct cgw_error *err
         return cgw_error_set(err, CGW_ERR_INVALID,
                              "metrics.allow: \"%s\" is not loopback, any or off",
                              cfg->metrics_allow);
+    if (!config_host_id_valid(cfg->host_id))
+        return cgw_error_set(err, CGW_ERR_INVALID,
+                             "host.id: \"%s\" is not 1 to %d letters, digits, '.', '_', ':' "
+                             "or '-' (set host.id when the hostname is not)",
+                             cfg->host_id, CGW_HOST_ID_MAX);
     if (cfg->redis_address[0] == '\0' && cfg->redis_sentinels[0] == '\0')
         return cgw_error_set(err, CGW_ERR_INVALID, "redis.address is empty");
     struct bus_sentinels sentinels;
@@ -502,6 +540,8 @@ enum cgw_err config_load(struct config *cfg, const char *path, char *const *envp
         rc = CGW_OK;
     if (rc == CGW_OK)
         rc = config_apply_env(cfg, envp, err);
+    if (rc == CGW_OK)
+        rc = host_id_default(cfg, err);
     if (rc == CGW_OK)
         rc = config_check(cfg, err);
     if (rc != CGW_OK)

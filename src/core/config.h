@@ -27,6 +27,7 @@
 #define CGW_DEFAULT_CONFIG_PATH "/etc/chatgw/chatgw.conf"
 #endif
 #define CGW_MAX_PROJECT_ROOTS 16
+#define CGW_HOST_ID_MAX 63 /* host.id: fits bus_run.runner_host and a Redis key */
 
 /* One constant per row of CGW_PROVIDER_LIST (provider_list.h), in its order. */
 #define CGW_PROVIDER_ENUM(ID, ...) PROVIDER_##ID,
@@ -70,6 +71,11 @@ struct config {
     /* projects */
     char *project_roots[CGW_MAX_PROJECT_ROOTS]; /* projects.roots: ':' or ',' separated */
     size_t n_project_roots;
+    bool projects_shared; /* projects.shared: every host sees every project and agent home */
+
+    /* host */
+    char *host_id; /* host.id: this host's name in the deployment ("" in the file: the
+                      hostname, filled in by config_load) */
 
     /* providers */
     char *provider_bin[PROVIDER__COUNT]; /* <name>.bin, indexed by enum provider_id */
@@ -154,9 +160,14 @@ enum cgw_err config_apply_env(struct config *cfg, char *const *envp, struct cgw_
 enum cgw_err config_set(struct config *cfg, const char *key, const char *value,
                         struct cgw_error *err);
 
+/* Whether id is a usable host.id: 1..CGW_HOST_ID_MAX of [A-Za-z0-9._:-] (it becomes part
+ * of Redis keys). */
+bool config_host_id_valid(const char *id);
+
 /* The usual start-up sequence: defaults, then the file (path, or $CHATGW_CONFIG,
  * or CGW_DEFAULT_CONFIG_PATH; a missing file is an error only when path or
- * $CHATGW_CONFIG named it), then the environment. */
+ * $CHATGW_CONFIG named it), then the environment; an empty host.id becomes the
+ * hostname (gethostname). */
 enum cgw_err config_load(struct config *cfg, const char *path, char *const *envp,
                          struct cgw_error *err);
 

@@ -53,6 +53,7 @@ static const struct {
     [CODE_INTERNAL_ERROR] = {"INTERNAL_ERROR", 500, CGW_ERR_INTERNAL},
     [CODE_BACKEND_UNAVAILABLE] = {"BACKEND_UNAVAILABLE", 503, CGW_ERR_BACKEND},
     [CODE_SERVER_BUSY] = {"SERVER_BUSY", 503, CGW_ERR_BUSY},
+    [CODE_HOST_UNAVAILABLE] = {"HOST_UNAVAILABLE", 503, CGW_ERR_BACKEND},
 };
 
 /* The code used for an error when the handler has nothing more specific. */

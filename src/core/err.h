@@ -57,6 +57,7 @@ enum cgw_code {
     CODE_INTERNAL_ERROR,
     CODE_BACKEND_UNAVAILABLE,
     CODE_SERVER_BUSY,
+    CODE_HOST_UNAVAILABLE, /* the session's home host has no live chatgw.fcgi */
     CODE__COUNT
 };
 

@@ -15,9 +15,9 @@ json_t *feed_session_json(const struct store_session *s, const struct bus_run *r
     int64_t last_seq = s->last_seq;
     if (run && run->last_seq > last_seq)
         last_seq = run->last_seq;
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:b, s:I}", "id", s->id, "provider",
-                     s->provider, "projectPath", s->project_path ? s->project_path : "", "name",
-                     s->name ? s->name : "", "archived", s->archived, "createdAt",
+    return json_pack("{s:s, s:s, s:s, s:s?, s:s, s:b, s:s, s:s, s:b, s:I}", "id", s->id, "provider",
+                     s->provider, "projectPath", s->project_path ? s->project_path : "", "host",
+                     s->host, "name", s->name ? s->name : "", "archived", s->archived, "createdAt",
                      cgw_time_iso(s->created_ms, created), "updatedAt",
                      cgw_time_iso(s->updated_ms, updated), "isProcessing",
                      run && run->status == RUN_RUNNING, "lastSeq", (json_int_t)last_seq);

@@ -11,7 +11,7 @@
 #include "core/err.h"
 #include "core/store.h"
 
-/* The session as clients see it (DESIGN §3.3): {id, provider, projectPath, name,
+/* The session as clients see it (DESIGN §3.3): {id, provider, projectPath, host, name,
  * archived, createdAt, updatedAt, isProcessing, lastSeq}; run (may be NULL) gives
  * isProcessing and a lastSeq newer than SQLite's. The provider-native id is never in
  * it. Returns a new reference, or NULL when memory ran out. */

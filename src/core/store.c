@@ -13,7 +13,7 @@
 
 #define SESSION_COLS                                                                               \
     "id, owner, provider, native_id, project_path, name, archived, created_ms, updated_ms, "       \
-    "last_seq"
+    "last_seq, host"
 #define SESSION_PAGE " ORDER BY updated_ms DESC, id LIMIT :limit OFFSET :offset"
 #define TOKEN_COLS                                                                                 \
     "t.id, t.user_id, u.name, t.public_id, t.label, t.hash, t.revoked, t.created_ms, "             \
@@ -41,7 +41,7 @@ static const char *const stmt_sql[STMT__COUNT] = {
                         "WHERE ?1 <= 0 OR t.user_id = ?1 ORDER BY t.created_ms, t.id",
     [STMT_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
     [STMT_SESSION_CREATE] = "INSERT INTO sessions (" SESSION_COLS ") "
-                            "VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8, 0)",
+                            "VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7, ?8, 0, ?9)",
     [STMT_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions "
                          "WHERE id = ?1 AND (?2 <= 0 OR owner = ?2)",
     [STMT_SESSION_COUNT_OWNER_ARCHIVED] =

@@ -64,6 +64,7 @@ struct store_session {
     int64_t created_ms;
     int64_t updated_ms;
     int64_t last_seq; /* high-water mark of persisted events' seq */
+    char *host;       /* home host (host.id of the creator), NULL = none: any host runs it */
 };
 
 struct store_message {
@@ -171,9 +172,9 @@ enum cgw_err store_token_revoke(struct store *st, int64_t id, struct cgw_error *
 
 /* ---- sessions ------------------------------------------------------------- */
 
-/* Inserts s (id, owner, provider, project_path, name, archived, created/updated;
- * native_id and last_seq start NULL/0). s->id must be a UUID; a NULL name is "";
- * created_ms <= 0 is now, updated_ms <= 0 is created_ms. CGW_ERR_CONFLICT on a
+/* Inserts s (id, owner, provider, project_path, name, archived, created/updated, host;
+ * native_id and last_seq start NULL/0; a NULL or "" host is stored as NULL). s->id must be a UUID;
+ * a NULL name is ""; created_ms <= 0 is now, updated_ms <= 0 is created_ms. CGW_ERR_CONFLICT on a
  * duplicate id, CGW_ERR_NOT_FOUND for an unknown owner. Borrows s. */
 enum cgw_err store_session_create(struct store *st, const struct store_session *s,
                                   struct cgw_error *err);

@@ -9,7 +9,7 @@
 
 #define SESSION_COLS                                                                               \
     "id, owner, provider, native_id, project_path, name, archived, created_ms, updated_ms, "       \
-    "last_seq"
+    "last_seq, host"
 #define TOKEN_COLS                                                                                 \
     "t.id, t.user_id, u.name, t.public_id, t.label, encode(t.hash, 'hex'), t.revoked, "            \
     "t.created_ms, t.last_used_ms, u.disabled"
@@ -315,7 +315,7 @@ static int session_from_row(const PGresult *r, int i, struct store_session *out)
     out->updated_ms = pg_int(r, i, 8);
     out->last_seq = pg_int(r, i, 9);
     if (pg_dup(r, i, 3, &out->native_id) < 0 || pg_dup(r, i, 4, &out->project_path) < 0 ||
-        pg_dup(r, i, 5, &out->name) < 0) {
+        pg_dup(r, i, 5, &out->name) < 0 || pg_dup(r, i, 10, &out->host) < 0) {
         store_session_clear(out);
         return -1;
     }
@@ -339,11 +339,12 @@ enum cgw_err pg_session_create(struct store *st, const struct store_session *s, 
     pgp_int(&p, s->archived ? 1 : 0);
     pgp_int(&p, created);
     pgp_int(&p, updated);
+    pgp_text(&p, s->host && s->host[0] ? s->host : NULL);
     e = pg_exec(
         st,
         "INSERT INTO sessions (" SESSION_COLS ") "
         "SELECT $1::text, $2::bigint, $3::text, NULL, $4::text, $5::text, $6::int, $7::bigint, "
-        "$8::bigint, 0 "
+        "$8::bigint, 0, $9::text "
         "WHERE EXISTS (SELECT 1 FROM users WHERE id = $2) "
         "ON CONFLICT (id) DO NOTHING RETURNING 1",
         &p, &r, err, "insert session %s", s->id);

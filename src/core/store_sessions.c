@@ -18,7 +18,8 @@ void store_session_clear(struct store_session *s)
     free(s->native_id);
     free(s->project_path);
     free(s->name);
-    s->native_id = s->project_path = s->name = NULL;
+    free(s->host);
+    s->native_id = s->project_path = s->name = s->host = NULL;
 }
 
 void store_session_list_free(struct store_session *list, size_t n)
@@ -42,7 +43,7 @@ static int session_from_row(sqlite3_stmt *s, struct store_session *out)
     out->updated_ms = sqlite3_column_int64(s, 8);
     out->last_seq = sqlite3_column_int64(s, 9);
     if (store_col_dup(s, 3, &out->native_id) < 0 || store_col_dup(s, 4, &out->project_path) < 0 ||
-        store_col_dup(s, 5, &out->name) < 0) {
+        store_col_dup(s, 5, &out->name) < 0 || store_col_dup(s, 10, &out->host) < 0) {
         store_session_clear(out);
         return -1;
     }
@@ -77,6 +78,7 @@ enum cgw_err store_session_create(struct store *st, const struct store_session *
     store_bind_int64(q, 6, s->archived ? 1 : 0, &rc);
     store_bind_int64(q, 7, created, &rc);
     store_bind_int64(q, 8, updated, &rc);
+    store_bind_text(q, 9, s->host && s->host[0] ? s->host : NULL, &rc);
     if (rc == SQLITE_OK)
         rc = store_step_once(q);
     if (rc != SQLITE_OK) {

@@ -636,11 +636,9 @@ static int load_run(struct run *r, char **request_json, struct bus_run *run)
         *request_json = NULL;
         return 0;
     }
-    char host[64] = "";
-    if (gethostname(host, sizeof host) < 0)
-        snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = '\0';
-    rc = bus_run_set_runner(r->bus, r->session_id, r->run_id, host, (int64_t)getpid(), &err);
+    /* host.id (the hostname unless configured): the host of the deployment it runs on. */
+    rc = bus_run_set_runner(r->bus, r->session_id, r->run_id, r->cfg->host_id, (int64_t)getpid(),
+                            &err);
     if (rc == CGW_ERR_STALE) {
         log_info("run %s ended meanwhile; nothing to do", r->run_id);
         free(*request_json);

@@ -11,7 +11,8 @@ tests=${CHATGW_PG_TESTS:-"tests/unit/test_store_pg.sh tests/integration/sessions
     tests/integration/subscribe.test tests/integration/chat.test tests/integration/runs.test
     tests/integration/runlimit.test tests/integration/feed.test tests/integration/rules.test
     tests/integration/tickets.test tests/integration/hardening-abort.test
-    tests/integration/hardening-accept.test tests/integration/codex.test"}
+    tests/integration/hardening-accept.test tests/integration/codex.test
+    tests/integration/homes.test"}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/check-postgres.XXXXXX")
 trap 'pg_stop; rm -rf "$dir"' EXIT INT TERM
 pg_start "$dir/pg" || { echo "check-postgres: PostgreSQL did not start (postgresql-15 installed?)" >&2; exit 1; }

@@ -29,6 +29,7 @@ int main(void)
     is_int(cgw_code_status(CODE_TOO_MANY_REQUESTS), 429, "TOO_MANY_REQUESTS 429");
     is_int(cgw_code_status(CODE_INTERNAL_ERROR), 500, "INTERNAL_ERROR 500");
     is_int(cgw_code_status(CODE_BACKEND_UNAVAILABLE), 503, "BACKEND_UNAVAILABLE 503");
+    is_int(cgw_code_status(CODE_HOST_UNAVAILABLE), 503, "HOST_UNAVAILABLE 503");
 
     /* Every error has a name and a default code. */
     for (int i = 0; i < CGW_ERR__COUNT; i++) {

@@ -219,6 +219,7 @@ static void new_session(struct store *st, int64_t owner, const char *name, int64
     s.project_path = "/srv/projects/demo";
     s.name = (char *)name;
     s.archived = archived;
+    s.host = "hostA";
     s.created_ms = 1000;
     s.updated_ms = updated_ms;
     if (store_session_create(st, &s, &err) != CGW_OK)
@@ -552,6 +553,7 @@ static void test_sessions(struct store *st, const char *path)
     ok(!got.archived, "not archived");
     ok(got.created_ms > 0 && got.updated_ms == got.created_ms, "times default to now");
     is_int(got.last_seq, 0, "last_seq starts at 0");
+    ok(got.host == NULL, "no host given: no home host (NULL)");
     store_session_clear(&got);
     is_int(store_session_get(st, s.id, bob.id, &got, &err), CGW_ERR_NOT_FOUND,
            "another owner gets NOT_FOUND");
@@ -559,6 +561,23 @@ static void test_sessions(struct store *st, const char *path)
            CGW_ERR_NOT_FOUND, "like a missing session");
     is_int(store_session_get(st, s.id, 0, &got, &err), CGW_OK, "owner 0 is unrestricted");
     store_session_clear(&got);
+
+    /* The home host (DESIGN 12): kept as given; "" is no host, like NULL. */
+    struct store_session homed = s;
+    cgw_uuid_v4(homed.id);
+    homed.host = "host-A.example";
+    is_int(store_session_create(st, &homed, &err), CGW_OK, "create a session with a home host");
+    is_int(store_session_get(st, homed.id, alice.id, &got, &err), CGW_OK, "get it");
+    is_str(got.host, "host-A.example", "its home host reads back");
+    store_session_clear(&got);
+    is_int(store_session_delete(st, homed.id, alice.id, &err), CGW_OK, "delete it");
+    cgw_uuid_v4(homed.id);
+    homed.host = "";
+    is_int(store_session_create(st, &homed, &err), CGW_OK, "create one with host \"\"");
+    is_int(store_session_get(st, homed.id, 0, &got, &err), CGW_OK, "get it");
+    ok(got.host == NULL, "an empty host is stored as none");
+    store_session_clear(&got);
+    is_int(store_session_delete(st, homed.id, alice.id, &err), CGW_OK, "delete it");
 
     struct store_session bad = s;
     snprintf(bad.id, sizeof bad.id, "not-a-uuid");
@@ -595,6 +614,8 @@ static void test_sessions(struct store *st, const char *path)
         is_str(list[2].id, tie_second, "equal times ordered by id (2)");
         is_str(list[3].id, ids[0], "oldest last");
         is_str(list[3].name, "a", "names come along");
+        is_str(list[3].host, "hostA", "home hosts come along");
+        ok(list[0].host == NULL, "and no host where none was given");
     }
     store_session_list_free(list, n);
     is_int(store_session_list(st, alice.id, 0, 2, 1, &list, &n, &total, &err), CGW_OK,
