@@ -456,8 +456,8 @@ static const char *const publish_modes[] = {"publish", "complete", "reap"};
 /* The owner's running set of the session's run, for a complete to declare (the owner is
  * read first; a session never changes owner, and the script checks the key against the
  * run it completes). set_key stays "" when the run has no owner. */
-static enum cgw_err owner_set_key(struct bus *b, const struct bus_keys *k, char set_key[BUS_KEY_MAX],
-                                  struct cgw_error *err)
+static enum cgw_err owner_set_key(struct bus *b, const struct bus_keys *k,
+                                  char set_key[BUS_KEY_MAX], struct cgw_error *err)
 {
     redisReply *r;
     int64_t owner = 0;
@@ -538,8 +538,8 @@ enum cgw_err bus_publish(struct bus *b, const struct bus_publish *p, int64_t *la
         if (i != 2 || batch)
             lens[i] = strlen(args[i]);
 
-    rc = bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, nkeys, keys, nargs, args, lens, &r,
-                    err);
+    rc =
+        bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, nkeys, keys, nargs, args, lens, &r, err);
     if (rc != CGW_OK)
         return rc;
     if (last_seq)
@@ -574,8 +574,10 @@ enum cgw_err bus_run_complete(struct bus *b, const char *session_id, const char 
                               const char *event_id, const char *json, bool only_if_lease_expired,
                               int64_t *seq, struct cgw_error *err)
 {
-    struct bus_publish p = {session_id, run_id, 1, &event_id, &json,
-                            only_if_lease_expired ? BUS_PUBLISH_REAP : BUS_PUBLISH_COMPLETE, 0};
+    struct bus_publish p = {
+        session_id, run_id, 1,
+        &event_id,  &json,  only_if_lease_expired ? BUS_PUBLISH_REAP : BUS_PUBLISH_COMPLETE,
+        0};
     return bus_publish(b, &p, seq, err);
 }
 

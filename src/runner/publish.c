@@ -93,8 +93,9 @@ enum cgw_err runner_restore(struct run *r, struct cgw_error *err)
     enum cgw_err rc = bus_run_restore(r->bus, &rs, &seq, err);
     if (rc == CGW_OK) {
         runner_fence_renew(r, sent);
-        log_warn("the run hash was gone from Redis (data lost): wrote it again, seq counter %" PRId64,
-                 seq);
+        log_warn(
+            "the run hash was gone from Redis (data lost): wrote it again, seq counter %" PRId64,
+            seq);
     }
     return rc;
 }

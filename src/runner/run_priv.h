@@ -100,15 +100,15 @@ struct run {
     int64_t step_deadline;
     int64_t last_output; /* last stdout line, or the last permission answer */
     int64_t next_lease;
-    int64_t drain_deadline; /* set when the CLI exited */
-    bool lost;              /* the run is no longer ours: publish nothing more */
-    bool fenced;            /* the lease could have lapsed: the CLI was killed (fencing) */
-    int64_t fence_at;       /* monotonic ms: kill the CLI and stop here unless refreshed */
-    int64_t floor;          /* the highest seq of the session the runner knows was given */
-    int64_t started_ms;     /* the claim's startedMs (wall clock), for a restore */
-    char host[64];          /* this host, as recorded in the run hash */
+    int64_t drain_deadline;   /* set when the CLI exited */
+    bool lost;                /* the run is no longer ours: publish nothing more */
+    bool fenced;              /* the lease could have lapsed: the CLI was killed (fencing) */
+    int64_t fence_at;         /* monotonic ms: kill the CLI and stop here unless refreshed */
+    int64_t floor;            /* the highest seq of the session the runner knows was given */
+    int64_t started_ms;       /* the claim's startedMs (wall clock), for a restore */
+    char host[64];            /* this host, as recorded in the run hash */
     const char *request_json; /* the run request as loaded (borrowed), for a restore */
-    bool failed;            /* Redis stayed unreachable: give up */
+    bool failed;              /* Redis stayed unreachable: give up */
     bool completed;
 };
 
