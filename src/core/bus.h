@@ -4,6 +4,7 @@
  * Lua script touches one slot:
  *   cgw:{S}:run      hash   runId, status (running|completed), provider, owner,
  *                           request (JSON), runnerHost, runnerPid, cliPgid, startedMs,
+ *                           restoredMs (written again by its runner after a data loss),
  *                           completedMs, lastEventId, lastEventSeq (idempotency of
  *                           publish/complete), claimSeq (the claim's answer, for a
  *                           repeated claim), permSeq (arrival counter of permission
@@ -229,10 +230,64 @@ enum cgw_err bus_run_complete(struct bus *b, const char *session_id, const char 
                               const char *event_id, const char *json, bool only_if_lease_expired,
                               int64_t *seq, struct cgw_error *err);
 
+/* What a bus_publish call publishes. */
+enum bus_publish_kind {
+    BUS_PUBLISH_EVENTS,   /* events of the running run (bus_event_publish/bus_events_publish) */
+    BUS_PUBLISH_COMPLETE, /* the run's complete (bus_run_complete) */
+    BUS_PUBLISH_REAP,     /* the complete, only if the lease expired (the reaper) */
+};
+
+struct bus_publish {
+    const char *session_id;
+    const char *run_id;
+    size_t n;                     /* 1..BUS_PUBLISH_BATCH_MAX events; a complete is 1 */
+    const char *const *event_ids; /* n event ids (borrowed) */
+    const char *const *jsons;     /* n event JSON texts, as for bus_event_publish */
+    enum bus_publish_kind kind;
+    int64_t floor; /* the highest seq the caller knows was handed out (the runner: its own
+                      last published seq; fcgi, the reaper: the store's high-water mark);
+                      0 = none. Every new seq is above it, even when Redis lost writes. */
+};
+
+/* The one publish: like bus_event_publish (n = 1), bus_events_publish (a batch) or
+ * bus_run_complete (kind), with a seq floor: the first new seq is max(the counter, the
+ * newest stream entry, p->floor) + 1 (DESIGN §12). Those three are this with floor 0.
+ * CGW_ERR_NOT_FOUND when the session has no run hash at all (Redis lost its data; the
+ * runner restores its run with bus_run_restore and publishes again); CGW_ERR_STALE,
+ * CGW_ERR_CONFLICT as the others. *last_seq (may be NULL) receives the last event's seq. */
+enum cgw_err bus_publish(struct bus *b, const struct bus_publish *p, int64_t *last_seq,
+                         struct cgw_error *err);
+
 /* Refreshes the lease of run_id to lease_ms. CGW_ERR_STALE if run_id is not the
- * running run (the runner was reaped or replaced and must stop). */
+ * running run (the runner was reaped or replaced and must stop); CGW_ERR_NOT_FOUND when
+ * the session has no run hash at all (Redis lost its data: see bus_run_restore). */
 enum cgw_err bus_lease_refresh(struct bus *b, const char *session_id, const char *run_id,
                                int64_t lease_ms, struct cgw_error *err);
+
+/* What a runner knows of its run, to write it again after Redis lost it. */
+struct bus_restore {
+    const char *session_id;
+    const char *run_id;
+    const char *provider;
+    int64_t owner;
+    const char *request_json; /* the run request (may be NULL) */
+    int64_t started_ms;       /* wall clock, as the claim recorded it */
+    const char *runner_host;  /* NULL = not recorded */
+    int64_t runner_pid;
+    int64_t cli_pgid; /* 0 = not started */
+    int64_t floor;    /* the runner's last published seq */
+    int64_t lease_ms;
+};
+
+/* Refreshes run_id's lease like bus_lease_refresh, but when the session has no run hash
+ * at all (a Redis restarted without its data, a replica promoted before it had the
+ * claim) first writes it again from rs: run_id running, the seq counter raised to
+ * max(counter, newest entry, rs->floor), the owner's running set and cgw:running. A hash
+ * that records another run, or this run completed, is never overwritten:
+ * CGW_ERR_STALE (the run is not the caller's any more). *seq (may be NULL) receives the
+ * seq counter. */
+enum cgw_err bus_run_restore(struct bus *b, const struct bus_restore *rs, int64_t *seq,
+                             struct cgw_error *err);
 
 /* Session ids that have a running run (the cgw:running set, cleaned of sessions
  * whose run is no longer running). *ids is a new array of new strings; free with

@@ -448,75 +448,108 @@ enum cgw_err bus_run_get(struct bus *b, const char *session_id, struct bus_run *
     return CGW_OK;
 }
 
-/* publish.lua's modes. */
+/* publish.lua's modes, by enum bus_publish_kind (a batch of more than one event is
+ * "batch"). */
 static const char *const publish_modes[] = {"publish", "complete", "reap"};
-enum publish_mode { MODE_PUBLISH, MODE_COMPLETE, MODE_REAP };
+#define PUBLISH_ARGS 9 /* ARGV before a batch's eventId, JSON pairs */
 
-static enum cgw_err bus_publish_mode(struct bus *b, const char *session_id, const char *run_id,
-                                     const char *event_id, const char *json, enum publish_mode mode,
-                                     int64_t *seq, struct cgw_error *err)
+/* The owner's running set of the session's run, for a complete to declare (the owner is
+ * read first; a session never changes owner, and the script checks the key against the
+ * run it completes). set_key stays "" when the run has no owner. */
+static enum cgw_err owner_set_key(struct bus *b, const struct bus_keys *k,
+                                  char set_key[BUS_KEY_MAX], struct cgw_error *err)
+{
+    redisReply *r;
+    int64_t owner = 0;
+    enum cgw_err rc =
+        bus_cmd(b, CMD_RETRY, WANT_STR | WANT_NIL, &r, err, 3, "HGET", k->k[K_RUN], "owner");
+    set_key[0] = '\0';
+    if (rc != CGW_OK)
+        return rc;
+    if (r->type == REDIS_REPLY_STRING && cgw_parse_int64(r->str, INT64_MIN, INT64_MAX, &owner) == 0)
+        running_set_key(owner, set_key);
+    freeReplyObject(r);
+    return CGW_OK;
+}
+
+enum cgw_err bus_publish(struct bus *b, const struct bus_publish *p, int64_t *last_seq,
+                         struct cgw_error *err)
 {
     struct bus_keys k;
-    char maxlen[24], now[24], ttl[24], set_key[BUS_KEY_MAX];
-    const char *args[8], *keys[K__COUNT + 1];
-    size_t lens[8];
-    size_t end;
-    int nkeys = K__COUNT;
+    char maxlen[24], now[24], ttl[24], floor[24], set_key[BUS_KEY_MAX] = "";
+    const char *args[PUBLISH_ARGS + 2 * BUS_PUBLISH_BATCH_MAX], *keys[K__COUNT + 1];
+    size_t lens[PUBLISH_ARGS + 2 * BUS_PUBLISH_BATCH_MAX];
+    size_t n = p ? p->n : 0;
+    bool batch = n > 1;
+    int nkeys = K__COUNT, nargs = PUBLISH_ARGS;
     redisReply *r;
     enum cgw_err rc;
 
-    if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
+    if (!p || n == 0 || n > BUS_PUBLISH_BATCH_MAX || (p->kind != BUS_PUBLISH_EVENTS && n != 1) ||
+        (unsigned)p->kind > BUS_PUBLISH_REAP || !p->event_ids || !p->jsons)
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: a batch has 1 to %d events",
+                             BUS_PUBLISH_BATCH_MAX);
+    if (p->floor < 0 || p->floor >= BUS_SEQ_MAX)
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid seq floor");
+    if ((rc = bus_keys_make(p->session_id, &k, err)) != CGW_OK)
         return rc;
-    if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
+    if (!bus_id_valid(p->run_id, CGW_ID_MAX - 1))
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
-    if (!bus_id_valid(event_id, BUS_EVENT_ID_MAX))
-        return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid event id");
-    end = json_object_end(json);
-    if (end == 0)
-        return cgw_error_set(err, CGW_ERR_INVALID, "bus: event is not a non-empty JSON object");
-    memcpy(keys, k.k, sizeof k.k);
-    if (mode != MODE_PUBLISH) {
-        /* The complete also drops the session from its owner's running set (declared:
-         * the owner is read first; a session never changes owner, and the script
-         * checks the key against the run it completes). */
-        int64_t owner = 0;
-        rc = bus_cmd(b, CMD_RETRY, WANT_STR | WANT_NIL, &r, err, 3, "HGET", k.k[K_RUN], "owner");
-        if (rc != CGW_OK)
-            return rc;
-        if (r->type == REDIS_REPLY_STRING &&
-            cgw_parse_int64(r->str, INT64_MIN, INT64_MAX, &owner) == 0) {
-            running_set_key(owner, set_key);
-            keys[nkeys++] = set_key;
+    for (size_t i = 0; i < n; i++) {
+        size_t end = json_object_end(p->jsons[i]);
+        if (!bus_id_valid(p->event_ids[i], BUS_EVENT_ID_MAX))
+            return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid event id");
+        if (end == 0)
+            return cgw_error_set(err, CGW_ERR_INVALID, "bus: event is not a non-empty JSON object");
+        if (batch) {
+            args[nargs] = p->event_ids[i];
+            lens[nargs++] = strlen(p->event_ids[i]);
+            args[nargs] = p->jsons[i];
+            lens[nargs++] = end;
+        } else {
+            args[2] = p->jsons[i];
+            lens[2] = end; /* the object without its final '}' */
         }
-        freeReplyObject(r);
+    }
+    memcpy(keys, k.k, sizeof k.k);
+    if (p->kind != BUS_PUBLISH_EVENTS) {
+        /* The complete also drops the session from its owner's running set. */
+        if ((rc = owner_set_key(b, &k, set_key, err)) != CGW_OK)
+            return rc;
+        if (set_key[0])
+            keys[nkeys++] = set_key;
     }
 
     snprintf(maxlen, sizeof(maxlen), "%" PRId64, b->stream_maxlen);
     snprintf(now, sizeof(now), "%" PRId64, cgw_now_ms());
     snprintf(ttl, sizeof(ttl), "%" PRId64, b->stream_ttl_s);
-    args[0] = run_id;
-    args[1] = event_id;
-    args[2] = json;
+    snprintf(floor, sizeof(floor), "%" PRId64, p->floor);
+    args[0] = p->run_id;
+    args[1] = p->event_ids[n - 1]; /* a retried batch is recognised by its last event */
+    if (batch)
+        args[2] = "";
     args[3] = maxlen;
-    args[4] = publish_modes[mode];
+    args[4] = batch ? "batch" : publish_modes[p->kind];
     args[5] = now;
     args[6] = ttl;
-    args[7] = session_id;
-    for (int i = 0; i < 8; i++)
-        lens[i] = strlen(args[i]);
-    lens[2] = end; /* the object without its final '}' */
+    args[7] = p->session_id;
+    args[8] = floor;
+    for (int i = 0; i < PUBLISH_ARGS; i++)
+        if (i != 2 || batch)
+            lens[i] = strlen(args[i]);
 
-    rc = bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, nkeys, keys, 8, args, lens, &r, err);
+    rc =
+        bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, nkeys, keys, nargs, args, lens, &r, err);
     if (rc != CGW_OK)
         return rc;
-    if (seq)
-        *seq = r->integer;
+    if (last_seq)
+        *last_seq = r->integer;
     freeReplyObject(r);
-    if (mode != MODE_PUBLISH) {
+    if (p->kind != BUS_PUBLISH_EVENTS) {
         /* The run is completed whatever happens here; a stray cgw:running member is
          * only cleaned later by bus_runs_running. */
         struct cgw_error ignored;
-        bus_running_forget(b, session_id, &k, &ignored);
+        bus_running_forget(b, p->session_id, &k, &ignored);
     }
     return CGW_OK;
 }
@@ -525,66 +558,27 @@ enum cgw_err bus_event_publish(struct bus *b, const char *session_id, const char
                                const char *event_id, const char *json, int64_t *seq,
                                struct cgw_error *err)
 {
-    return bus_publish_mode(b, session_id, run_id, event_id, json, MODE_PUBLISH, seq, err);
+    struct bus_publish p = {session_id, run_id, 1, &event_id, &json, BUS_PUBLISH_EVENTS, 0};
+    return bus_publish(b, &p, seq, err);
 }
 
 enum cgw_err bus_events_publish(struct bus *b, const char *session_id, const char *run_id, size_t n,
                                 const char *const *event_ids, const char *const *jsons,
                                 int64_t *last_seq, struct cgw_error *err)
 {
-    struct bus_keys k;
-    char maxlen[24], now[24], ttl[24];
-    const char *args[8 + 2 * BUS_PUBLISH_BATCH_MAX];
-    size_t lens[8 + 2 * BUS_PUBLISH_BATCH_MAX];
-    redisReply *r;
-    enum cgw_err rc;
-
-    if (n == 0 || n > BUS_PUBLISH_BATCH_MAX)
-        return cgw_error_set(err, CGW_ERR_INVALID, "bus: a batch has 1 to %d events",
-                             BUS_PUBLISH_BATCH_MAX);
-    if ((rc = bus_keys_make(session_id, &k, err)) != CGW_OK)
-        return rc;
-    if (!bus_id_valid(run_id, CGW_ID_MAX - 1))
-        return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run id");
-    for (size_t i = 0; i < n; i++) {
-        if (!bus_id_valid(event_ids[i], BUS_EVENT_ID_MAX))
-            return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid event id");
-        lens[8 + 2 * i] = strlen(event_ids[i]);
-        lens[9 + 2 * i] = json_object_end(jsons[i]);
-        if (lens[9 + 2 * i] == 0)
-            return cgw_error_set(err, CGW_ERR_INVALID, "bus: event is not a non-empty JSON object");
-        args[8 + 2 * i] = event_ids[i];
-        args[9 + 2 * i] = jsons[i];
-    }
-    snprintf(maxlen, sizeof(maxlen), "%" PRId64, b->stream_maxlen);
-    snprintf(now, sizeof(now), "%" PRId64, cgw_now_ms());
-    snprintf(ttl, sizeof(ttl), "%" PRId64, b->stream_ttl_s);
-    args[0] = run_id;
-    args[1] = event_ids[n - 1]; /* a retried batch is recognised by its last event */
-    args[2] = "";
-    args[3] = maxlen;
-    args[4] = "batch";
-    args[5] = now;
-    args[6] = ttl;
-    args[7] = session_id;
-    for (int i = 0; i < 8; i++)
-        lens[i] = strlen(args[i]);
-    rc = bus_script(b, SCRIPT_PUBLISH, CMD_RETRY, WANT_INT, K__COUNT, k.k, 8 + 2 * (int)n, args,
-                    lens, &r, err);
-    if (rc != CGW_OK)
-        return rc;
-    if (last_seq)
-        *last_seq = r->integer;
-    freeReplyObject(r);
-    return CGW_OK;
+    struct bus_publish p = {session_id, run_id, n, event_ids, jsons, BUS_PUBLISH_EVENTS, 0};
+    return bus_publish(b, &p, last_seq, err);
 }
 
 enum cgw_err bus_run_complete(struct bus *b, const char *session_id, const char *run_id,
                               const char *event_id, const char *json, bool only_if_lease_expired,
                               int64_t *seq, struct cgw_error *err)
 {
-    return bus_publish_mode(b, session_id, run_id, event_id, json,
-                            only_if_lease_expired ? MODE_REAP : MODE_COMPLETE, seq, err);
+    struct bus_publish p = {
+        session_id, run_id, 1,
+        &event_id,  &json,  only_if_lease_expired ? BUS_PUBLISH_REAP : BUS_PUBLISH_COMPLETE,
+        0};
+    return bus_publish(b, &p, seq, err);
 }
 
 enum cgw_err bus_lease_refresh(struct bus *b, const char *session_id, const char *run_id,
@@ -609,6 +603,68 @@ enum cgw_err bus_lease_refresh(struct bus *b, const char *session_id, const char
     if (rc == CGW_OK)
         freeReplyObject(r);
     return rc;
+}
+
+#define RESTORE_ARGS 9
+
+enum cgw_err bus_run_restore(struct bus *b, const struct bus_restore *rs, int64_t *seq,
+                             struct cgw_error *err)
+{
+    struct bus_keys k;
+    char ms[24], floor[24], owner[24], started[24], now[24], pid[24], pgid[24];
+    char set_key[BUS_KEY_MAX];
+    const char *keys[5], *args[RESTORE_ARGS + 6];
+    int nargs = RESTORE_ARGS;
+    redisReply *r;
+    enum cgw_err rc;
+
+    if (!rs)
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: no restore");
+    if ((rc = bus_keys_make(rs->session_id, &k, err)) != CGW_OK)
+        return rc;
+    if (!bus_id_valid(rs->run_id, CGW_ID_MAX - 1) || rs->lease_ms <= 0 || rs->floor < 0 ||
+        rs->floor >= BUS_SEQ_MAX || !rs->provider || !rs->provider[0])
+        return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid run restore");
+    snprintf(ms, sizeof(ms), "%" PRId64, rs->lease_ms);
+    snprintf(floor, sizeof(floor), "%" PRId64, rs->floor);
+    snprintf(owner, sizeof(owner), "%" PRId64, rs->owner);
+    snprintf(started, sizeof(started), "%" PRId64, rs->started_ms);
+    snprintf(now, sizeof(now), "%" PRId64, cgw_now_ms());
+    snprintf(pid, sizeof(pid), "%" PRId64, rs->runner_pid);
+    snprintf(pgid, sizeof(pgid), "%" PRId64, rs->cli_pgid);
+    running_set_key(rs->owner, set_key);
+    keys[0] = k.k[K_RUN];
+    keys[1] = k.k[K_LEASE];
+    keys[2] = k.k[K_SEQ];
+    keys[3] = k.k[K_EVENTS];
+    keys[4] = set_key;
+    args[0] = rs->run_id;
+    args[1] = ms;
+    args[2] = floor;
+    args[3] = rs->provider;
+    args[4] = owner;
+    args[5] = rs->request_json ? rs->request_json : "";
+    args[6] = started;
+    args[7] = now;
+    args[8] = rs->session_id;
+    if (rs->runner_host && rs->runner_host[0]) {
+        args[nargs++] = "runnerHost";
+        args[nargs++] = rs->runner_host;
+        args[nargs++] = "runnerPid";
+        args[nargs++] = pid;
+    }
+    if (rs->cli_pgid > 0) {
+        args[nargs++] = "cliPgid";
+        args[nargs++] = pgid;
+    }
+    rc = bus_script(b, SCRIPT_LEASE, CMD_RETRY, WANT_INT, 5, keys, nargs, args, NULL, &r, err);
+    if (rc != CGW_OK)
+        return rc;
+    if (seq)
+        *seq = r->integer;
+    freeReplyObject(r);
+    /* The reaper finds running runs through cgw:running, which went with the data. */
+    return bus_running_add(b, rs->session_id, err);
 }
 
 void bus_strings_free(char **list, size_t n)

@@ -19,13 +19,26 @@ char *publish_with_seq(const char *json, int64_t seq)
     return out;
 }
 
-static enum cgw_err publish_one(struct bus *bus, const char *session_id, const char *run_id,
-                                const char *id, const char *json, enum publish_mode mode,
-                                int64_t *seq, struct cgw_error *err)
+static const enum bus_publish_kind publish_kinds[] = {
+    [PUBLISH_EVENT] = BUS_PUBLISH_EVENTS,
+    [PUBLISH_COMPLETE] = BUS_PUBLISH_COMPLETE,
+    [PUBLISH_REAP] = BUS_PUBLISH_REAP,
+};
+
+static enum cgw_err publish_one(struct store *st, struct bus *bus, const char *session_id,
+                                const char *run_id, const char *id, const char *json,
+                                enum publish_mode mode, int64_t *seq, struct cgw_error *err)
 {
-    if (mode == PUBLISH_EVENT)
-        return bus_event_publish(bus, session_id, run_id, id, json, seq, err);
-    return bus_run_complete(bus, session_id, run_id, id, json, mode == PUBLISH_REAP, seq, err);
+    /* The floor is the store's high-water mark: a seq that history holds (and a client
+     * may have seen) is never handed out again, even after Redis lost its last writes.
+     * Unreadable, the bus's own counter is all there is (the write to the store after
+     * the publish fails the same way and says so). */
+    int64_t floor = 0;
+    struct cgw_error ignored;
+    if (store_session_last_seq(st, session_id, &floor, &ignored) != CGW_OK)
+        floor = 0;
+    struct bus_publish p = {session_id, run_id, 1, &id, &json, publish_kinds[mode], floor};
+    return bus_publish(bus, &p, seq, err);
 }
 
 enum cgw_err publish_persist(struct store *st, struct bus *bus, const char *session_id,
@@ -42,7 +55,7 @@ enum cgw_err publish_persist(struct store *st, struct bus *bus, const char *sess
     char *json = event_encode(ev);
     if (!json)
         return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory encoding an event");
-    enum cgw_err rc = publish_one(bus, session_id, run_id, id, json, mode, &got, err);
+    enum cgw_err rc = publish_one(st, bus, session_id, run_id, id, json, mode, &got, err);
     if (rc == CGW_OK && seq)
         *seq = got;
     if (rc == CGW_OK && event_kind_is_persisted(k)) {

@@ -31,7 +31,10 @@ enum publish_mode {
  * out. Thread-safe. */
 char *publish_with_seq(const char *json, int64_t seq);
 
-/* Publishes ev (borrowed) as an event of run_id in session_id's stream, then, when its
+/* Publishes ev (borrowed) as an event of run_id in session_id's stream, with the store's
+ * high-water mark of the session as seq floor (bus_publish: no seq history holds is
+ * handed out again after Redis lost writes; CGW_ERR_NOT_FOUND when the run hash is gone
+ * altogether), then, when its
  * kind is persisted (every kind but stream_delta), writes it with its seq to SQLite.
  * *seq (may be NULL) is set as soon as the event is published, so a caller can tell a
  * failed write to SQLite (*seq set, the error returned) from a failed publish (*seq

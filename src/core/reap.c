@@ -164,8 +164,9 @@ enum cgw_err reap_expired(struct store *st, struct bus *bus, size_t *reaped, str
         rc = reap_run(st, bus, ids[i], &run, NULL, err);
         if (rc == CGW_OK)
             count++;
-        else if (rc == CGW_ERR_CONFLICT || rc == CGW_ERR_STALE)
-            rc = CGW_OK; /* the runner came back, or another reaper was first */
+        else if (rc == CGW_ERR_CONFLICT || rc == CGW_ERR_STALE || rc == CGW_ERR_NOT_FOUND)
+            rc = CGW_OK; /* the runner came back, another reaper was first, or the run
+                          * hash went with a Redis data loss */
     }
     bus_strings_free(ids, n);
     if (reaped)

@@ -1,8 +1,10 @@
 /* publish.c: publishing a run's events to Redis and persisting them to SQLite in batches. */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/publish.h"
@@ -25,10 +27,110 @@ static int64_t backend_budget_ms(const struct run *r)
 bool runner_retry_pause(const struct run *r, int64_t t0, int attempt)
 {
     int64_t pause = RUN_RETRY_FIRST_MS << (attempt < 5 ? attempt - 1 : 4);
-    if (runner_now_ms() + pause - t0 > backend_budget_ms(r))
+    int64_t now = runner_now_ms();
+    if (now + pause - t0 > backend_budget_ms(r))
         return false;
+    /* Never sleep past the fence: the CLI must be killed on time. */
+    if (now + pause >= r->fence_at)
+        pause = r->fence_at > now ? r->fence_at - now : 0;
     cgw_sleep_ms(pause);
+    return now + pause < r->fence_at;
+}
+
+/* ---- fencing --------------------------------------------------------------------- */
+
+/* The margin between the fence and the earliest moment the lease can lapse in Redis:
+ * a fifth of the lease, at least a second (a third of the lease when that is less). It
+ * covers the kill itself and the clocks of two hosts running at slightly different
+ * rates; the refresh's own send time is already on the safe side (Redis set the TTL
+ * after it). */
+static int64_t fence_margin_ms(const struct run *r)
+{
+    int64_t lease_ms = r->cfg->runner_lease_s * 1000;
+    int64_t m = lease_ms / 5, floor = lease_ms / 3 < 1000 ? lease_ms / 3 : 1000;
+    return m > floor ? m : floor;
+}
+
+void runner_fence_renew(struct run *r, int64_t sent_ms)
+{
+    r->fence_at = sent_ms + r->cfg->runner_lease_s * 1000 - fence_margin_ms(r);
+}
+
+bool runner_fence_check(struct run *r)
+{
+    if (r->fenced)
+        return true;
+    if (runner_now_ms() < r->fence_at)
+        return false;
+    r->fenced = r->lost = true;
+    if (r->child.pid > 0 && runner_child_signal(&r->child, SIGKILL) == 0)
+        log_error("no lease refresh succeeded for runner.lease_s minus %" PRId64
+                  " ms: killed the CLI's process group %d (fencing); publishing nothing more",
+                  fence_margin_ms(r), (int)r->child.pid);
+    else
+        log_error("no lease refresh succeeded in time (fencing): publishing nothing more");
     return true;
+}
+
+enum cgw_err runner_restore(struct run *r, struct cgw_error *err)
+{
+    int64_t sent = runner_now_ms(), seq = 0;
+    struct bus_restore rs = {
+        .session_id = r->session_id,
+        .run_id = r->run_id,
+        .provider = r->ctx.provider,
+        .owner = r->req.owner,
+        .request_json = r->request_json,
+        .started_ms = r->started_ms,
+        .runner_host = r->host,
+        .runner_pid = (int64_t)getpid(),
+        .cli_pgid = r->child.pid > 0 ? (int64_t)r->child.pid : 0,
+        .floor = r->floor,
+        .lease_ms = r->cfg->runner_lease_s * 1000,
+    };
+    if (runner_fence_check(r))
+        return cgw_error_set(err, CGW_ERR_STALE, "fenced");
+    enum cgw_err rc = bus_run_restore(r->bus, &rs, &seq, err);
+    if (rc == CGW_OK) {
+        runner_fence_renew(r, sent);
+        log_warn(
+            "the run hash was gone from Redis (data lost): wrote it again, seq counter %" PRId64,
+            seq);
+    }
+    return rc;
+}
+
+enum cgw_err runner_bus_publish(struct run *r, size_t n, const char *const *ids,
+                                const char *const *jsons, enum bus_publish_kind kind,
+                                int64_t *last_seq, struct cgw_error *err)
+{
+    int64_t t0 = runner_now_ms();
+    enum cgw_err rc;
+    bool restored = false;
+
+    for (int attempt = 1;; attempt++) {
+        if (runner_fence_check(r))
+            return cgw_error_set(err, CGW_ERR_STALE, "fenced: the lease may have lapsed");
+        struct bus_publish p = {r->session_id, r->run_id, n, ids, jsons, kind, r->floor};
+        rc = bus_publish(r->bus, &p, last_seq, err);
+        if (rc == CGW_ERR_NOT_FOUND && !restored) {
+            /* Redis lost the run: write it again (only if nothing else is recorded),
+             * then the same events again, above the floor. */
+            restored = true;
+            rc = runner_restore(r, err);
+            if (rc == CGW_OK)
+                continue;
+        }
+        if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))
+            break;
+    }
+    if (rc == CGW_OK && *last_seq > r->floor)
+        r->floor = *last_seq;
+    if (rc == CGW_ERR_NOT_FOUND)
+        rc = cgw_error_set(err, CGW_ERR_STALE, "the run hash is gone again after its restore");
+    if (rc == CGW_ERR_BACKEND)
+        runner_fence_check(r);
+    return rc;
 }
 
 /* ---- persistence ----------------------------------------------------------------- */
@@ -175,7 +277,7 @@ void runner_publish_flush(struct run *r)
     struct cgw_error err;
     const char *ids[BUS_PUBLISH_BATCH_MAX], *jsons[BUS_PUBLISH_BATCH_MAX];
     size_t n = r->n_pub;
-    int64_t last = 0, t0 = runner_now_ms();
+    int64_t last = 0;
     enum cgw_err rc;
 
     if (n == 0)
@@ -186,11 +288,7 @@ void runner_publish_flush(struct run *r)
             ids[i] = r->pub[i].id;
             jsons[i] = r->pub[i].json;
         }
-        for (int attempt = 1;; attempt++) {
-            rc = bus_events_publish(r->bus, r->session_id, r->run_id, n, ids, jsons, &last, &err);
-            if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))
-                break;
-        }
+        rc = runner_bus_publish(r, n, ids, jsons, BUS_PUBLISH_EVENTS, &last, &err);
         if (runner_settle(r, rc, &err, "publishing events") == CGW_OK) {
             for (size_t i = 0; i < n; i++) {
                 int64_t seq = last - (int64_t)(n - 1 - i);
@@ -217,7 +315,7 @@ int runner_publish(struct run *r, json_t *ev, char **stored)
     struct cgw_error err;
     enum cgw_err rc = CGW_ERR_NOMEM;
     enum event_kind kind;
-    int64_t seq = 0, t0 = runner_now_ms();
+    int64_t seq = 0;
     char *json = NULL, *text = NULL;
     int ret = -1;
 
@@ -227,7 +325,7 @@ int runner_publish(struct run *r, json_t *ev, char **stored)
         log_error("out of memory building an event; it is lost");
         return -1;
     }
-    if (r->lost || r->failed || r->completed)
+    if (runner_fence_check(r) || r->lost || r->failed || r->completed)
         goto out;
     const char *id = event_id(ev);
     const char *kname = json_string_value(json_object_get(ev, "kind"));
@@ -244,11 +342,8 @@ int runner_publish(struct run *r, json_t *ev, char **stored)
     runner_publish_flush(r); /* what was queued goes first */
     if (r->lost || r->failed)
         goto out;
-    for (int attempt = 1;; attempt++) {
-        rc = bus_event_publish(r->bus, r->session_id, r->run_id, id, json, &seq, &err);
-        if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))
-            break;
-    }
+    const char *one = json;
+    rc = runner_bus_publish(r, 1, &id, &one, BUS_PUBLISH_EVENTS, &seq, &err);
     if (runner_settle(r, rc, &err, "publishing an event") != CGW_OK)
         goto out;
     text = publish_with_seq(json, seq);

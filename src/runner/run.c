@@ -187,12 +187,19 @@ static void read_signals(struct run *r)
 
 /* ---- timers ---------------------------------------------------------------------- */
 
+/* Refreshes the lease; each attempt is bounded by redis.timeout_ms (the bus's command
+ * timeout), and the fence is renewed from the moment the successful one was sent. */
 static void refresh_lease(struct run *r)
 {
     struct cgw_error err;
-    int64_t lease_ms = r->cfg->runner_lease_s * 1000;
+    int64_t lease_ms = r->cfg->runner_lease_s * 1000, sent = runner_now_ms();
+    if (runner_fence_check(r))
+        return;
     enum cgw_err rc = bus_lease_refresh(r->bus, r->session_id, r->run_id, lease_ms, &err);
+    if (rc == CGW_ERR_NOT_FOUND)
+        rc = runner_restore(r, &err); /* Redis lost the run: write it again */
     if (rc == CGW_OK) {
+        runner_fence_renew(r, sent);
         r->next_lease = runner_now_ms() + lease_ms / 3;
     } else if (rc == CGW_ERR_STALE) {
         runner_settle(r, rc, &err, "refreshing the lease");
@@ -221,6 +228,8 @@ static void run_timers(struct run *r)
 {
     int64_t now = runner_now_ms();
 
+    if (runner_fence_check(r))
+        return;
     if (now >= r->next_lease)
         refresh_lease(r);
     if (r->lost || r->failed)
@@ -254,6 +263,8 @@ static void run_timers(struct run *r)
 static int poll_timeout(const struct run *r)
 {
     int64_t now = runner_now_ms(), next = r->next_lease;
+    if (r->fence_at < next)
+        next = r->fence_at;
     if (r->in_tx && r->batch_start + RUN_BATCH_MS < next)
         next = r->batch_start + RUN_BATCH_MS;
     for (size_t i = 0; i < r->n_perms; i++)
@@ -341,7 +352,7 @@ static void complete(struct run *r, int code, bool aborted, enum complete_reason
 {
     struct cgw_error err;
     enum cgw_err rc = CGW_ERR_NOMEM;
-    int64_t seq = 0, t0 = runner_now_ms();
+    int64_t seq = 0;
     json_t *ev = event_new_complete(&r->ctx, code, aborted, reason);
     char *json = ev ? event_encode(ev) : NULL;
     const char *id = ev ? event_id(ev) : NULL;
@@ -360,13 +371,12 @@ static void complete(struct run *r, int code, bool aborted, enum complete_reason
      * complete's own row follows, just after). */
     runner_publish_flush(r);
     runner_batch_commit(r);
-    if (r->lost || r->failed)
+    if (runner_fence_check(r) || r->lost || r->failed)
         goto out;
-    for (int attempt = 1;; attempt++) {
-        rc = bus_run_complete(r->bus, r->session_id, r->run_id, id, json, false, &seq, &err);
-        if (rc != CGW_ERR_BACKEND || !runner_retry_pause(r, t0, attempt))
-            break;
-    }
+    const char *one = json;
+    rc = runner_bus_publish(r, 1, &id, &one, BUS_PUBLISH_COMPLETE, &seq, &err);
+    if (r->fenced)
+        goto out;
     if (rc == CGW_ERR_STALE) {
         log_info("the run was completed by someone else (reaped): %s", err.text);
         r->lost = true;
@@ -637,8 +647,10 @@ static int load_run(struct run *r, char **request_json, struct bus_run *run)
         return 0;
     }
     /* host.id (the hostname unless configured): the host of the deployment it runs on. */
-    rc = bus_run_set_runner(r->bus, r->session_id, r->run_id, r->cfg->host_id, (int64_t)getpid(),
-                            &err);
+    snprintf(r->host, sizeof r->host, "%s", r->cfg->host_id);
+    r->started_ms = run->started_ms;
+    r->floor = run->last_seq; /* run_started and the prompt are published by now */
+    rc = bus_run_set_runner(r->bus, r->session_id, r->run_id, r->host, (int64_t)getpid(), &err);
     if (rc == CGW_ERR_STALE) {
         log_info("run %s ended meanwhile; nothing to do", r->run_id);
         free(*request_json);
@@ -712,9 +724,29 @@ int runner_run(const struct config *cfg, const char *config_path, const char *se
     if (store_open(config_db_target(cfg), false, cfg->db_busy_timeout_ms, &r.store, &err) != CGW_OK)
         log_error("the database cannot be opened (events are not persisted): %s", err.text);
     status = 0;
-    refresh_lease(&r);
+    r.request_json = request_json;
+    /* The store's high-water mark is a floor too (a Redis that lost writes). */
+    int64_t hwm = 0;
+    if (r.store && store_session_last_seq(r.store, session_id, &hwm, &err) == CGW_OK &&
+        hwm > r.floor)
+        r.floor = hwm;
+    /* No CLI before a refresh succeeded: the fence counts from it (the claim's lease
+     * started earlier, at a moment the runner does not know). */
+    for (int attempt = 0; attempt < 5 && !r.lost && r.fence_at == 0; attempt++) {
+        if (attempt > 0)
+            cgw_sleep_ms(RUN_RETRY_FIRST_MS << attempt);
+        r.fence_at = INT64_MAX; /* not yet armed: refresh_lease arms it */
+        refresh_lease(&r);
+        if (r.fence_at == INT64_MAX)
+            r.fence_at = 0;
+    }
     if (r.lost)
         goto out;
+    if (r.fence_at == 0) {
+        log_error("the lease could not be refreshed; not starting the CLI");
+        status = 1;
+        goto out;
+    }
 
     if (!request_json) {
         fail_start(&r, "invalid run request: the run has none");

@@ -100,9 +100,15 @@ struct run {
     int64_t step_deadline;
     int64_t last_output; /* last stdout line, or the last permission answer */
     int64_t next_lease;
-    int64_t drain_deadline; /* set when the CLI exited */
-    bool lost;              /* the run is no longer ours: publish nothing more */
-    bool failed;            /* Redis stayed unreachable: give up */
+    int64_t drain_deadline;   /* set when the CLI exited */
+    bool lost;                /* the run is no longer ours: publish nothing more */
+    bool fenced;              /* the lease could have lapsed: the CLI was killed (fencing) */
+    int64_t fence_at;         /* monotonic ms: kill the CLI and stop here unless refreshed */
+    int64_t floor;            /* the highest seq of the session the runner knows was given */
+    int64_t started_ms;       /* the claim's startedMs (wall clock), for a restore */
+    char host[64];            /* this host, as recorded in the run hash */
+    const char *request_json; /* the run request as loaded (borrowed), for a restore */
+    bool failed;              /* Redis stayed unreachable: give up */
     bool completed;
 };
 
@@ -115,6 +121,28 @@ int64_t runner_now_ms(void);
  * CGW_ERR_BACKEND; false when the retry budget (2 * runner.lease_s) counted from t0 is
  * spent. */
 bool runner_retry_pause(const struct run *r, int64_t t0, int attempt);
+
+/* The fence (doc/internals.md "Leases and fencing"): once the monotonic clock reaches
+ * r->fence_at (the last successful lease refresh, taken when it was sent, plus
+ * runner.lease_s minus a margin) the CLI's process group is SIGKILLed at once and the run
+ * is marked lost and fenced: nothing more is published. Returns true when fenced. */
+bool runner_fence_check(struct run *r);
+
+/* Sets r->fence_at after a lease refresh sent at sent_ms succeeded. */
+void runner_fence_renew(struct run *r, int64_t sent_ms);
+
+/* Writes the run hash again after Redis lost it (bus_run_restore with what the runner
+ * knows), refreshing the lease. CGW_OK renews the fence; CGW_ERR_STALE: another run or
+ * a completed one is recorded. */
+enum cgw_err runner_restore(struct run *r, struct cgw_error *err);
+
+/* One publish of the run with retries: n events (kind BUS_PUBLISH_EVENTS) or the
+ * complete, with the runner's floor; a lost run hash is restored and the publish
+ * repeated (the same events land at the same seqs); Redis errors are retried until the
+ * fence. Raises r->floor. */
+enum cgw_err runner_bus_publish(struct run *r, size_t n, const char *const *ids,
+                                const char *const *jsons, enum bus_publish_kind kind,
+                                int64_t *last_seq, struct cgw_error *err);
 
 /* Judges the final outcome of a Redis write of the run: CGW_ERR_STALE marks the run
  * lost, CGW_ERR_BACKEND (retries exhausted) marks it failed, anything else is logged.

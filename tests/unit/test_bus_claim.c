@@ -223,6 +223,75 @@ static void test_race(void)
            "the set holds the winners");
 }
 
+/* Seq floors and the restore of a run hash Redis lost (DESIGN §12): a publish hands out
+ * max(counter, newest entry, floor) + 1; with the whole session gone the publish is
+ * NOT_FOUND, bus_run_restore writes the run back (never over another run), and seqs go
+ * on above the floor. */
+static void test_floor_restore(void)
+{
+    struct bus *b = open_bus();
+    struct sess s;
+    struct cgw_error e;
+    int64_t last = 0, seq = 0;
+    const char *id = "ev1", *json = "{\"kind\":\"text\"}";
+
+    fresh(&s);
+    is_int(claim(b, &s, 41, 0, &last, &e), CGW_OK, "claim");
+    struct bus_publish p = {s.sid, s.rid, 1, &id, &json, BUS_PUBLISH_EVENTS, 0};
+    is_int(bus_publish(b, &p, &seq, &e), CGW_OK, "publish without a floor");
+    is_int(seq, 1, "seq 1");
+    id = "ev2";
+    p.floor = 40;
+    is_int(bus_publish(b, &p, &seq, &e), CGW_OK, "publish with floor 40");
+    is_int(seq, 41, "above the floor: 41");
+    id = "ev3";
+    p.floor = 5;
+    is_int(bus_publish(b, &p, &seq, &e), CGW_OK, "a floor below the counter");
+    is_int(seq, 42, "the counter wins: 42");
+
+    /* Redis loses everything of the session (a restart without persistence). */
+    testenv_redis_int(&R, "DEL cgw:{%s}:run cgw:{%s}:seq cgw:{%s}:events cgw:{%s}:lease", s.sid,
+                      s.sid, s.sid, s.sid);
+    id = "ev4";
+    p.floor = 42;
+    is_int(bus_publish(b, &p, &seq, &e), CGW_ERR_NOT_FOUND, "no run hash: NOT_FOUND");
+    is_int(bus_lease_refresh(b, s.sid, s.rid, 60000, &e), CGW_ERR_NOT_FOUND,
+           "lease refresh: NOT_FOUND");
+    struct bus_restore rs = {.session_id = s.sid,
+                             .run_id = s.rid,
+                             .provider = "claude",
+                             .owner = 41,
+                             .request_json = "{}",
+                             .started_ms = 1,
+                             .runner_host = "h",
+                             .runner_pid = 7,
+                             .floor = 42,
+                             .lease_ms = 60000};
+    int64_t counter = 0;
+    is_int(bus_run_restore(b, &rs, &counter, &e), CGW_OK, "restore");
+    is_int(counter, 42, "the counter is the floor");
+    is_int(bus_publish(b, &p, &seq, &e), CGW_OK, "publish after the restore");
+    is_int(seq, 43, "seq goes on above the floor: 43");
+    struct bus_run run;
+    is_int(bus_run_get(b, s.sid, &run, NULL, &e), CGW_OK, "run readable");
+    ok(run.status == RUN_RUNNING && strcmp(run.run_id, s.rid) == 0 && run.lease_alive &&
+           run.owner == 41 && run.runner_pid == 7,
+       "restored: running, ours, leased, owner and runner recorded");
+    is_int(testenv_redis_int(&R, "SISMEMBER cgw:{u:41}:running %s", s.sid), 1,
+           "in the owner's running set again");
+    is_int(testenv_redis_int(&R, "SISMEMBER cgw:running %s", s.sid), 1, "in cgw:running again");
+
+    /* Never over a run that is recorded: completed, or another one. */
+    is_int(complete(b, &s, false), CGW_OK, "complete");
+    is_int(bus_run_restore(b, &rs, &counter, &e), CGW_ERR_STALE, "no restore of a completed run");
+    struct sess other = s;
+    if (cgw_id_new("run", other.rid, CGW_ID_MAX) != 0)
+        BAIL_OUT("no ids");
+    is_int(claim(b, &other, 41, 0, &last, &e), CGW_OK, "another run claims");
+    is_int(bus_run_restore(b, &rs, &counter, &e), CGW_ERR_STALE, "no restore over another run");
+    bus_close(b);
+}
+
 int main(void)
 {
     char dir[600];
@@ -239,6 +308,7 @@ int main(void)
     test_limit();
     test_many();
     test_race();
+    test_floor_restore();
 
     testenv_redis_stop(&R);
     testenv_rmtree(tmp);

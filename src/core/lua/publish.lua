@@ -3,13 +3,19 @@
 --       9 (complete and reap, when the run has an owner) the owner's running set
 -- ARGV: 1 runId, 2 eventId, 3 event JSON without its final "}", 4 stream maxlen,
 --       5 mode ("publish", "complete", "reap" = complete only if the lease expired, or
---       "batch"), 6 now ms, 7 stream ttl s (0 = none), 8 session id (for the notification);
+--       "batch"), 6 now ms, 7 stream ttl s (0 = none), 8 session id (for the notification),
+--       9 floor: the highest seq the caller knows was assigned (its own last publish, or
+--       the store's high-water mark; 0 = none);
 --       batch: ARGV[2] is the id of the batch's last event, ARGV[3] is unused, and
---       ARGV[9], ARGV[10], ... are eventId, JSON pairs, published in order with
+--       ARGV[10], ARGV[11], ... are eventId, JSON pairs, published in order with
 --       consecutive seqs, all or none (one notification).
 -- Returns the (last) event's seq. Errors: "STALE ..." when runId is not the running run,
--- "CONFLICT ..." when reaping a run whose lease is alive.
+-- "NOT_FOUND ..." when there is no run hash at all (Redis lost its data: the runner
+-- restores it with lease.lua), "CONFLICT ..." when reaping a run whose lease is alive.
 local run = redis.call('HMGET', KEYS[1], 'runId', 'status', 'lastEventId', 'lastEventSeq', 'owner')
+if not run[1] and redis.call('EXISTS', KEYS[1]) == 0 then
+    return redis.error_reply('NOT_FOUND the run hash of run ' .. ARGV[1] .. ' is gone')
+end
 if run[1] ~= ARGV[1] then
     return redis.error_reply('STALE run ' .. ARGV[1] .. ' is not the running run')
 end
@@ -25,14 +31,19 @@ if mode == 'reap' and redis.call('EXISTS', KEYS[4]) == 1 then
     return redis.error_reply('CONFLICT the lease of run ' .. ARGV[1] .. ' is alive')
 end
 
--- Next seq after both the counter and the newest entry, so that XADD (the only
--- command here that can fail) never meets a smaller id; it runs before any write.
+-- Next seq after the counter, the newest entry and the caller's floor: XADD (the only
+-- command here that can fail) never meets a smaller id, and a seq that a client may
+-- have seen before Redis lost its last writes is never handed out again.
 local seq = cgw_last_num(KEYS[2], KEYS[3])
+local floor = tonumber(ARGV[9]) or 0
+if floor > seq then
+    seq = floor
+end
 local s
 if mode == 'batch' then
     -- A retried batch is recognised by its last event id (above): the script is
     -- atomic, so either every event of it was added or none.
-    for i = 9, #ARGV - 1, 2 do
+    for i = 10, #ARGV - 1, 2 do
         seq = seq + 1
         s = string.format('%d', seq)
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], s .. '-0', 'e',
