@@ -17,6 +17,7 @@
 struct poller;
 struct feed_backlog;
 struct metrics;
+struct auth_cache;
 
 /* Read-only after start; shared by all threads. */
 struct app {
@@ -25,7 +26,8 @@ struct app {
     const char *config_path; /* the file the config came from, "" when none (for runners) */
     struct poller *poller;   /* the long-poll event loop of this process (poller.h) */
     struct feed_backlog *feed_backlog; /* feed frames Redis did not take (core/feed.h) */
-    struct metrics *metrics; /* this process's counters (metrics.h; atomic), may be NULL */
+    struct metrics *metrics;       /* this process's counters (metrics.h; atomic), may be NULL */
+    struct auth_cache *auth_cache; /* passed token checks (core/auth_cache.h), may be NULL */
 };
 
 enum http_method {

@@ -265,10 +265,28 @@ static int find_owned(struct worker *w, const struct request *req, struct sub_re
     return 0;
 }
 
+/* One session's read after cursor: from the process's copy (poller_cache.h) when it is
+ * current and holds the events after cursor (a re-poll at or just behind the head costs
+ * no Redis command), else from Redis, and that read is offered to the copy. */
+static enum cgw_err snapshot_read(struct poller *p, struct bus *bus, const char *id, int64_t cursor,
+                                  int64_t count, int64_t bytes, struct sub_snapshot *snap,
+                                  struct cgw_error *err)
+{
+    struct poller_cache *c = p ? poller_cache(p) : NULL;
+    if (c && poller_cache_snapshot(c, id, cursor, count, bytes, snap))
+        return CGW_OK;
+    uint64_t gen = c ? poller_cache_gen(c) : 0;
+    enum cgw_err rc = answer_snapshot_read(bus, id, cursor, count, bytes, snap, err);
+    if (rc == CGW_OK && c)
+        poller_cache_store(c, id, snap, gen);
+    return rc;
+}
+
 /* Stage 3: one read per found session, sharing one answer's budget in request order.
  * *news says whether any of them must be answered now. Returns 0 or -1 with resp set. */
-static int read_snapshots(struct bus *bus, const struct config *cfg, struct sub_request *r,
-                          struct sub_snapshot *snaps, bool *news, struct response *resp)
+static int read_snapshots(struct poller *p, struct bus *bus, const struct config *cfg,
+                          struct sub_request *r, struct sub_snapshot *snaps, bool *news,
+                          struct response *resp)
 {
     struct answer_budget budget;
     struct cgw_error err;
@@ -292,7 +310,7 @@ static int read_snapshots(struct bus *bus, const struct config *cfg, struct sub_
             }
         } else {
             answer_budget_read_limits(&budget, &count, &bytes);
-            rc = answer_snapshot_read(bus, s->id, s->cursor, count, bytes, snap, &err);
+            rc = snapshot_read(p, bus, s->id, s->cursor, count, bytes, snap, &err);
             for (size_t j = 0; rc == CGW_OK && j < snap->read.n; j++)
                 answer_budget_take(&budget, snap->read.events[j].len);
         }
@@ -390,7 +408,7 @@ static void answer_or_park(struct worker *w, struct request *req, struct sub_req
         response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
         return;
     }
-    if (read_snapshots(bus, cfg, r, snaps, &news, resp) == 0) {
+    if (read_snapshots(w->app->poller, bus, cfg, r, snaps, &news, resp) == 0) {
         if (news || r->wait_ms == 0 || !w->app->poller)
             answer_now(bus, cfg, r, snaps, resp);
         else

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "core/auth.h"
+#include "core/auth_cache.h"
 #include "core/event.h"
 #include "core/log.h"
 
@@ -246,7 +247,9 @@ int http_authenticate(struct worker *w, struct request *req, const struct query 
     }
     enum cgw_err rc;
     if (token) {
-        rc = auth_token_verify(st, token, &req->user, &err);
+        /* Through the process's cache of token checks (core/auth_cache.h): a re-poll
+         * does not read the token from the store; a revocation flushes it. */
+        rc = auth_token_verify_cached(w->app->auth_cache, st, token, &req->user, &err);
         if (rc == CGW_OK && auth_token_public_id(token, req->token_public) < 0)
             req->token_public[0] = '\0';
     } else if (ticket) {

@@ -443,6 +443,7 @@ int main(int argc, char **argv)
         log_error("cannot start the long-poll loop: %s", err.text);
         return 1;
     }
+    app.auth_cache = poller_auth_cache(app.poller); /* kept honest by its subscriber */
     struct thread_arg *ta = workers_start(&app, sock, o.threads);
     if (!ta)
         return 1;

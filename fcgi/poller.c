@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "core/auth.h"
+#include "core/auth_cache.h"
 #include "core/bus_notify.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -66,6 +67,13 @@
 #define BUS_RETRY_MS 1000
 #define WRITE_TIMEOUT_S 5 /* a stalled web server cannot hold the loop longer per write */
 #define NOT_IN_HEAP SIZE_MAX
+#define CACHE_RING 64                 /* events kept per session */
+#define CACHE_RING_BYTES (256 * 1024) /* ... at most about this many bytes */
+#define CACHE_ENTRIES 65536           /* sessions kept */
+#define CACHE_MAX_AGE_MS 10000        /* a read is trusted this long */
+#define CACHE_IDLE_MS 60000           /* an entry unused this long is dropped */
+#define CACHE_SWEEP_MS 10000
+#define AUTH_CACHE_SLOTS 4096
 
 struct watch;
 
@@ -140,6 +148,9 @@ struct poller {
     int ep, wake_fd;
     struct bus *bus;
     struct store *store; /* opened when a held request's token is re-checked */
+    struct poller_cache *cache;
+    struct auth_cache *auth;
+    int64_t sweep_at; /* cgw_mono_ms: the next poller_cache_sweep */
     struct bus_notify *sub;
     int64_t sub_retry_at, sub_backoff;
     bool sub_lost_logged;
@@ -317,6 +328,16 @@ void poller_park(struct poller *p, FCGX_Request *fr, struct park *pk)
     uint64_t one = 1;
     if (write(p->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
         log_error("poller: cannot wake the loop: %s", strerror(errno));
+}
+
+struct poller_cache *poller_cache(struct poller *p)
+{
+    return p->cache;
+}
+
+struct auth_cache *poller_auth_cache(struct poller *p)
+{
+    return p->auth;
 }
 
 size_t poller_held(struct poller *p)
@@ -498,7 +519,12 @@ static void waiter_link(struct poller *p, struct waiter *wt)
         w->head->prev = wt;
     w->head = wt;
     w->n++;
-    mark_dirty(p, w);
+    /* A plain poll whose cursor is the head as far as this process knows (every
+     * notification up to now handled) has nothing to read: later publishes notify. */
+    struct park *pk = wt->park;
+    if (pk->abort || pk->stream ||
+        !poller_cache_at_head(p->cache, w->id, wt->ss->cursor, wt->ss->store_last))
+        mark_dirty(p, w);
 }
 
 static void waiter_unlink(struct poller *p, struct waiter *wt)
@@ -562,6 +588,7 @@ static struct sub_snapshot *watch_snapshot(struct poller *p, struct watch *w)
             min = wt->ss->cursor;
     if (min == INT64_MAX)
         min = 0;
+    uint64_t gen = poller_cache_gen(p->cache);
     if (answer_snapshot_read(p->bus, w->id, min, p->cfg->max_frames, p->cfg->max_answer_bytes,
                              &w->snap, &err) != CGW_OK) {
         bus_failed(p, &err);
@@ -569,13 +596,20 @@ static struct sub_snapshot *watch_snapshot(struct poller *p, struct watch *w)
         return NULL;
     }
     bus_worked(p);
+    poller_cache_store(p->cache, w->id, &w->snap, gen);
     return &w->snap;
 }
 
-static void on_notify(const char *session_id, void *ctx)
+static void on_notify(const struct bus_notify_msg *m, void *ctx)
 {
     struct poller *p = ctx;
-    struct watch *w = watch_find(p, session_id);
+    if (m->kind == BUS_NOTIFY_AUTH) {
+        log_debug("poller: token checks forgotten (revocation epoch %lld)", (long long)m->epoch);
+        auth_cache_flush(p->auth);
+        return;
+    }
+    poller_cache_notified(p->cache, m->session_id, m->seq);
+    struct watch *w = watch_find(p, m->session_id);
     if (w)
         mark_dirty(p, w);
 }
@@ -584,6 +618,9 @@ static void sub_close(struct poller *p)
 {
     if (!p->sub)
         return;
+    /* Nothing cached may be trusted while nobody listens. */
+    auth_cache_live(p->auth, -1);
+    poller_cache_live(p->cache, false);
     if (epoll_ctl(p->ep, EPOLL_CTL_DEL, bus_notify_fd(p->sub), NULL) < 0)
         log_debug("poller: epoll_ctl: %s", strerror(errno)); /* closing removes it anyway */
     bus_notify_close(p->sub);
@@ -602,6 +639,8 @@ static void sub_open(struct poller *p)
             p->sub_backoff = SUB_BACKOFF_MIN_MS;
             p->bus_down = false;
             mark_all_dirty(p); /* whatever was published while nobody listened */
+            auth_cache_live(p->auth, bus_notify_fd(p->sub));
+            poller_cache_live(p->cache, true);
             return;
         }
         cgw_error_set(&err, CGW_ERR_INTERNAL, "epoll_ctl: %s", strerror(errno));
@@ -619,7 +658,10 @@ static void sub_open(struct poller *p)
 static void sub_readable(struct poller *p)
 {
     struct cgw_error err;
-    if (bus_notify_read(p->sub, on_notify, p, &err) == CGW_OK)
+    auth_cache_reading(p->auth, true); /* a revocation may be among what is read */
+    enum cgw_err rc = bus_notify_read(p->sub, on_notify, p, &err);
+    auth_cache_reading(p->auth, rc == CGW_OK && bus_notify_partial(p->sub));
+    if (rc == CGW_OK)
         return;
     log_warn("poller: Redis notifications lost (%s); reconnecting", err.text);
     p->sub_lost_logged = true;
@@ -772,7 +814,7 @@ static void answer_abort(struct poller *p, struct park *pk)
 static int token_recheck(struct poller *p, struct park *pk, struct response *resp)
 {
     struct cgw_error err;
-    if (!pk->token_public[0])
+    if (!pk->token_public[0] || auth_cache_active(p->auth, pk->token_public, pk->user_id))
         return 0;
     enum cgw_err rc = CGW_OK;
     if (!p->store)
@@ -1040,12 +1082,15 @@ static void answer_one(struct poller *p, struct park *pk)
                 break;
             }
         }
-        if (!s->have_perms &&
-            (!bus_usable(p) || answer_snapshot_perms(p->bus, ss->id, s, &err) != CGW_OK)) {
-            if (bus_usable(p))
-                bus_failed(p, &err);
-            failed = CODE_BACKEND_UNAVAILABLE;
-            break;
+        if (!s->have_perms) {
+            if (!bus_usable(p) || answer_snapshot_perms(p->bus, ss->id, s, &err) != CGW_OK) {
+                if (bus_usable(p))
+                    bus_failed(p, &err);
+                failed = CODE_BACKEND_UNAVAILABLE;
+                break;
+            }
+            if (wt->watch && s == &wt->watch->snap) /* now with its permissions */
+                poller_cache_store(p->cache, ss->id, s, poller_cache_gen(p->cache));
         }
         snaps[i] = s;
     }
@@ -1145,6 +1190,10 @@ static void *poller_main(void *arg)
         queue_expired(p);
         answer_queued(p);
         round_end(p);
+        if (now >= p->sweep_at) {
+            poller_cache_sweep(p->cache);
+            p->sweep_at = now + CACHE_SWEEP_MS;
+        }
     }
     return NULL;
 }
@@ -1185,6 +1234,14 @@ enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus
         rc = cgw_error_set(err, CGW_ERR_IO, "poller: epoll_ctl: %s", strerror(errno));
         goto fail;
     }
+    struct poller_cache_limits lim = {.ring = CACHE_RING,
+                                      .ring_bytes = CACHE_RING_BYTES,
+                                      .entries = CACHE_ENTRIES,
+                                      .max_age_ms = CACHE_MAX_AGE_MS,
+                                      .idle_ms = CACHE_IDLE_MS};
+    if ((rc = poller_cache_new(&lim, &p->cache, err)) != CGW_OK ||
+        (rc = auth_cache_new(AUTH_CACHE_SLOTS, AUTH_CACHE_MAX_AGE_MS, &p->auth, err)) != CGW_OK)
+        goto fail;
     if ((rc = bus_open(bus_cfg, true, &p->bus, err)) != CGW_OK)
         goto fail;
     if (pthread_create(&p->thread, NULL, poller_main, p) != 0) {
@@ -1195,6 +1252,8 @@ enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus
     return CGW_OK;
 fail:
     bus_close(p->bus);
+    poller_cache_free(p->cache);
+    auth_cache_free(p->auth);
     if (p->ep >= 0)
         close(p->ep);
     if (p->wake_fd >= 0)

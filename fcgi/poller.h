@@ -19,6 +19,9 @@
 #include "core/err.h"
 #include "fcgi/answer.h"
 #include "fcgi/app.h"
+#include "fcgi/poller_cache.h"
+
+struct auth_cache;
 
 struct poller;
 struct park;
@@ -72,6 +75,15 @@ void park_free(struct park *pk);
  * ownership of both (fr must come from malloc; it is finished and freed there).
  * Never blocks for long. Thread-safe. */
 void poller_park(struct poller *p, FCGX_Request *fr, struct park *pk);
+
+/* The process's copy of recently polled sessions (poller_cache.h), fed by this poller's
+ * notifications and reads; workers look up and offer their reads. Borrowed, lives as
+ * long as p. Thread-safe. */
+struct poller_cache *poller_cache(struct poller *p);
+
+/* The process's cache of token checks (core/auth_cache.h), kept honest by this
+ * poller's notification subscriber. Borrowed, lives as long as p. Thread-safe. */
+struct auth_cache *poller_auth_cache(struct poller *p);
 
 /* Requests held right now (for logs and tests). Thread-safe. */
 size_t poller_held(struct poller *p);

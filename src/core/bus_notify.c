@@ -121,6 +121,41 @@ int bus_notify_fd(const struct bus_notify *n)
     return n->ctx->fd;
 }
 
+/* A decimal number of at most 18 digits (no sign): 0, or -1 when it is not one. */
+static int parse_num(const char *s, size_t len, int64_t *out)
+{
+    int64_t v = 0;
+    if (len == 0 || len > 18)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int bus_notify_parse(const char *payload, size_t len, struct bus_notify_msg *m, char *idbuf)
+{
+    memset(m, 0, sizeof *m);
+    if (len > 6 && memcmp(payload, "!auth ", 6) == 0) {
+        m->kind = BUS_NOTIFY_AUTH;
+        return parse_num(payload + 6, len - 6, &m->epoch);
+    }
+    const char *sp = memchr(payload, ' ', len);
+    size_t idlen = sp ? (size_t)(sp - payload) : len;
+    if (!session_id_ok(payload, idlen))
+        return -1;
+    if (sp && parse_num(sp + 1, len - idlen - 1, &m->seq) < 0)
+        return -1;
+    memcpy(idbuf, payload, idlen);
+    idbuf[idlen] = '\0';
+    m->kind = BUS_NOTIFY_SESSION;
+    m->session_id = idbuf;
+    return 0;
+}
+
 /* One reply in subscribed mode: a message, or the echo of (un)subscribe/pong. */
 static enum cgw_err handle_reply(struct bus_notify *n, const redisReply *r, bus_notify_fn fn,
                                  void *ctx, struct cgw_error *err)
@@ -132,11 +167,12 @@ static enum cgw_err handle_reply(struct bus_notify *n, const redisReply *r, bus_
     const char *what = r->element[0]->str;
     if (strcmp(what, "message") == 0) {
         const redisReply *payload = r->elements == 3 ? r->element[2] : NULL;
+        struct bus_notify_msg m;
+        char id[CGW_UUID_LEN + 1];
         if (!payload || payload->type != REDIS_REPLY_STRING)
             return cgw_error_set(err, CGW_ERR_BACKEND, "redis %s: malformed message", n->address);
-        /* hiredis NUL-terminates string replies. */
-        if (session_id_ok(payload->str, payload->len))
-            fn(payload->str, ctx);
+        if (bus_notify_parse(payload->str, payload->len, &m, id) == 0)
+            fn(&m, ctx);
         return CGW_OK;
     }
     if (strcmp(what, "subscribe") == 0 || strcmp(what, "unsubscribe") == 0 ||
@@ -164,6 +200,34 @@ enum cgw_err bus_notify_read(struct bus_notify *n, bus_notify_fn fn, void *ctx,
         if (rc != CGW_OK)
             return rc;
     }
+}
+
+bool bus_notify_partial(const struct bus_notify *n)
+{
+    const redisReader *r = n->ctx->reader;
+    return r && r->buf && r->pos < r->len;
+}
+
+enum cgw_err bus_notify_auth_revoked(struct bus *b, int64_t *epoch, struct cgw_error *err)
+{
+    redisReply *r;
+    char payload[32];
+
+    /* Not retried: a retry after a lost reply would only count once more, harmless, but
+     * the caller reports the failure anyway. */
+    enum cgw_err rc = bus_cmd(b, 0, WANT_INT, &r, err, 2, "INCR", BUS_AUTH_EPOCH_KEY);
+    if (rc != CGW_OK)
+        return rc;
+    long long n = r->integer;
+    freeReplyObject(r);
+    snprintf(payload, sizeof payload, "!auth %lld", n);
+    if ((rc = bus_cmd(b, CMD_RETRY, WANT_INT, &r, err, 3, "PUBLISH", BUS_NOTIFY_CHANNEL,
+                      payload)) != CGW_OK)
+        return rc;
+    freeReplyObject(r);
+    if (epoch)
+        *epoch = n;
+    return CGW_OK;
 }
 
 void bus_notify_close(struct bus_notify *n)

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "core/auth.h"
+#include "core/auth_cache.h"
+#include "core/bus_notify.h"
 #include "ctl/ctl.h"
 
 enum { CREATE_OPT_LABEL };
@@ -137,6 +139,21 @@ static int public_id_of(const char *arg, char pub[AUTH_PUBLIC_LEN + 1])
     return 0;
 }
 
+void ctl_auth_revoked(struct ctl *ctl)
+{
+    struct bus_config bc;
+    struct bus *b = NULL;
+    struct cgw_error err;
+    ctl_bus_config(ctl, &bc);
+    if (bus_open(&bc, false, &b, &err) != CGW_OK ||
+        bus_notify_auth_revoked(b, NULL, &err) != CGW_OK)
+        fprintf(stderr,
+                "chatgwctl: warning: running servers were not told (%s); they may accept "
+                "the token for up to %d s more\n",
+                err.text, AUTH_CACHE_MAX_AGE_MS / 1000);
+    bus_close(b);
+}
+
 static int token_revoke(struct ctl *ctl, const struct ctl_args *a)
 {
     const char *arg = a->argv[0];
@@ -166,6 +183,7 @@ static int token_revoke(struct ctl *ctl, const struct ctl_args *a)
         return ctl_fail(ctl, e, "no token with public id %s", pub);
     if (e != CGW_OK)
         return ctl_fail_err(ctl, &err);
+    ctl_auth_revoked(ctl);
     printf("revoked token %lld\n", (long long)id);
     return CTL_EXIT_OK;
 }

@@ -95,6 +95,8 @@ static int set_disabled(struct ctl *ctl, const char *name, bool disabled)
         return ctl_fail(ctl, e, "no user '%s'", name);
     if (e != CGW_OK)
         return ctl_fail_err(ctl, &err);
+    if (disabled)
+        ctl_auth_revoked(ctl);
     printf("user %s %s\n", name, disabled ? "disabled" : "enabled");
     return CTL_EXIT_OK;
 }

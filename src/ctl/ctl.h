@@ -130,6 +130,12 @@ int ctl_store_open(struct ctl *ctl, struct store **st);
 /* Fills a bus_config from the configuration (strings borrowed from ctl->cfg). */
 void ctl_bus_config(const struct ctl *ctl, struct bus_config *bc);
 
+/* After a revocation in the store (a token revoked, a user disabled): tells every
+ * running chatgw.fcgi through Redis to forget its cached token checks
+ * (bus_notify_auth_revoked). When Redis cannot be reached it warns on stderr: cached
+ * checks then end within AUTH_CACHE_MAX_AGE_MS. Defined in cmd_token.c. */
+void ctl_auth_revoked(struct ctl *ctl);
+
 /* ISO-8601 time of ms into buf, or "-" when ms is 0. Returns buf. */
 char *ctl_time(int64_t ms, char buf[CGW_ISO_TIME_LEN + 1]);
 

@@ -7,5 +7,5 @@ seq = seq + 1
 local s = string.format('%d', seq)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], s .. '-0', 'e', ARGV[1] .. ',"feedSeq":' .. s .. '}')
 redis.call('SET', KEYS[1], s)
-redis.call('PUBLISH', 'cgw:notify', ARGV[3])
+redis.call('PUBLISH', 'cgw:notify', ARGV[3] .. ' ' .. s)
 return seq

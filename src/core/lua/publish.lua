@@ -77,5 +77,5 @@ if mode ~= 'publish' and mode ~= 'batch' then
         redis.call('EXPIRE', KEYS[7], ttl)
     end
 end
-redis.call('PUBLISH', 'cgw:notify', ARGV[8])
+redis.call('PUBLISH', 'cgw:notify', ARGV[8] .. ' ' .. s)
 return seq

@@ -1,0 +1,72 @@
+/* auth_cache.h: a process's cache of token checks, forgotten at every revocation.
+ *
+ * A token check costs a store read (and, when due, a write). chatgw.fcgi keeps the
+ * checks that passed, keyed by the token's public id, with the SHA-256 of the whole
+ * token and its owner, so a re-poll does not read the store. A cached check is used
+ * only while nothing may have revoked it since:
+ *
+ *   - revocations (chatgwctl token revoke, user disable) bump the Redis counter
+ *     BUS_AUTH_EPOCH_KEY and PUBLISH "!auth <epoch>" on cgw:notify
+ *     (bus_notify_auth_revoked); the process's notification subscriber (the poller)
+ *     calls auth_cache_flush on it, which forgets every entry;
+ *   - the cache is on only while that subscriber is connected (auth_cache_live with
+ *     its socket): a revocation published while nobody listened cannot be missed;
+ *   - a lookup finds nothing while notifications wait unread: the subscriber's socket
+ *     is readable, or the poller is between reading and handling them
+ *     (auth_cache_reading), or its reader holds part of one;
+ *   - an entry is used for at most max_age_ms, so a revocation whose notification
+ *     could not be sent (Redis down for chatgwctl) still lands within that time, and
+ *     the token's last-used time keeps being written.
+ *
+ * A check that misses goes to the store as before and, when it passes, is added, unless
+ * a flush happened since the lookup began (an epoch counted here). Thread-safe: one
+ * mutex; the lookup's poll() of the subscriber's socket is the only system call.
+ */
+#ifndef CGW_AUTH_CACHE_H
+#define CGW_AUTH_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/auth.h"
+#include "core/err.h"
+#include "core/store.h"
+
+#define AUTH_CACHE_MAX_AGE_MS 30000
+
+struct auth_cache;
+
+/* A cache of `slots` entries (rounded up to a power of two; a colliding entry replaces
+ * the older), each used for at most max_age_ms. Off until auth_cache_live. *out is new,
+ * free it with auth_cache_free. CGW_ERR_NOMEM. */
+enum cgw_err auth_cache_new(size_t slots, int64_t max_age_ms, struct auth_cache **out,
+                            struct cgw_error *err);
+
+void auth_cache_free(struct auth_cache *c);
+
+/* The subscriber's state, from the thread that owns it: fd >= 0 is its socket, just
+ * subscribed (the cache is flushed and turned on); -1: not subscribed (flushed and off). */
+void auth_cache_live(struct auth_cache *c, int fd);
+
+/* Forgets every entry (a revocation). */
+void auth_cache_flush(struct auth_cache *c);
+
+/* True from before the subscriber's socket is read until its notifications are handled
+ * (and while a partial one waits in its reader): lookups miss meanwhile. */
+void auth_cache_reading(struct auth_cache *c, bool reading);
+
+/* auth_token_verify through the cache (c may be NULL: the store alone). A hit fills
+ * *user (its id and name) without reading the store. */
+enum cgw_err auth_token_verify_cached(struct auth_cache *c, struct store *st, const char *token,
+                                      struct store_user *user, struct cgw_error *err);
+
+/* True when the cache holds a passed check of the token named public_id for user_id
+ * that may be trusted now (then auth_token_active would say CGW_OK); false on a miss:
+ * ask the store (c may be NULL: always a miss). */
+bool auth_cache_active(struct auth_cache *c, const char *public_id, int64_t user_id);
+
+/* Counters for tests and /metrics: lookups answered from the cache, and misses. */
+void auth_cache_stats(struct auth_cache *c, uint64_t *hits, uint64_t *misses);
+
+#endif
