@@ -310,7 +310,10 @@ enum cgw_err store_attachment_list(struct store *st, const char *session_id, int
 enum cgw_err store_attachments_count_size(struct store *st, const char *session_id, int64_t *count,
                                           int64_t *bytes, struct cgw_error *err);
 
-/* Attachments go with their session: store_session_delete removes them (ON DELETE
- * CASCADE), so there is no delete function of their own. */
+/* Deletes attachment id of session_id owned by user_id (another user's, or another
+ * session's, is CGW_ERR_NOT_FOUND like a missing one). Attachments also go with their
+ * session: store_session_delete removes them (ON DELETE CASCADE). */
+enum cgw_err store_attachment_delete(struct store *st, const char *id, const char *session_id,
+                                     int64_t user_id, struct cgw_error *err);
 
 #endif

@@ -4,7 +4,9 @@
  * events), so this file adds nothing to the statement cache of store.c. A put runs
  * in one write transaction that first locks the session (SQLite: BEGIN IMMEDIATE
  * holds the database's write lock; PostgreSQL: SELECT ... FOR UPDATE on the session
- * row), then counts and inserts, so two uploads at once cannot both pass a limit. */
+ * row), then counts and inserts, so two uploads at once cannot both pass a limit. Under
+ * the same lock created_ms is made larger than the session's newest, so "oldest first"
+ * is the upload order even within one millisecond. */
 #include "core/store_priv.h"
 #ifdef HAVE_POSTGRES
 #include "core/store_pg.h"
@@ -76,7 +78,7 @@ static void meta_from_row(sqlite3_stmt *s, struct store_attachment *m)
 }
 
 static enum cgw_err sq_count_size(struct store *st, const char *sid, int64_t *count, int64_t *bytes,
-                                  struct cgw_error *err)
+                                  int64_t *newest, struct cgw_error *err)
 {
     sqlite3_stmt *s;
     int rc = SQLITE_OK;
@@ -96,6 +98,8 @@ static enum cgw_err sq_count_size(struct store *st, const char *sid, int64_t *co
     }
     *count = sqlite3_column_int64(s, 0);
     *bytes = sqlite3_column_int64(s, 1);
+    if (newest)
+        *newest = sqlite3_column_int64(s, 2);
     sqlite3_finalize(s);
     return CGW_OK;
 }
@@ -107,7 +111,7 @@ static enum cgw_err sq_put_locked(struct store *st, const struct store_attachmen
 {
     sqlite3_stmt *s;
     int rc = SQLITE_OK;
-    int64_t count, bytes;
+    int64_t count, bytes, newest, now;
     enum cgw_err e = sq_prepare(st, "SELECT 1 FROM sessions WHERE id = ?1 AND owner = ?2", &s, err);
 
     if (e != CGW_OK)
@@ -125,7 +129,7 @@ static enum cgw_err sq_put_locked(struct store *st, const struct store_attachmen
     if (rc == SQLITE_DONE)
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: put attachment: no session %s",
                              m->session_id);
-    if ((e = sq_count_size(st, m->session_id, &count, &bytes, err)) != CGW_OK ||
+    if ((e = sq_count_size(st, m->session_id, &count, &bytes, &newest, err)) != CGW_OK ||
         (e = check_limits(count, bytes, len, max_count, max_total, err)) != CGW_OK)
         return e;
     if ((e = sq_prepare(st,
@@ -142,7 +146,8 @@ static enum cgw_err sq_put_locked(struct store *st, const struct store_attachmen
     store_bind_int64(s, 6, (int64_t)len, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob64(s, 7, len ? data : "", len, SQLITE_STATIC);
-    store_bind_int64(s, 8, cgw_now_ms(), &rc);
+    now = cgw_now_ms();
+    store_bind_int64(s, 8, now > newest ? now : newest + 1, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc != SQLITE_DONE) {
@@ -248,7 +253,7 @@ static void pg_meta_from_row(const PGresult *r, int row, struct store_attachment
 }
 
 static enum cgw_err pq_count_size(struct store *st, const char *sid, int64_t *count, int64_t *bytes,
-                                  struct cgw_error *err)
+                                  int64_t *newest, struct cgw_error *err)
 {
     struct pg_params p = {0};
     PGresult *r;
@@ -262,6 +267,8 @@ static enum cgw_err pq_count_size(struct store *st, const char *sid, int64_t *co
         return e;
     *count = pg_int(r, 0, 0);
     *bytes = pg_int(r, 0, 1);
+    if (newest)
+        *newest = pg_int(r, 0, 2);
     PQclear(r);
     return CGW_OK;
 }
@@ -272,7 +279,7 @@ static enum cgw_err pq_put_locked(struct store *st, const struct store_attachmen
 {
     struct pg_params p = {0};
     PGresult *r;
-    int64_t count, bytes;
+    int64_t count, bytes, newest, now;
     int rows;
     enum cgw_err e;
 
@@ -287,7 +294,7 @@ static enum cgw_err pq_put_locked(struct store *st, const struct store_attachmen
     if (rows == 0)
         return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: put attachment: no session %s",
                              m->session_id);
-    if ((e = pq_count_size(st, m->session_id, &count, &bytes, err)) != CGW_OK ||
+    if ((e = pq_count_size(st, m->session_id, &count, &bytes, &newest, err)) != CGW_OK ||
         (e = check_limits(count, bytes, len, max_count, max_total, err)) != CGW_OK)
         return e;
     if (len > (size_t)INT32_MAX)
@@ -300,7 +307,8 @@ static enum cgw_err pq_put_locked(struct store *st, const struct store_attachmen
     pgp_text(&p, m->mime_type);
     pgp_int(&p, (int64_t)len);
     pgp_bin(&p, len ? data : "", (int)len);
-    pgp_int(&p, cgw_now_ms());
+    now = cgw_now_ms();
+    pgp_int(&p, now > newest ? now : newest + 1);
     e = pg_exec(st,
                 "INSERT INTO attachments (id, session_id, user_id, name, mime_type, size, data, "
                 "created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -461,6 +469,59 @@ enum cgw_err store_attachments_count_size(struct store *st, const char *session_
     *count = *bytes = 0;
     if (!session_id)
         return cgw_error_set(err, CGW_ERR_INVALID, "store: count attachments: no session");
-    STORE_PG_DISPATCH(st, pq_count_size(st, session_id, count, bytes, err));
-    return sq_count_size(st, session_id, count, bytes, err);
+    STORE_PG_DISPATCH(st, pq_count_size(st, session_id, count, bytes, NULL, err));
+    return sq_count_size(st, session_id, count, bytes, NULL, err);
+}
+
+enum cgw_err store_attachment_delete(struct store *st, const char *id, const char *session_id,
+                                     int64_t user_id, struct cgw_error *err)
+{
+    int64_t changed = 0;
+    enum cgw_err e;
+
+    if (!id || !session_id)
+        return cgw_error_set(err, CGW_ERR_INVALID, "store: delete attachment: no id");
+    if (!store_attachment_id_valid(id))
+        return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: no attachment %.80s", id);
+#ifdef HAVE_POSTGRES
+    if (st->pg) {
+        struct pg_params p = {0};
+        PGresult *r;
+        pgp_text(&p, id);
+        pgp_text(&p, session_id);
+        pgp_int(&p, user_id);
+        e = pg_exec(st,
+                    "DELETE FROM attachments WHERE id = $1 AND session_id = $2 AND user_id = $3",
+                    &p, &r, err, "delete attachment %s", id);
+        if (e != CGW_OK)
+            return e;
+        changed = pg_changes(r);
+        PQclear(r);
+    } else
+#endif
+    {
+        sqlite3_stmt *s;
+        int rc = SQLITE_OK;
+        if ((e = store_txn_check(st, err)) != CGW_OK ||
+            (e = sq_prepare(st,
+                            "DELETE FROM attachments WHERE id = ?1 AND session_id = ?2 AND "
+                            "user_id = ?3",
+                            &s, err)) != CGW_OK)
+            return e;
+        store_bind_text(s, 1, id, &rc);
+        store_bind_text(s, 2, session_id, &rc);
+        store_bind_int64(s, 3, user_id, &rc);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE) {
+            e = store_fail(st, s, rc, err, "delete attachment %s", id);
+            sqlite3_finalize(s);
+            return e;
+        }
+        sqlite3_finalize(s);
+        changed = sqlite3_changes(st->db);
+    }
+    if (changed == 0)
+        return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: no attachment %s", id);
+    return CGW_OK;
 }

@@ -889,7 +889,8 @@ static void test_attachments(struct store *st)
     struct store_user alice, bob;
     struct store_attachment m, got, *list = NULL;
     struct cgw_error err;
-    char sid[CGW_UUID_LEN + 1], other[CGW_UUID_LEN + 1];
+    char sid[CGW_UUID_LEN + 1], other[CGW_UUID_LEN + 1],
+        list_first[STORE_ATTACHMENT_ID_LEN + 1] = "";
     unsigned char png[300];
     void *data = NULL;
     size_t len = 0, n = 0;
@@ -955,6 +956,7 @@ static void test_attachments(struct store *st)
     is_int(store_attachment_list(st, sid, 0, &list, &n, &err), CGW_OK, "list");
     is_int(n, 3, "three listed");
     if (n == 3) {
+        memcpy(list_first, list[0].id, sizeof list_first);
         is_str(list[0].name, "shot.png", "oldest first");
         is_str(list[2].name, "big.bin", "newest last");
     }
@@ -963,6 +965,16 @@ static void test_attachments(struct store *st)
            CGW_OK, "unknown session");
     ok(n == 0 && !list, "has none");
 
+    is_int(store_attachment_delete(st, list_first, other, alice.id, &err), CGW_ERR_NOT_FOUND,
+           "delete names the session");
+    is_int(store_attachment_delete(st, list_first, sid, bob.id, &err), CGW_ERR_NOT_FOUND,
+           "and the owner");
+    is_int(store_attachment_delete(st, list_first, sid, alice.id, &err), CGW_OK, "delete one");
+    is_int(store_attachment_delete(st, list_first, sid, alice.id, &err), CGW_ERR_NOT_FOUND,
+           "delete twice");
+    is_int(store_attachments_count_size(st, sid, &count, &bytes, &err), CGW_OK, "count");
+    ok(count == 2 && bytes == 300, "two left, 300 bytes (%lld, %lld)", (long long)count,
+       (long long)bytes);
     is_int(store_session_delete(st, sid, alice.id, &err), CGW_OK, "delete the session");
     is_int(store_attachments_count_size(st, sid, &count, &bytes, &err), CGW_OK, "count again");
     ok(count == 0 && bytes == 0, "its attachments went with it");
