@@ -55,6 +55,22 @@ static char *path_below_prefix(FCGX_Request *fr, const char *prefix)
     return strndup(uri, len);
 }
 
+/* The largest body of a request: limits.max_body, except for an upload (POST
+ * /sessions/{id}/attachments), which may carry limits.max_attachment_bytes plus room for
+ * a multipart envelope. */
+static int64_t adapter_body_limit(const struct config *cfg, const struct request *req)
+{
+    const char *p = req->path, *slash;
+    int64_t upload = cfg->max_attachment_bytes + 64 * 1024;
+
+    if (req->method != HTTP_POST || !p || strncmp(p, "/sessions/", 10) != 0)
+        return cfg->max_body;
+    slash = strchr(p + 10, '/');
+    if (!slash || slash == p + 10 || strcmp(slash, "/attachments") != 0)
+        return cfg->max_body;
+    return upload > cfg->max_body ? upload : cfg->max_body;
+}
+
 int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req)
 {
     const char *method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
@@ -76,13 +92,14 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
     req->origin = param_dup(fr, "HTTP_ORIGIN");
     req->remote_addr = param_dup(fr, "REMOTE_ADDR");
     req->last_event_id = param_dup(fr, "HTTP_LAST_EVENT_ID");
+    req->content_disposition = param_dup(fr, "HTTP_CONTENT_DISPOSITION");
     if (!req->path || !req->query)
         return -1;
 
-    int64_t declared = 0;
+    int64_t declared = 0, max_body = adapter_body_limit(cfg, req);
     if (length && *length && cgw_parse_int64(length, 0, INT64_MAX, &declared) < 0)
-        declared = cfg->max_body + 1;
-    if (declared > cfg->max_body) {
+        declared = max_body + 1;
+    if (declared > max_body) {
         req->body_too_large = true;
         return 0;
     }
@@ -93,7 +110,7 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
         return -1;
     for (;;) {
         if (len + 1 >= cap) {
-            if ((int64_t)cap > cfg->max_body + 1) {
+            if ((int64_t)cap > max_body + 1) {
                 req->body_too_large = true;
                 free(body);
                 return 0;
@@ -111,7 +128,7 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
         if (got <= 0)
             break;
         len += (size_t)got;
-        if ((int64_t)len > cfg->max_body) {
+        if ((int64_t)len > max_body) {
             req->body_too_large = true;
             free(body);
             return 0;
@@ -214,20 +231,30 @@ static size_t cors_headers(const struct config *cfg, const struct request *req, 
     return at;
 }
 
+/* Writes len bytes (a body may be larger than one FCGX_PutStr's int). */
+static int adapter_put_all(FCGX_Request *fr, const char *p, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > (1u << 20) ? 1 << 20 : (int)len;
+        if (FCGX_PutStr(p, chunk, fr->out) < 0)
+            return -1;
+        p += chunk;
+        len -= (size_t)chunk;
+    }
+    return 0;
+}
+
 int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct request *req,
                   const struct response *resp)
 {
     char *text = NULL;
     size_t len = 0;
     const char *type = "application/json; charset=utf-8";
+    const char *out = NULL;
 
     if (resp->text) {
-        text = strdup(resp->text);
-        if (!text) {
-            FCGX_PutS("Status: 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", fr->out);
-            return -1;
-        }
-        len = strlen(text);
+        out = resp->text; /* borrowed: resp owns it */
+        len = resp->text_len ? resp->text_len : strlen(out);
         type = resp->content_type;
     } else if (resp->body) {
         text = json_dumps(resp->body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -241,14 +268,15 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
             return -1;
         }
         len = strlen(text);
+        out = text;
     }
     /* Headers are formatted with snprintf: FCGX_FPrintF knows no %zu. */
-    char head[1024];
+    char head[4096];
     size_t at = 0;
     int n = snprintf(head, sizeof head, "Status: %d %s\r\nCache-Control: no-store\r\n",
                      resp->status, reason_phrase(resp->status));
     at += n > 0 ? (size_t)n : 0;
-    if (text)
+    if (out)
         n = snprintf(head + at, sizeof head - at, "Content-Type: %s\r\nContent-Length: %zu\r\n",
                      type, resp->text ? len : len + 1);
     else
@@ -258,6 +286,10 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
         n = snprintf(head + at, sizeof head - at, "Allow: %s\r\n", resp->allow);
         at += n > 0 ? (size_t)n : 0;
     }
+    if (resp->headers[0] && at < sizeof head) {
+        n = snprintf(head + at, sizeof head - at, "%s", resp->headers);
+        at += n > 0 ? (size_t)n : 0;
+    }
     at = cors_headers(cfg, req, head, sizeof head, at);
     if (at >= sizeof head - 2)
         at = sizeof head - 3; /* cannot happen with the caps above; stay well-formed */
@@ -265,9 +297,8 @@ int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct reque
     at += 2;
     FCGX_PutStr(head, (int)at, fr->out);
     int rc = 0;
-    if (text && req && req->method != HTTP_HEAD) {
-        if (FCGX_PutStr(text, (int)len, fr->out) < 0 ||
-            (!resp->text && FCGX_PutS("\n", fr->out) < 0))
+    if (out && req && req->method != HTTP_HEAD) {
+        if (adapter_put_all(fr, out, len) < 0 || (!resp->text && FCGX_PutS("\n", fr->out) < 0))
             rc = -1;
     }
     free(text);
@@ -310,6 +341,7 @@ void request_free(struct request *req)
     free(req->origin);
     free(req->remote_addr);
     free(req->last_event_id);
+    free(req->content_disposition);
     free(req->body);
     free(req->path_buf);
     memset(req, 0, sizeof *req);

@@ -47,17 +47,18 @@ enum http_method {
 struct request {
     enum http_method method;
     char method_name[16];
-    char *path;          /* below http.prefix, without the query: "/sessions/abc" */
-    char *query;         /* raw QUERY_STRING, "" when none */
-    char *content_type;  /* may be NULL */
-    char *authorization; /* may be NULL */
-    char *remote_user;   /* may be NULL */
-    char *origin;        /* may be NULL */
-    char *remote_addr;   /* REMOTE_ADDR, the client as the web server saw it; may be NULL */
-    char *last_event_id; /* the Last-Event-ID header (GET /chat/stream); may be NULL */
-    char *body;          /* NUL-terminated, body_len bytes; NULL when empty */
+    char *path;                /* below http.prefix, without the query: "/sessions/abc" */
+    char *query;               /* raw QUERY_STRING, "" when none */
+    char *content_type;        /* may be NULL */
+    char *authorization;       /* may be NULL */
+    char *remote_user;         /* may be NULL */
+    char *origin;              /* may be NULL */
+    char *remote_addr;         /* REMOTE_ADDR, the client as the web server saw it; may be NULL */
+    char *last_event_id;       /* the Last-Event-ID header (GET /chat/stream); may be NULL */
+    char *content_disposition; /* the Content-Disposition header (uploads); may be NULL */
+    char *body;                /* NUL-terminated, body_len bytes; NULL when empty */
     size_t body_len;
-    bool body_too_large; /* CONTENT_LENGTH over limits.max_body */
+    bool body_too_large; /* CONTENT_LENGTH over the route's limit (adapter_body_limit) */
     char request_id[24];
     const char *params[REQUEST_MAX_PARAMS]; /* path parameters, borrowed from path_buf */
     size_t n_params;

@@ -240,7 +240,7 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     struct bus *bus;
     struct cgw_error err;
     enum provider_id provider;
-    json_t *options = NULL;
+    json_t *options = NULL, *atts = NULL, *created = NULL;
 
     memset(&s, 0, sizeof s);
     if (http_only_fields(body, envelope ? send_fields_env : send_fields, resp) < 0)
@@ -264,7 +264,8 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
         goto out;
     }
     options = send_options(json_object_get(body, "options"), provider, s.id, resp);
-    if (!options)
+    if (!options || attachments_for_send(w, req, &s, json_object_get(body, "options"), &atts,
+                                         &created, resp) < 0)
         goto out;
     if (worker_store(w, &st, &err) != CGW_OK || worker_bus(w, &bus, &err) != CGW_OK) {
         response_from_err(resp, &err, s.id);
@@ -277,6 +278,7 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
         .session = &s,
         .content = content,
         .options = options,
+        .attachments = atts,
         .max_runs = cfg->max_runs_per_user,
         .lease_ms = cfg->runner_lease_s * 1000,
         .spawn = spawn_cb,
@@ -285,6 +287,7 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
     struct run_start_res started;
     if (run_start(st, bus, &rs, &started, &err) != CGW_OK) {
         response_from_err(resp, &err, s.id);
+        attachments_undo(w, &s, req->user.id, created);
         goto out;
     }
     metrics_run_started(w->app->metrics, (int)provider, started.spawn_failed);
@@ -296,6 +299,8 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
                             "lastSeq", (json_int_t)started.last_seq));
 out:
     json_decref(options);
+    json_decref(atts);
+    json_decref(created);
     store_session_clear(&s);
 }
 

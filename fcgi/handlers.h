@@ -42,6 +42,26 @@ void h_chat_permission(struct worker *w, struct request *req, const struct query
 void h_chat_envelope(struct worker *w, struct request *req, const struct query *q,
                      struct response *resp);
 
+/* h_attachments.c: files in a session. */
+void h_attachment_upload(struct worker *w, struct request *req, const struct query *q,
+                         struct response *resp);
+void h_attachment_list(struct worker *w, struct request *req, const struct query *q,
+                       struct response *resp);
+void h_attachment_get(struct worker *w, struct request *req, const struct query *q,
+                      struct response *resp);
+void h_attachment_delete(struct worker *w, struct request *req, const struct query *q,
+                         struct response *resp);
+/* The attachments of a send of session s (options.attachments: ids of the caller's
+ * attachments of s; options.images: data URLs, stored here as attachments of s), checked
+ * against the provider (400 ATTACHMENTS_UNSUPPORTED), the limits and ownership. *list is
+ * a new array of {id, name, mimeType, size, url, createdAt} and *created a new array of
+ * the ids stored from images (both NULL when the send has none). Returns 0, or -1 with
+ * resp set and nothing stored. */
+int attachments_for_send(struct worker *w, const struct request *req, const struct store_session *s,
+                         json_t *options, json_t **list, json_t **created, struct response *resp);
+/* Deletes the attachments stored for a send that was then refused (created: their ids). */
+void attachments_undo(struct worker *w, const struct store_session *s, int64_t user_id,
+                      json_t *created);
 /* h_rules.c: the caller's remembered permission rules. */
 
 /* What a permission answer (body, borrowed) asks to remember for request rid of session

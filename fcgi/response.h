@@ -19,7 +19,10 @@ struct response {
     struct park *park;        /* set by a handler that holds the request (subscribe): main.c
                                * hands the request to the poller instead of answering it */
     char *text;               /* owned; a body that is not JSON (body is then NULL) */
-    const char *content_type; /* of text; static */
+    const char *content_type; /* of text; static, or type_buf */
+    size_t text_len;          /* bytes of text when it is binary; 0: strlen(text) */
+    char type_buf[160];       /* a content_type that is not static (an attachment's) */
+    char headers[1536];       /* more header lines, each ending in CRLF; "" = none */
 };
 
 /* Sets resp to the protocol error of code with printf-style text (DESIGN §3.2).

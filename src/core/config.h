@@ -116,6 +116,9 @@ struct config {
     int64_t wait_ms_max;            /* limits.wait_ms_max */
     int64_t stream_heartbeat_s;     /* limits.stream_heartbeat_s: GET /chat/stream pings */
     int64_t stream_max_s;           /* limits.stream_max_s: GET /chat/stream's longest life */
+    int64_t max_attachment_bytes;   /* limits.max_attachment_bytes: one attachment */
+    int64_t max_attachments;        /* limits.max_attachments_per_session */
+    int64_t max_attachment_total;   /* limits.max_attachment_total_bytes: per session */
 
     /* log */
     char *log_level; /* log.level */

@@ -58,6 +58,12 @@ enum cgw_code {
     CODE_BACKEND_UNAVAILABLE,
     CODE_SERVER_BUSY,
     CODE_HOST_UNAVAILABLE, /* the session's home host has no live chatgw.fcgi */
+    /* attachments (POST /sessions/{id}/attachments, options.attachments/images) */
+    CODE_ATTACHMENT_NOT_FOUND,
+    CODE_ATTACHMENT_TOO_LARGE,
+    CODE_ATTACHMENT_TYPE,
+    CODE_ATTACHMENT_LIMIT,
+    CODE_ATTACHMENTS_UNSUPPORTED,
     CODE__COUNT
 };
 

@@ -27,6 +27,7 @@
 #define PROVIDER_F_ABORT 1u       /* the run can be aborted (supportsAbort) */
 #define PROVIDER_F_RESUME 2u      /* a later send resumes the native session (supportsResume) */
 #define PROVIDER_F_PERMISSIONS 4u /* it asks for tool approvals (supportsPermissionRequests) */
+#define PROVIDER_F_ATTACH 8u      /* a send may carry attachments (supportsAttachments) */
 
 /* The prompt limit of the CLIs that take it on argv: under MAX_ARG_STRLEN (131072 bytes
  * for one word, with its NUL), with room for a "--prompt=" prefix. */
@@ -35,16 +36,19 @@
 /* clang-format off */
 #define CGW_PROVIDER_LIST(X)                                                                       \
     X(CLAUDE, claude, "claude", "Claude Code CLI (name looked up in PATH, or absolute path)",      \
-      PROVIDER_F_ABORT | PROVIDER_F_RESUME | PROVIDER_F_PERMISSIONS, 0,                            \
+      PROVIDER_F_ABORT | PROVIDER_F_RESUME | PROVIDER_F_PERMISSIONS | PROVIDER_F_ATTACH, 0,        \
       "default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto")                    \
-    X(CODEX, codex, "codex", "OpenAI Codex CLI", PROVIDER_F_ABORT | PROVIDER_F_RESUME,             \
-      PROVIDER_ARGV_PROMPT_MAX, "default", "acceptEdits", "plan", "bypassPermissions")             \
+    X(CODEX, codex, "codex", "OpenAI Codex CLI",                                                   \
+      PROVIDER_F_ABORT | PROVIDER_F_RESUME | PROVIDER_F_ATTACH, PROVIDER_ARGV_PROMPT_MAX,          \
+      "default", "acceptEdits", "plan", "bypassPermissions")                                       \
     X(CURSOR, cursor, "cursor-agent", "Cursor CLI", PROVIDER_F_ABORT | PROVIDER_F_RESUME,          \
       PROVIDER_ARGV_PROMPT_MAX, "default", "acceptEdits", "plan", "bypassPermissions")             \
-    X(GEMINI, gemini, "gemini", "Gemini CLI", PROVIDER_F_ABORT | PROVIDER_F_RESUME,                \
-      PROVIDER_ARGV_PROMPT_MAX, "default", "acceptEdits", "plan", "bypassPermissions")             \
-    X(OPENCODE, opencode, "opencode", "OpenCode CLI", PROVIDER_F_ABORT | PROVIDER_F_RESUME,        \
-      PROVIDER_ARGV_PROMPT_MAX, "default", "bypassPermissions")
+    X(GEMINI, gemini, "gemini", "Gemini CLI",                                                      \
+      PROVIDER_F_ABORT | PROVIDER_F_RESUME | PROVIDER_F_ATTACH, PROVIDER_ARGV_PROMPT_MAX,          \
+      "default", "acceptEdits", "plan", "bypassPermissions")                                       \
+    X(OPENCODE, opencode, "opencode", "OpenCode CLI",                                              \
+      PROVIDER_F_ABORT | PROVIDER_F_RESUME | PROVIDER_F_ATTACH, PROVIDER_ARGV_PROMPT_MAX,          \
+      "default", "bypassPermissions")
 /* clang-format on */
 
 #endif

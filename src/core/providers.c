@@ -15,6 +15,7 @@
                        .permission_requests = ((flags)&PROVIDER_F_PERMISSIONS) != 0,               \
                        .abort = ((flags)&PROVIDER_F_ABORT) != 0,                                   \
                        .resume = ((flags)&PROVIDER_F_RESUME) != 0,                                 \
+                       .attach = ((flags)&PROVIDER_F_ATTACH) != 0,                                 \
                        .max_prompt = (argv_prompt)},
 const struct provider_caps provider_caps[PROVIDER__COUNT] = {CGW_PROVIDER_LIST(PROVIDER_CAPS)};
 #undef PROVIDER_CAPS
@@ -86,8 +87,8 @@ json_t *provider_caps_json(enum provider_id p, bool found)
     }
     if (!modes)
         return NULL;
-    return json_pack("{s:s, s:b, s:o, s:b, s:b, s:b}", "provider", provider_name(p), "available",
-                     found, "permissionModes", modes, "supportsPermissionRequests",
-                     c->permission_requests, "supportsAbort", c->abort, "supportsResume",
-                     c->resume);
+    return json_pack("{s:s, s:b, s:o, s:b, s:b, s:b, s:b}", "provider", provider_name(p),
+                     "available", found, "permissionModes", modes, "supportsPermissionRequests",
+                     c->permission_requests, "supportsAbort", c->abort, "supportsResume", c->resume,
+                     "supportsAttachments", c->attach);
 }

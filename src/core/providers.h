@@ -14,6 +14,7 @@
 struct provider_caps {
     const char *modes[8]; /* permission modes a send may ask for, NULL-terminated */
     bool permission_requests, abort, resume;
+    bool attach;        /* a send may carry attachments (PROVIDER_F_ATTACH) */
     int64_t max_prompt; /* the longest prompt in bytes (argv CLIs), 0: no limit of its own */
 };
 

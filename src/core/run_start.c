@@ -18,9 +18,38 @@ static char *run_request_json(const struct run_start_req *req, const char *run_i
                           run_id, "provider", s->provider, "owner", (json_int_t)s->owner,
                           "projectPath", s->project_path, "nativeId", s->native_id, "content",
                           req->content, "options", req->options);
+    if (r && json_array_size(req->attachments) > 0) {
+        json_t *list = json_array(), *a;
+        size_t i;
+        if (json_object_set_new(r, "attachments", list) < 0)
+            list = NULL;
+        json_array_foreach(req->attachments, i, a)
+        {
+            json_t *m =
+                json_pack("{s:O, s:O, s:O, s:O}", "id", json_object_get(a, "id"), "name",
+                          json_object_get(a, "name"), "mimeType", json_object_get(a, "mimeType"),
+                          "size", json_object_get(a, "size"));
+            if (!list || json_array_append_new(list, m) < 0) {
+                json_decref(r);
+                return NULL;
+            }
+        }
+    }
     char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
     json_decref(r);
     return text;
+}
+
+/* The prompt as the user's text event, with its attachments (DESIGN §4; doc/api.md). */
+static json_t *user_text(const struct event_ctx *ctx, const struct run_start_req *req)
+{
+    json_t *ev = event_new_text(ctx, "user", req->content);
+    if (ev && json_array_size(req->attachments) > 0 &&
+        json_object_set(ev, "attachments", req->attachments) < 0) {
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
 }
 
 /* The atomic claim of the session for a new run id, within the owner's limit of running
@@ -93,8 +122,7 @@ enum cgw_err run_start(struct store *st, struct bus *bus, const struct run_start
     struct event_ctx ctx = {s->id, res->run_id, s->provider};
     rc = publish_taken(st, bus, &ctx, event_new_run_started(&ctx), PUBLISH_EVENT, err);
     if (rc == CGW_OK)
-        rc = publish_taken(st, bus, &ctx, event_new_text(&ctx, "user", req->content), PUBLISH_EVENT,
-                           err);
+        rc = publish_taken(st, bus, &ctx, user_text(&ctx, req), PUBLISH_EVENT, err);
     if (rc != CGW_OK)
         return rc; /* the lease lapses and the reaper ends the run as runner_lost */
     char why[512] = "";

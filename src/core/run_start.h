@@ -31,6 +31,10 @@ struct run_start_req {
     int64_t lease_ms;                    /* the runner's first lease */
     run_spawn_fn spawn;
     void *spawn_ctx;
+    json_t *attachments; /* borrowed, may be NULL: the send's attachments, an array of
+                          * {id, name, mimeType, size, url}, already checked; the user's
+                          * text event carries them, the run request their metadata
+                          * (without url: the runner reads the bytes from the store) */
 };
 
 struct run_start_res {

@@ -145,7 +145,7 @@ static void test_publish_persist(void)
     struct run_start_res res;
     json_t *options = json_object();
     session_new(&s);
-    struct run_start_req req = {&s, "x", options, 10, 60000, spawn_ok, &spawned};
+    struct run_start_req req = {&s, "x", options, 10, 60000, spawn_ok, &spawned, NULL};
     if (run_start(st, bus, &req, &res, &err) != CGW_OK)
         BAIL_OUT("run_start: %s", err.text);
     struct event_ctx ctx = {s.id, res.run_id, s.provider};
