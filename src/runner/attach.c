@@ -102,6 +102,8 @@ enum cgw_err runner_attachments_write(struct runner_request *req,
     }
     for (size_t i = 0; i < req->n_attachments && rc == CGW_OK; i++) {
         struct runner_attachment *a = &req->attachments[i];
+        free(a->data);
+        a->data = NULL;
         rc = get(ctx, a, &a->data, &a->len, err);
         if (rc != CGW_OK)
             break;

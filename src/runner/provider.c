@@ -124,8 +124,14 @@ static int take_attachments(const json_t *root, struct runner_request *req, stru
         req->n_attachments = i + 1;
         if (take_string(v, "id", true, &a->id, err) < 0 ||
             take_string(v, "name", false, &a->name, err) < 0 ||
-            take_string(v, "mimeType", false, &a->mime_type, err) < 0)
+            take_string(v, "mimeType", false, &a->mime_type, err) < 0) {
+            if (err->code == CGW_ERR_INVALID) {
+                char why[sizeof err->text];
+                snprintf(why, sizeof why, "%s", err->text + strlen("run request: "));
+                cgw_error_set(err, CGW_ERR_INVALID, "run request: attachments[%zu].%s", i, why);
+            }
             return -1;
+        }
         if (!*a->id) {
             cgw_error_set(err, CGW_ERR_INVALID, "run request: attachments[%zu].id is empty", i);
             return -1;
