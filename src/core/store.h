@@ -256,4 +256,61 @@ void store_rule_list_free(struct store_rule *list, size_t n);
 enum cgw_err store_rule_list_user(struct store *st, int64_t user_id, int64_t max,
                                   struct store_rule **out, size_t *n, struct cgw_error *err);
 
+/* ---- attachments (store_attachments.c) -------------------------------------- */
+
+/* A file uploaded into a session (POST /sessions/{id}/attachments, options.images of
+ * send). The bytes live in the store, so the runner of any host reads them by id. */
+#define STORE_ATTACHMENT_ID_LEN (4 + CGW_UUID_LEN) /* "att_<uuid>" */
+#define STORE_ATTACHMENT_NAME_MAX 255              /* bytes of the file name */
+#define STORE_ATTACHMENT_TYPE_MAX 127              /* bytes of the media type */
+
+struct store_attachment {
+    char id[STORE_ATTACHMENT_ID_LEN + 1];
+    char session_id[CGW_UUID_LEN + 1];
+    int64_t user_id;
+    char name[STORE_ATTACHMENT_NAME_MAX + 1];
+    char mime_type[STORE_ATTACHMENT_TYPE_MAX + 1];
+    int64_t size; /* bytes of data */
+    int64_t created_ms;
+};
+
+/* True when id has the form "att_<uuid>". */
+bool store_attachment_id_valid(const char *id);
+
+/* Stores len bytes of data (borrowed) as attachment meta->id (a valid id, new) of
+ * meta->session_id, owned by meta->user_id, with meta->name (1..255 bytes) and
+ * meta->mime_type (1..127 bytes); meta->size and created_ms are ignored (len, now).
+ * In one transaction with a lock on the session, so concurrent uploads cannot pass
+ * the limits together: when the session already holds max_count attachments
+ * (max_count <= 0: no limit), or its attachments would total more than max_total
+ * bytes (max_total <= 0: no limit), nothing is stored and the answer is
+ * CGW_ERR_LIMIT (the text says which limit). CGW_ERR_NOT_FOUND when the session does
+ * not exist or is not meta->user_id's; CGW_ERR_CONFLICT when the id exists. */
+enum cgw_err store_attachment_put(struct store *st, const struct store_attachment *meta,
+                                  const void *data, size_t len, int64_t max_count,
+                                  int64_t max_total, struct cgw_error *err);
+
+/* Loads attachment id: *meta, and (when data is not NULL) *data, a new buffer of
+ * *len bytes the caller frees with free() (a 0-byte attachment has a 1-byte buffer).
+ * CGW_ERR_NOT_FOUND when there is no such attachment. No owner check: the caller
+ * compares meta->user_id and meta->session_id. */
+enum cgw_err store_attachment_get(struct store *st, const char *id, struct store_attachment *meta,
+                                  void **data, size_t *len, struct cgw_error *err);
+/* store_attachment_get without the bytes. */
+enum cgw_err store_attachment_meta(struct store *st, const char *id, struct store_attachment *meta,
+                                   struct cgw_error *err);
+
+/* The attachments of session_id, oldest first, at most max (1..1000); *out is a new
+ * array (NULL when empty) freed with free(). An unknown session has none. */
+enum cgw_err store_attachment_list(struct store *st, const char *session_id, int64_t max,
+                                   struct store_attachment **out, size_t *n, struct cgw_error *err);
+
+/* How many attachments session_id holds and their total size in bytes (0, 0 when none
+ * or no session). */
+enum cgw_err store_attachments_count_size(struct store *st, const char *session_id, int64_t *count,
+                                          int64_t *bytes, struct cgw_error *err);
+
+/* Attachments go with their session: store_session_delete removes them (ON DELETE
+ * CASCADE), so there is no delete function of their own. */
+
 #endif

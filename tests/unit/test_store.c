@@ -870,6 +870,106 @@ static void test_rules(struct store *st)
     store_rule_list_free(r, n);
 }
 
+/* ---- attachments --------------------------------------------------------------- */
+
+static void new_attachment(struct store_attachment *m, const char *sid, int64_t user,
+                           const char *name, const char *type)
+{
+    memset(m, 0, sizeof *m);
+    if (cgw_id_new("att", m->id, sizeof m->id) < 0)
+        BAIL_OUT("no id");
+    snprintf(m->session_id, sizeof m->session_id, "%s", sid);
+    m->user_id = user;
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->mime_type, sizeof m->mime_type, "%s", type);
+}
+
+static void test_attachments(struct store *st)
+{
+    struct store_user alice, bob;
+    struct store_attachment m, got, *list = NULL;
+    struct cgw_error err;
+    char sid[CGW_UUID_LEN + 1], other[CGW_UUID_LEN + 1];
+    unsigned char png[300];
+    void *data = NULL;
+    size_t len = 0, n = 0;
+    int64_t count = -1, bytes = -1;
+
+    if (store_user_get(st, "alice", &alice, &err) != CGW_OK ||
+        store_user_get(st, "Bob.smith-2_x", &bob, &err) != CGW_OK)
+        BAIL_OUT("users missing: %s", err.text);
+    for (size_t i = 0; i < sizeof png; i++)
+        png[i] = (unsigned char)i; /* NUL bytes and all: a blob, not text */
+    new_session(st, alice.id, "att", 5000, false, sid);
+    new_session(st, alice.id, "att2", 5000, false, other);
+
+    new_attachment(&m, sid, alice.id, "shot.png", "image/png");
+    is_int(store_attachment_put(st, &m, png, sizeof png, 3, 1000, &err), CGW_OK, "put");
+    ok(store_attachment_id_valid(m.id), "the id has the att_<uuid> form: %s", m.id);
+    is_int(store_attachment_put(st, &m, png, 1, 3, 1000, &err), CGW_ERR_CONFLICT, "same id again");
+    is_int(store_attachment_get(st, m.id, &got, &data, &len, &err), CGW_OK, "get");
+    ok(len == sizeof png && data && memcmp(data, png, len) == 0, "the bytes come back whole");
+    free(data);
+    is_str(got.session_id, sid, "session id");
+    is_int(got.user_id, alice.id, "user id");
+    is_str(got.name, "shot.png", "name");
+    is_str(got.mime_type, "image/png", "type");
+    is_int(got.size, (int64_t)sizeof png, "size");
+    ok(got.created_ms > 0, "created");
+    memset(&got, 0, sizeof got);
+    is_int(store_attachment_meta(st, m.id, &got, &err), CGW_OK, "meta");
+    is_int(got.size, (int64_t)sizeof png, "meta has the size");
+    is_int(store_attachment_meta(st, "att_00000000-0000-4000-8000-000000000000", &got, &err),
+           CGW_ERR_NOT_FOUND, "unknown id");
+    is_int(store_attachment_meta(st, "../etc", &got, &err), CGW_ERR_NOT_FOUND, "malformed id");
+
+    new_attachment(&m, sid, bob.id, "b.txt", "text/plain");
+    is_int(store_attachment_put(st, &m, "x", 1, 3, 1000, &err), CGW_ERR_NOT_FOUND,
+           "another user's session is not found");
+    new_attachment(&m, "00000000-0000-4000-8000-000000000000", alice.id, "b.txt", "text/plain");
+    is_int(store_attachment_put(st, &m, "x", 1, 3, 1000, &err), CGW_ERR_NOT_FOUND,
+           "unknown session");
+    new_attachment(&m, sid, alice.id, "", "text/plain");
+    is_int(store_attachment_put(st, &m, "x", 1, 3, 1000, &err), CGW_ERR_INVALID, "empty name");
+
+    new_attachment(&m, sid, alice.id, "empty.txt", "text/plain");
+    is_int(store_attachment_put(st, &m, NULL, 0, 3, 1000, &err), CGW_OK, "an empty file");
+    is_int(store_attachment_get(st, m.id, &got, &data, &len, &err), CGW_OK, "get it");
+    ok(len == 0 && data, "0 bytes, a buffer all the same");
+    free(data);
+
+    new_attachment(&m, sid, alice.id, "big.bin", "application/octet-stream");
+    is_int(store_attachment_put(st, &m, png, 701, 3, 1000, &err), CGW_ERR_LIMIT, "over the total");
+    ok(has_text(&err, "total"), "the text names the total: %s", err.text);
+    is_int(store_attachment_put(st, &m, png, 300, 3, 1000, &err), CGW_OK, "up to the total");
+    new_attachment(&m, sid, alice.id, "more.bin", "application/octet-stream");
+    is_int(store_attachment_put(st, &m, png, 1, 3, 0, &err), CGW_ERR_LIMIT, "over the count");
+    ok(has_text(&err, "holds 3"), "the text names the count: %s", err.text);
+    new_attachment(&m, other, alice.id, "o.txt", "text/plain");
+    is_int(store_attachment_put(st, &m, "o", 1, 3, 1000, &err), CGW_OK,
+           "the limits are per session");
+
+    is_int(store_attachments_count_size(st, sid, &count, &bytes, &err), CGW_OK, "count");
+    is_int(count, 3, "three attachments");
+    is_int(bytes, 600, "600 bytes");
+    is_int(store_attachment_list(st, sid, 0, &list, &n, &err), CGW_OK, "list");
+    is_int(n, 3, "three listed");
+    if (n == 3) {
+        is_str(list[0].name, "shot.png", "oldest first");
+        is_str(list[2].name, "big.bin", "newest last");
+    }
+    free(list);
+    is_int(store_attachment_list(st, "00000000-0000-4000-8000-000000000000", 0, &list, &n, &err),
+           CGW_OK, "unknown session");
+    ok(n == 0 && !list, "has none");
+
+    is_int(store_session_delete(st, sid, alice.id, &err), CGW_OK, "delete the session");
+    is_int(store_attachments_count_size(st, sid, &count, &bytes, &err), CGW_OK, "count again");
+    ok(count == 0 && bytes == 0, "its attachments went with it");
+    is_int(store_attachments_count_size(st, other, &count, &bytes, &err), CGW_OK, "the other");
+    is_int(count, 1, "the other session keeps its own");
+}
+
 /* ---- locking ------------------------------------------------------------------- */
 
 static void test_busy(const char *path)
@@ -1087,6 +1187,7 @@ int main(void)
     test_sessions(st, path);
     test_messages(st, path);
     test_rules(st);
+    test_attachments(st);
     store_close(st);
     store_close(NULL);
 
