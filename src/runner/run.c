@@ -624,13 +624,25 @@ static enum cgw_err attachment_from_store(void *ctx, const struct runner_attachm
                                           struct cgw_error *err)
 {
     struct run *r = ctx;
+    struct store_attachment meta;
+    void *bytes = NULL;
     *data = NULL;
     *len = 0;
     if (!r->store)
         return cgw_error_set(err, CGW_ERR_BACKEND, "attachment %s: the database is not open",
                              a->id);
-    return cgw_error_set(err, CGW_ERR_NOT_FOUND, "attachment %s: this store has no attachments",
-                         a->id);
+    enum cgw_err rc = store_attachment_get(r->store, a->id, &meta, &bytes, len, err);
+    if (rc != CGW_OK)
+        return rc;
+    /* Send checked the owner; a request that names another session's file stops here. */
+    if (meta.user_id != r->req.owner || strcmp(meta.session_id, r->req.session_id) != 0) {
+        free(bytes);
+        *len = 0;
+        return cgw_error_set(err, CGW_ERR_NOT_FOUND, "attachment %s: not found in this session",
+                             a->id);
+    }
+    *data = bytes;
+    return CGW_OK;
 }
 
 /* Writes the run's attachments for the CLI (attach.h). Returns 0, or -1 after the run
