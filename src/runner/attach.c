@@ -1,6 +1,6 @@
 /* attach.c: a run's attachment files: written before the CLI starts, removed at the end. */
-#include "config.h" /* autoconf's: _GNU_SOURCE */
 #include "runner/attach.h"
+#include "config.h" /* autoconf's: _GNU_SOURCE */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +20,7 @@ void runner_attachment_file_name(size_t index, const char *name, char *out, size
     int n = snprintf(out, size, "%zu-", index);
     size_t at = n > 0 && (size_t)n < size ? (size_t)n : 0, start = at;
 
-    for (const char *p = name ? name : ""; *p && at + 1 < size && at - start < SAFE_NAME_MAX;
-         p++) {
+    for (const char *p = name ? name : ""; *p && at + 1 < size && at - start < SAFE_NAME_MAX; p++) {
         unsigned char c = (unsigned char)*p;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
@@ -73,8 +72,7 @@ void runner_attachments_remove(struct runner_request *req)
 
 enum cgw_err runner_attachments_write(struct runner_request *req,
                                       const struct runner_provider *prov, const char *tmpdir,
-                                      runner_attach_get_fn get, void *ctx,
-                                      struct cgw_error *err)
+                                      runner_attach_get_fn get, void *ctx, struct cgw_error *err)
 {
     char dir[PATH_MAX], name[SAFE_NAME_MAX + 32];
     enum cgw_err rc = CGW_OK;
@@ -116,8 +114,7 @@ enum cgw_err runner_attachments_write(struct runner_request *req,
         if (asprintf(&a->path, "%s/%s", dir, name) < 0) {
             a->path = NULL;
             rc = cgw_error_set(err, CGW_ERR_NOMEM, "attachments: out of memory");
-        } else if (write_file(a->path, a->data ? a->data : (const unsigned char *)"", a->len) <
-                   0) {
+        } else if (write_file(a->path, a->data ? a->data : (const unsigned char *)"", a->len) < 0) {
             rc = cgw_error_set(err, CGW_ERR_IO, "attachment %s (%s): writing %s: %s", a->id,
                                a->name, a->path, strerror(errno));
         }

@@ -29,8 +29,7 @@ typedef enum cgw_err (*runner_attach_get_fn)(void *ctx, const struct runner_atta
  * are filled. On failure err names the attachment and nothing stays on disk. */
 enum cgw_err runner_attachments_write(struct runner_request *req,
                                       const struct runner_provider *prov, const char *tmpdir,
-                                      runner_attach_get_fn get, void *ctx,
-                                      struct cgw_error *err);
+                                      runner_attach_get_fn get, void *ctx, struct cgw_error *err);
 
 /* Deletes req->attach_dir with its files and forgets it (NULL: nothing to do). */
 void runner_attachments_remove(struct runner_request *req);

@@ -568,8 +568,8 @@ static int start_cli(struct run *r, const char *config_path)
         }
         char *given = argv.v[0];
         argv.v[0] = prog;
-        struct sandbox_spec spec = {r->cfg,          config_path,    r->req.project_path, home,
-                                    env_path(&env), r->req.attach_dir};
+        struct sandbox_spec spec = {r->cfg, config_path,    r->req.project_path,
+                                    home,   env_path(&env), r->req.attach_dir};
         wrapped = sandbox_argv_build(&spec, argv.v, &err);
         argv.v[0] = given;
         if (!wrapped) {
@@ -620,8 +620,7 @@ out:
 
 /* attach.h's reader: the attachment's bytes from the store. */
 static enum cgw_err attachment_from_store(void *ctx, const struct runner_attachment *a,
-                                          unsigned char **data, size_t *len,
-                                          struct cgw_error *err)
+                                          unsigned char **data, size_t *len, struct cgw_error *err)
 {
     struct run *r = ctx;
     struct store_attachment meta;
@@ -651,8 +650,7 @@ static int write_attachments(struct run *r)
 {
     struct cgw_error err;
     char text[768];
-    if (runner_attachments_write(&r->req, r->prov, NULL, attachment_from_store, r, &err) ==
-        CGW_OK)
+    if (runner_attachments_write(&r->req, r->prov, NULL, attachment_from_store, r, &err) == CGW_OK)
         return 0;
     snprintf(text, sizeof text, "%s CLI not started: %s", r->prov->name, err.text);
     fail_start(r, text);

@@ -248,17 +248,17 @@ static inline void harness_attachments(struct runner_request *req)
     static unsigned char txt[] = "hello\n";
     static struct runner_attachment a[2];
     a[0] = (struct runner_attachment){"att_1", "shot.png", "image/png", 4, "/tmp/att/1-shot.png",
-                                      png, 4};
-    a[1] = (struct runner_attachment){"att_2",  "notes.txt", "text/plain", 6,
-                                      "/tmp/att/2-notes.txt", txt, 6};
+                                      png,     4};
+    a[1] = (struct runner_attachment){
+        "att_2", "notes.txt", "text/plain", 6, "/tmp/att/2-notes.txt", txt, 6};
     req->attachments = a;
     req->n_attachments = 2;
     req->attach_dir = "/tmp/att";
 }
 
 /* The prompt runner_prompt_with_files makes of "say hi" and harness_attachments' text file. */
-#define HARNESS_NOTES_PROMPT                                                                      \
-    "say hi\n\nAttached files (read them from these paths):\n- /tmp/att/2-notes.txt "            \
+#define HARNESS_NOTES_PROMPT                                                                       \
+    "say hi\n\nAttached files (read them from these paths):\n- /tmp/att/2-notes.txt "              \
     "(text/plain, 6 bytes, named \"notes.txt\")"
 
 #endif

@@ -506,8 +506,8 @@ struct fake_store {
     const char *fail_id; /* this id is not found */
 };
 
-static enum cgw_err fake_read(void *store, const struct runner_attachment *a,
-                              unsigned char **data, size_t *len, struct cgw_error *err)
+static enum cgw_err fake_read(void *store, const struct runner_attachment *a, unsigned char **data,
+                              size_t *len, struct cgw_error *err)
 {
     struct fake_store *fs = store;
     fs->reads++;
@@ -546,7 +546,8 @@ static void attachments(void)
     struct stat sb;
 
     /* The run request. */
-    is_int(runner_request_parse(json, strlen(json), &req, &err), CGW_OK, "a request with attachments");
+    is_int(runner_request_parse(json, strlen(json), &req, &err), CGW_OK,
+           "a request with attachments");
     is_int(req.n_attachments, 3, "three attachments");
     is_str(req.attachments[0].id, "att_png", "id");
     is_str(req.attachments[0].name, "../../etc/passwd", "name as given");
@@ -576,7 +577,8 @@ static void attachments(void)
     is_int(runner_attachments_write(&req, &claude_provider, tmp, fake_read, &fs, &err), CGW_OK,
            "written");
     is_int(fs.reads, 3, "each read once");
-    ok(req.attach_dir && strncmp(req.attach_dir, tmp, strlen(tmp)) == 0, "the directory is in TMPDIR");
+    ok(req.attach_dir && strncmp(req.attach_dir, tmp, strlen(tmp)) == 0,
+       "the directory is in TMPDIR");
     ok(stat(req.attach_dir, &sb) == 0 && (sb.st_mode & 0777) == 0700, "the directory is 0700");
     snprintf(name, sizeof name, "%s/1-.._.._etc_passwd", req.attach_dir);
     is_str(req.attachments[0].path, name, "the image's path");

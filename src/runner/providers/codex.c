@@ -92,7 +92,8 @@ static int codex_build_argv(const struct runner_request *req, struct runner_strv
      * prompt (the read-only sandbox still reads them). */
     for (size_t i = 0; i < req->n_attachments; i++) {
         const struct runner_attachment *a = &req->attachments[i];
-        if (a->path && runner_attachment_is_image(a) && runner_strv_add2(argv, "--image=", a->path) < 0)
+        if (a->path && runner_attachment_is_image(a) &&
+            runner_strv_add2(argv, "--image=", a->path) < 0)
             return -1;
     }
     if ((req->content[0] == '-' || req->n_attachments > 0) && runner_strv_add(argv, "--") < 0)
