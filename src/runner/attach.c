@@ -1,6 +1,8 @@
 /* attach.c: a run's attachment files: written before the CLI starts, removed at the end. */
-#include "runner/attach.h"
+#ifdef HAVE_CONFIG_H
 #include "config.h" /* autoconf's: _GNU_SOURCE */
+#endif
+#include "runner/attach.h"
 
 #include <errno.h>
 #include <fcntl.h>
