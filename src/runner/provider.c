@@ -1,9 +1,11 @@
 /* provider.c: the provider table, the run request decoder, and the containers adapters fill. */
 #include "runner/provider.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/providers.h"
 #include "core/util.h"
@@ -85,6 +87,71 @@ static int take_strings(const json_t *obj, const char *key, char ***out, size_t 
     return 0;
 }
 
+/* Decodes the "attachments" member of the run request (absent or null: none). */
+static int take_attachments(const json_t *root, struct runner_request *req, struct cgw_error *err)
+{
+    const json_t *arr = json_object_get(root, "attachments");
+    size_t i;
+    json_t *v;
+
+    if (!arr || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr)) {
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: attachments must be an array");
+        return -1;
+    }
+    if (json_array_size(arr) > RUNNER_MAX_ATTACHMENTS) {
+        cgw_error_set(err, CGW_ERR_INVALID, "run request: more than %d attachments",
+                      RUNNER_MAX_ATTACHMENTS);
+        return -1;
+    }
+    if (json_array_size(arr) == 0)
+        return 0;
+    req->attachments = calloc(json_array_size(arr), sizeof *req->attachments);
+    if (!req->attachments) {
+        cgw_error_set(err, CGW_ERR_NOMEM, "run request: out of memory");
+        return -1;
+    }
+    json_array_foreach(arr, i, v)
+    {
+        struct runner_attachment *a = &req->attachments[i];
+        const json_t *size = json_object_get(v, "size");
+        if (!json_is_object(v)) {
+            cgw_error_set(err, CGW_ERR_INVALID, "run request: attachments[%zu] must be an object",
+                          i);
+            return -1;
+        }
+        req->n_attachments = i + 1;
+        if (take_string(v, "id", true, &a->id, err) < 0 ||
+            take_string(v, "name", false, &a->name, err) < 0 ||
+            take_string(v, "mimeType", false, &a->mime_type, err) < 0) {
+            if (err->code == CGW_ERR_INVALID) {
+                char why[sizeof err->text];
+                snprintf(why, sizeof why, "%s", err->text + strlen("run request: "));
+                cgw_error_set(err, CGW_ERR_INVALID, "run request: attachments[%zu].%s", i, why);
+            }
+            return -1;
+        }
+        if (!*a->id) {
+            cgw_error_set(err, CGW_ERR_INVALID, "run request: attachments[%zu].id is empty", i);
+            return -1;
+        }
+        if (size && !json_is_null(size) &&
+            (!json_is_integer(size) || json_integer_value(size) < 0)) {
+            cgw_error_set(err, CGW_ERR_INVALID,
+                          "run request: attachments[%zu].size must be a non-negative integer", i);
+            return -1;
+        }
+        a->size = json_is_integer(size) ? (int64_t)json_integer_value(size) : 0;
+        if ((!a->name && !(a->name = strdup("attachment"))) ||
+            (!a->mime_type && !(a->mime_type = strdup("application/octet-stream")))) {
+            cgw_error_set(err, CGW_ERR_NOMEM, "run request: out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 enum cgw_err runner_request_parse(const char *json, size_t len, struct runner_request *req,
                                   struct cgw_error *err)
 {
@@ -119,7 +186,8 @@ enum cgw_err runner_request_parse(const char *json, size_t len, struct runner_re
              take_string(opts, "permissionMode", false, &req->permission_mode, err) == 0 &&
              take_strings(tools, "allowedTools", &req->allowed_tools, &req->n_allowed, err) == 0 &&
              take_strings(tools, "disallowedTools", &req->disallowed_tools, &req->n_disallowed,
-                          err) == 0) {
+                          err) == 0 &&
+             take_attachments(root, req, err) == 0) {
         if (provider_from_name(provider, &req->provider) < 0)
             cgw_error_set(err, CGW_ERR_INVALID, "run request: unknown provider '%s'", provider);
         else if (req->model && !provider_model_valid(req->model))
@@ -161,7 +229,87 @@ void runner_request_free(struct runner_request *req)
     free(req->permission_mode);
     free_strings(req->allowed_tools, req->n_allowed);
     free_strings(req->disallowed_tools, req->n_disallowed);
+    for (size_t i = 0; i < req->n_attachments; i++) {
+        struct runner_attachment *a = &req->attachments[i];
+        free(a->id);
+        free(a->name);
+        free(a->mime_type);
+        free(a->path);
+        free(a->data);
+    }
+    free(req->attachments);
+    free(req->attach_dir);
     memset(req, 0, sizeof *req);
+}
+
+bool runner_attachment_is_image(const struct runner_attachment *a)
+{
+    static const char *const types[] = {"image/png", "image/jpeg", "image/gif", "image/webp"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (strcasecmp(a->mime_type, types[i]) == 0)
+            return true;
+    return false;
+}
+
+char *runner_base64(const unsigned char *data, size_t len)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+        return NULL;
+    char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)data[i + 1] << 8;
+        if (i + 2 < len)
+            v |= data[i + 2];
+        *o++ = abc[v >> 18 & 63];
+        *o++ = abc[v >> 12 & 63];
+        *o++ = i + 1 < len ? abc[v >> 6 & 63] : '=';
+        *o++ = i + 2 < len ? abc[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+char *runner_prompt_with_files(const struct runner_request *req,
+                               bool (*pass)(const struct runner_attachment *a))
+{
+    struct runner_buf b = {0};
+    bool listed = false;
+    int rc = runner_buf_append(&b, req->content, strlen(req->content));
+
+    for (size_t i = 0; rc == 0 && i < req->n_attachments; i++) {
+        const struct runner_attachment *a = &req->attachments[i];
+        char line[160];
+        if (!a->path || (pass && pass(a)))
+            continue;
+        if (!listed) {
+            static const char head[] = "\n\nAttached files (read them from these paths):";
+            rc = runner_buf_append(&b, head, sizeof head - 1);
+            listed = true;
+        }
+        snprintf(line, sizeof line, " (%s, %" PRId64 " bytes, named \"", a->mime_type, a->size);
+        if (rc == 0)
+            rc = runner_buf_append(&b, "\n- ", 3);
+        if (rc == 0)
+            rc = runner_buf_append(&b, a->path, strlen(a->path));
+        if (rc == 0)
+            rc = runner_buf_append(&b, line, strlen(line));
+        if (rc == 0)
+            rc = runner_buf_append(&b, a->name, strlen(a->name));
+        if (rc == 0)
+            rc = runner_buf_append(&b, "\")", 2);
+    }
+    if (rc == 0)
+        rc = runner_buf_append(&b, "", 1);
+    if (rc < 0) {
+        runner_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }
 
 /* ---- buffers --------------------------------------------------------------------- */

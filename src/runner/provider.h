@@ -29,6 +29,21 @@
 
 /* ---- the run request --------------------------------------------------------- */
 
+/* One file the user attached to the prompt (run request "attachments": metadata only;
+ * the bytes come from the store, written to a file by attach.c before the CLI starts). */
+struct runner_attachment {
+    char *id;            /* the store's attachment id */
+    char *name;          /* the name the user gave it (any text; never used as a path) */
+    char *mime_type;     /* "image/png", ...; "application/octet-stream" when not given */
+    int64_t size;        /* bytes, as the request says */
+    char *path;          /* absolute path of its file in the run's private directory, or
+                            NULL before attach.c wrote it */
+    unsigned char *data; /* its bytes (len of them), or NULL before attach.c read them */
+    size_t len;
+};
+
+#define RUNNER_MAX_ATTACHMENTS 64 /* more in a run request: CGW_ERR_INVALID */
+
 struct runner_request {
     char *session_id;
     char *run_id;
@@ -44,15 +59,35 @@ struct runner_request {
     size_t n_allowed;
     char **disallowed_tools; /* toolsSettings.disallowedTools */
     size_t n_disallowed;
+    struct runner_attachment *attachments; /* n_attachments of them, in the user's order */
+    size_t n_attachments;
+    char *attach_dir; /* the run's private directory of attachment files, or NULL */
 };
 
 /* Decodes the run request JSON (len bytes). Unknown members are ignored; a missing
  * or mistyped required member (sessionId, runId, provider, owner, projectPath,
- * content) is CGW_ERR_INVALID naming it. On success the caller frees *req with
- * runner_request_free. */
+ * content) is CGW_ERR_INVALID naming it, and so is a malformed "attachments" (not an
+ * array of objects with a non-empty string id, string name and mimeType, non-negative
+ * integer size; more than RUNNER_MAX_ATTACHMENTS). On success the caller frees *req
+ * with runner_request_free (which frees the attachments too, without touching their
+ * files: attach.h removes those). */
 enum cgw_err runner_request_parse(const char *json, size_t len, struct runner_request *req,
                                   struct cgw_error *err);
 void runner_request_free(struct runner_request *req);
+
+/* Whether the attachment is an image of a type the model APIs take inline (PNG, JPEG,
+ * GIF, WebP: what Anthropic, OpenAI and Gemini all accept). */
+bool runner_attachment_is_image(const struct runner_attachment *a);
+
+/* A new string (free()): content, then, when some attachment is not passed some other
+ * way (pass(a) false; pass NULL: none is), a paragraph listing those files by path,
+ * name, type and size, so the agent can read them. NULL when memory ran out. */
+char *runner_prompt_with_files(const struct runner_request *req,
+                               bool (*pass)(const struct runner_attachment *a));
+
+/* data (len bytes) in standard base64 with padding (RFC 4648 §4): a new string
+ * (free()), or NULL when memory ran out. */
+char *runner_base64(const unsigned char *data, size_t len);
 
 /* ---- containers ----------------------------------------------------------------- */
 
@@ -174,6 +209,10 @@ struct runner_provider {
     /* The CLI reports the end of a turn (a RESULT item): ending without one is a
      * failure (exitCode 1 when the process said 0). */
     bool needs_result;
+
+    /* The adapter passes the request's attachments to its CLI. A run with attachments
+     * for an adapter without it fails before the CLI starts (attach.h). */
+    bool attachments;
 
     /* New adapter state for one run, NULL when memory ran out. ctx and req are
      * borrowed for the life of the state. */

@@ -49,6 +49,7 @@
 #include "core/log.h"
 #include "core/publish.h"
 #include "core/util.h"
+#include "runner/attach.h"
 #include "runner/run_priv.h"
 #include "runner/sandbox.h"
 
@@ -577,7 +578,8 @@ static int start_cli(struct run *r, const char *config_path)
         }
         char *given = argv.v[0];
         argv.v[0] = prog;
-        struct sandbox_spec spec = {r->cfg, config_path, r->req.project_path, home, env_path(&env)};
+        struct sandbox_spec spec = {r->cfg, config_path,    r->req.project_path,
+                                    home,   env_path(&env), r->req.attach_dir};
         wrapped = sandbox_argv_build(&spec, argv.v, &err);
         argv.v[0] = given;
         if (!wrapped) {
@@ -624,6 +626,45 @@ out:
     runner_strv_free(&argv);
     runner_strv_free(&env);
     return rc;
+}
+
+/* attach.h's reader: the attachment's bytes from the store. */
+static enum cgw_err attachment_from_store(void *ctx, const struct runner_attachment *a,
+                                          unsigned char **data, size_t *len, struct cgw_error *err)
+{
+    struct run *r = ctx;
+    struct store_attachment meta;
+    void *bytes = NULL;
+    *data = NULL;
+    *len = 0;
+    if (!r->store)
+        return cgw_error_set(err, CGW_ERR_BACKEND, "attachment %s: the database is not open",
+                             a->id);
+    enum cgw_err rc = store_attachment_get(r->store, a->id, &meta, &bytes, len, err);
+    if (rc != CGW_OK)
+        return rc;
+    /* Send checked the owner; a request that names another session's file stops here. */
+    if (meta.user_id != r->req.owner || strcmp(meta.session_id, r->req.session_id) != 0) {
+        free(bytes);
+        *len = 0;
+        return cgw_error_set(err, CGW_ERR_NOT_FOUND, "attachment %s: not found in this session",
+                             a->id);
+    }
+    *data = bytes;
+    return CGW_OK;
+}
+
+/* Writes the run's attachments for the CLI (attach.h). Returns 0, or -1 after the run
+ * was ended (fail_start). */
+static int write_attachments(struct run *r)
+{
+    struct cgw_error err;
+    char text[768];
+    if (runner_attachments_write(&r->req, r->prov, NULL, attachment_from_store, r, &err) == CGW_OK)
+        return 0;
+    snprintf(text, sizeof text, "%s CLI not started: %s", r->prov->name, err.text);
+    fail_start(r, text);
+    return -1;
 }
 
 /* Loads the run; returns 1 when it is ours to run, 0 when not (exit quietly), -1 on
@@ -689,6 +730,7 @@ static void run_free(struct run *r)
     runner_buf_free(&r->line);
     runner_buf_free(&r->errline);
     free(r->native_id);
+    runner_attachments_remove(&r->req);
     runner_request_free(&r->req);
     store_close(r->store);
     bus_close(r->bus);
@@ -774,7 +816,7 @@ int runner_run(const struct config *cfg, const char *config_path, const char *se
     }
     if (runner_child_become_subreaper() < 0)
         log_warn("cannot become a child subreaper: %s", strerror(errno));
-    if (start_cli(&r, config_path) < 0)
+    if (write_attachments(&r) < 0 || start_cli(&r, config_path) < 0)
         goto out;
     if (runner_control_start(&r.ctl, &r.bc, session_id, run_id, &err) != CGW_OK)
         log_error("control messages cannot be read (abort will not work): %s", err.text);

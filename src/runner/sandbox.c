@@ -671,6 +671,12 @@ char **sandbox_argv_build(const struct sandbox_spec *sp, char *const *cli_argv,
     strv_add(&a, fdno);
     strv_add(&a, sp->project);
     rehide_inside(&a, &hide, sp->project);
+    /* 4. The attachments (below the private /tmp, or a hidden directory): read-only. */
+    if (sp->attach_dir) {
+        strv_add(&a, "--ro-bind");
+        strv_add(&a, sp->attach_dir);
+        strv_add(&a, sp->attach_dir);
+    }
     strv_add(&a, "--chdir");
     strv_add(&a, sp->project);
     strv_add(&a, "--");

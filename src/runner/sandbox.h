@@ -13,8 +13,8 @@
  *      database, config, state directory, Redis and FastCGI sockets, the project roots
  *      and runner.homes hidden (an empty tmpfs over a directory, /dev/null over a
  *      file); then what the CLI needs to start (its program's prefix, its interpreter,
- *      runner.sandbox_bind) read-only again, and the project and the agent home
- *      read-write. The network stays.
+ *      runner.sandbox_bind) read-only again, the project and the agent home
+ *      read-write, and the run's attachment directory read-only. The network stays.
  *
  * The CLI stays in the process group the runner made (no --new-session: the group is
  * how abort reaches it; it has no controlling terminal, so TIOCSTI is no concern), and
@@ -77,6 +77,8 @@ struct sandbox_spec {
     const char *project;     /* checked project path, bound read-write from SANDBOX_DIR_FD */
     const char *home;        /* the agent home, bound read-write; NULL: none */
     const char *path_env;    /* PATH of the CLI (finds its script's interpreter) */
+    const char *attach_dir;  /* the run's attachment files (attach.h), bound read-only at
+                                the same path; NULL: none */
 };
 
 /* Builds the bwrap command line that runs cli_argv (NULL-terminated; cli_argv[0] an

@@ -239,4 +239,26 @@ static inline void harness_join(const struct runner_strv *sv, const char *sep, c
         off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? sep : "", sv->v[i]);
 }
 
+/* Gives req two attachments as attach.c leaves them (the files need not exist for the
+ * adapters): an image, "\x89PNG" at /tmp/att/1-shot.png, and a text file, "hello\n" at
+ * /tmp/att/2-notes.txt, in the directory /tmp/att. */
+static inline void harness_attachments(struct runner_request *req)
+{
+    static unsigned char png[] = {0x89, 'P', 'N', 'G'};
+    static unsigned char txt[] = "hello\n";
+    static struct runner_attachment a[2];
+    a[0] = (struct runner_attachment){"att_1", "shot.png", "image/png", 4, "/tmp/att/1-shot.png",
+                                      png,     4};
+    a[1] = (struct runner_attachment){
+        "att_2", "notes.txt", "text/plain", 6, "/tmp/att/2-notes.txt", txt, 6};
+    req->attachments = a;
+    req->n_attachments = 2;
+    req->attach_dir = "/tmp/att";
+}
+
+/* The prompt runner_prompt_with_files makes of "say hi" and harness_attachments' text file. */
+#define HARNESS_NOTES_PROMPT                                                                       \
+    "say hi\n\nAttached files (read them from these paths):\n- /tmp/att/2-notes.txt "              \
+    "(text/plain, 6 bytes, named \"notes.txt\")"
+
 #endif

@@ -21,7 +21,9 @@ Requests without tools (titles, summaries) always get the short text.
 
 Every request is logged as one JSON line: the API, path, model, scenario, the names of
 the tools offered and a short digest of the conversation (each message's role and the
-beginning of its texts). Headers are never logged (they carry the API keys), nor is a
+beginning of its texts), and the images it carries ("images": form — anthropic_image,
+input_image, image_url, inlineData — media type and sha256 of the bytes, so a test can
+tell that an attachment arrived). Headers are never logged (they carry the API keys), nor is a
 `key=` query parameter.
 
 Usage: fake-model-api.py --port-file F --log F [--lifetime SECONDS]
@@ -29,6 +31,8 @@ The port is written to the port file once the socket listens. The server exits b
 itself after --lifetime seconds (default 900) or when its parent goes away.
 """
 import argparse
+import base64
+import hashlib
 import json
 import os
 import re
@@ -55,6 +59,47 @@ def log_request(rec):
 def short(text, n=160):
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[:n] + "…"
+
+
+def images_of(body):
+    """Every image in a request, whatever the API: [{"form", "mime", "sha256"}] in order.
+    Anthropic: a content block {"type":"image","source":{"type":"base64",...}}; OpenAI
+    Responses: {"type":"input_image","image_url":"data:..."}; Chat Completions:
+    {"type":"image_url","image_url":{"url":"data:..."}}; Gemini: {"inlineData":{...}}."""
+    found = []
+
+    def data_url(form, url):
+        m = re.match(r"data:([^;,]+);base64,(.*)$", url or "", re.S)
+        if m:
+            add(form, m.group(1), m.group(2))
+
+    def add(form, mime, b64):
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except (ValueError, TypeError):
+            return
+        found.append({"form": form, "mime": mime, "sha256": hashlib.sha256(data).hexdigest()})
+
+    def walk(v):
+        if isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            src = v.get("source")
+            if v.get("type") == "image" and isinstance(src, dict) and src.get("type") == "base64":
+                add("anthropic_image", src.get("media_type"), src.get("data"))
+            elif v.get("type") == "input_image":
+                data_url("input_image", v.get("image_url"))
+            elif v.get("type") == "image_url" and isinstance(v.get("image_url"), dict):
+                data_url("image_url", v["image_url"].get("url"))
+            elif isinstance(v.get("inlineData"), dict):
+                d = v["inlineData"]
+                add("inlineData", d.get("mimeType"), d.get("data"))
+            else:
+                for x in v.values():
+                    walk(x)
+    walk(body)
+    return found
 
 
 # ---- reading the conversation, per API ------------------------------------------------
@@ -233,6 +278,7 @@ class Handler(BaseHTTPRequestHandler):
         log_request({
             "t": time.time(), "method": "POST", "path": self.clean_path(), "api": api,
             "model": model, "stream": stream, "scenario": scenario, "tools": tools[:60],
+            "images": images_of(body),
             "history": [[role, [short(x) for x in texts
                                 if not x.lstrip().startswith("<system-reminder>")][:4], tool]
                         for role, texts, tool in history][-12:],

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adapter_harness.h"
+#include "runner/attach.h"
 #include "runner/provider.h"
 #include "tap.h"
 
@@ -497,6 +499,187 @@ static void request(void)
     }
 }
 
+/* ---- attachments ------------------------------------------------------------------------ */
+
+struct fake_store {
+    int reads;
+    const char *fail_id; /* this id is not found */
+};
+
+static enum cgw_err fake_read(void *store, const struct runner_attachment *a, unsigned char **data,
+                              size_t *len, struct cgw_error *err)
+{
+    struct fake_store *fs = store;
+    fs->reads++;
+    if (fs->fail_id && strcmp(a->id, fs->fail_id) == 0)
+        return cgw_error_set(err, CGW_ERR_NOT_FOUND, "attachment %s: not found", a->id);
+    /* The bytes: the id's text, so each file is told apart. */
+    *len = strlen(a->id);
+    *data = malloc(*len ? *len : 1);
+    memcpy(*data, a->id, *len);
+    return CGW_OK;
+}
+
+static void file_is(const char *path, const char *want, const char *name)
+{
+    char buf[256] = "";
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    is_str(buf, want, "%s", name);
+}
+
+static void attachments(void)
+{
+    const char *json =
+        "{\"sessionId\":\"s\",\"runId\":\"r\",\"provider\":\"claude\",\"owner\":1,"
+        "\"projectPath\":\"/p\",\"content\":\"look\",\"attachments\":["
+        "{\"id\":\"att_png\",\"name\":\"../../etc/passwd\",\"mimeType\":\"image/png\",\"size\":7},"
+        "{\"id\":\"att_txt\",\"name\":\"my notes.txt\",\"mimeType\":\"text/plain\",\"size\":7},"
+        "{\"id\":\"att_x\"}]}";
+    struct runner_request req;
+    struct cgw_error err;
+    struct fake_store fs = {0};
+    char tmp[] = "/tmp/cgw-test-attach-XXXXXX", name[128];
+    struct stat sb;
+
+    /* The run request. */
+    is_int(runner_request_parse(json, strlen(json), &req, &err), CGW_OK,
+           "a request with attachments");
+    is_int(req.n_attachments, 3, "three attachments");
+    is_str(req.attachments[0].id, "att_png", "id");
+    is_str(req.attachments[0].name, "../../etc/passwd", "name as given");
+    is_str(req.attachments[0].mime_type, "image/png", "mimeType");
+    is_int(req.attachments[1].size, 7, "size");
+    is_str(req.attachments[2].name, "attachment", "a missing name");
+    is_str(req.attachments[2].mime_type, "application/octet-stream", "a missing mimeType");
+    ok(runner_attachment_is_image(&req.attachments[0]), "image/png is an image");
+    ok(!runner_attachment_is_image(&req.attachments[1]), "text/plain is not");
+
+    /* Safe file names. */
+    runner_attachment_file_name(1, "../../etc/passwd", name, sizeof name);
+    is_str(name, "1-.._.._etc_passwd", "no slash survives");
+    runner_attachment_file_name(2, "..", name, sizeof name);
+    is_str(name, "2-attachment", "dots only");
+    runner_attachment_file_name(3, "", name, sizeof name);
+    is_str(name, "3-attachment", "empty");
+    runner_attachment_file_name(4, "Ünïcode shot.PNG", name, sizeof name);
+    is_str(name, "4-__n__code_shot.PNG", "other bytes become _");
+
+    /* Written to a private directory, read back, removed. */
+    if (!mkdtemp(tmp)) {
+        ok(0, "mkdtemp");
+        runner_request_free(&req);
+        return;
+    }
+    is_int(runner_attachments_write(&req, &claude_provider, tmp, fake_read, &fs, &err), CGW_OK,
+           "written");
+    is_int(fs.reads, 3, "each read once");
+    ok(req.attach_dir && strncmp(req.attach_dir, tmp, strlen(tmp)) == 0,
+       "the directory is in TMPDIR");
+    ok(stat(req.attach_dir, &sb) == 0 && (sb.st_mode & 0777) == 0700, "the directory is 0700");
+    snprintf(name, sizeof name, "%s/1-.._.._etc_passwd", req.attach_dir);
+    is_str(req.attachments[0].path, name, "the image's path");
+    ok(stat(name, &sb) == 0 && (sb.st_mode & 0777) == 0600, "the file is 0600");
+    file_is(req.attachments[0].path, "att_png", "its bytes");
+    snprintf(name, sizeof name, "%s/2-my_notes.txt", req.attach_dir);
+    is_str(req.attachments[1].path, name, "the text file's path");
+    file_is(req.attachments[1].path, "att_txt", "its bytes");
+    is_int(req.attachments[2].size, 5, "the size is the store's");
+
+    /* The user message: the image as a base64 block, then the prompt naming the rest. */
+    struct runner_buf in = {0};
+    json_t *v[4];
+    void *st = claude_provider.state_new(&ctx, &req);
+    ok(claude_provider.start(st, &in) == 0, "start");
+    size_t n = lines_of(&in, v, 4);
+    is_int(n, 2, "two lines");
+    json_t *content = json_object_get(json_object_get(v[1], "message"), "content");
+    ok(json_is_array(content) && json_array_size(content) == 2, "content: two blocks");
+    json_t *img = json_array_get(content, 0), *txt = json_array_get(content, 1);
+    is_str(path_str(img, "type", NULL, NULL), "image", "an image block");
+    is_str(path_str(img, "source", "type", NULL), "base64", "base64 source");
+    is_str(path_str(img, "source", "media_type", NULL), "image/png", "media_type");
+    is_str(path_str(img, "source", "data", NULL), "YXR0X3BuZw==", "data: base64 of the bytes");
+    is_str(path_str(txt, "type", NULL, NULL), "text", "then a text block");
+    char want[512];
+    snprintf(want, sizeof want,
+             "look\n\nAttached files (read them from these paths):\n- %s/2-my_notes.txt "
+             "(text/plain, 7 bytes, named \"my notes.txt\")\n- %s/3-attachment "
+             "(application/octet-stream, 5 bytes, named \"attachment\")",
+             req.attach_dir, req.attach_dir);
+    is_str(path_str(txt, "text", NULL, NULL), want, "the prompt lists the other files");
+    for (size_t i = 0; i < n; i++)
+        json_decref(v[i]);
+    claude_provider.state_free(st);
+    runner_buf_free(&in);
+
+    /* --add-dir for the files the agent reads. */
+    struct runner_strv sv = {0};
+    char buf[1024];
+    ok(claude_provider.build_argv(&req, &sv) == 0, "argv");
+    snprintf(want, sizeof want, FIXED_ARGS " --add-dir=%s", req.attach_dir);
+    harness_join(&sv, " ", buf, sizeof buf);
+    is_str(buf, want, "--add-dir=<the attachment directory>");
+    runner_strv_free(&sv);
+
+    char *dir = strdup(req.attach_dir);
+    runner_attachments_remove(&req);
+    ok(req.attach_dir == NULL && req.attachments[0].path == NULL, "forgotten");
+    ok(access(dir, F_OK) < 0, "the directory is gone");
+    free(dir);
+
+    /* A failed read leaves nothing behind. */
+    fs.fail_id = "att_txt";
+    is_int(runner_attachments_write(&req, &claude_provider, tmp, fake_read, &fs, &err),
+           CGW_ERR_NOT_FOUND, "a missing attachment fails the run");
+    ok(strstr(err.text, "att_txt") != NULL, "naming it: %s", err.text);
+    ok(req.attach_dir == NULL && rmdir(tmp) == 0, "nothing left on disk");
+    runner_request_free(&req);
+
+    /* Images only: no --add-dir. */
+    struct runner_request r2 = base_req();
+    harness_attachments(&r2);
+    r2.n_attachments = 1;
+    ok(claude_provider.build_argv(&r2, &sv) == 0, "argv, images only");
+    harness_join(&sv, " ", buf, sizeof buf);
+    is_str(buf, FIXED_ARGS, "no --add-dir");
+    runner_strv_free(&sv);
+
+    static const char *const bad[] = {
+        "\"attachments\":{}",
+        "\"attachments\":[1]",
+        "\"attachments\":[{\"name\":\"x\"}]",
+        "\"attachments\":[{\"id\":\"\"}]",
+        "\"attachments\":[{\"id\":\"a\",\"size\":-1}]",
+        "\"attachments\":[{\"id\":\"a\",\"size\":\"7\"}]",
+        "\"attachments\":[{\"id\":\"a\",\"mimeType\":7}]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "{\"sessionId\":\"s\",\"runId\":\"r\",\"provider\":\"claude\",\"owner\":1,"
+                 "\"projectPath\":\"/p\",\"content\":\"c\",%s}",
+                 bad[i]);
+        ok(runner_request_parse(text, strlen(text), &req, &err) == CGW_ERR_INVALID &&
+               strstr(err.text, "attachments"),
+           "bad attachments %zu: %s", i, err.text);
+        ok(req.attachments == NULL, "bad attachments %zu: nothing kept", i);
+    }
+    struct runner_buf many = {0};
+    const char *head = "{\"sessionId\":\"s\",\"runId\":\"r\",\"provider\":\"claude\",\"owner\":1,"
+                       "\"projectPath\":\"/p\",\"content\":\"c\",\"attachments\":[";
+    runner_buf_append(&many, head, strlen(head));
+    for (int i = 0; i <= RUNNER_MAX_ATTACHMENTS; i++)
+        runner_buf_append(&many, i ? ",{\"id\":\"a\"}" : "{\"id\":\"a\"}", i ? 11 : 10);
+    runner_buf_append(&many, "]}", 2);
+    ok(runner_request_parse(many.data, many.len, &req, &err) == CGW_ERR_INVALID,
+       "more than %d attachments: %s", RUNNER_MAX_ATTACHMENTS, err.text);
+    runner_buf_free(&many);
+}
+
 int main(void)
 {
     plan_lazy();
@@ -505,5 +688,6 @@ int main(void)
     control();
     args();
     request();
+    attachments();
     return done_testing();
 }

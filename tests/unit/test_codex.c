@@ -313,11 +313,32 @@ static void args(void)
     ok(!codex_provider.interrupt, "abort by signals");
 }
 
+/* Images with --image=FILE (after `resume` when resuming), other files named in the
+ * prompt, which always follows `--`. */
+static void attachments(void)
+{
+    struct runner_request req = base_req();
+
+    harness_attachments(&req);
+    harness_argv_is(
+        &codex_provider, &req,
+        FIXED " | --sandbox | read-only | --image=/tmp/att/1-shot.png | -- | " HARNESS_NOTES_PROMPT,
+        "attachments: --image=FILE, the text file in the prompt");
+    req.native_id = "01a2143d-465b-7520-ab2c-eeed8185d8ca";
+    harness_argv_is(&codex_provider, &req,
+                    FIXED
+                    " | --sandbox | read-only | resume | 01a2143d-465b-7520-ab2c-eeed8185d8ca "
+                    "| --image=/tmp/att/1-shot.png | -- | " HARNESS_NOTES_PROMPT,
+                    "attachments on resume: resume's --image");
+    ok(codex_provider.attachments, "codex takes attachments");
+}
+
 int main(void)
 {
     plan_lazy();
     transcripts();
     other_lines();
     args();
+    attachments();
     return done_testing();
 }

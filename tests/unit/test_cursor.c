@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adapter_harness.h"
+#include "runner/attach.h"
 #include "runner/provider.h"
 #include "tap.h"
 
@@ -231,11 +233,46 @@ static void args(void)
     ok(!cursor_provider.build_env, "no environment additions");
 }
 
+static enum cgw_err never_read(void *counter, const struct runner_attachment *a,
+                               unsigned char **data, size_t *len, struct cgw_error *err)
+{
+    (void)a, (void)data, (void)len, (void)err;
+    *(int *)counter += 1;
+    return CGW_ERR_IO;
+}
+
+/* cursor-agent cannot take files: a run with attachments is refused before anything is
+ * read or written, with an error that says so. */
+static void attachments(void)
+{
+    struct runner_request req = base_req();
+    struct runner_attachment a = {"att_1", "shot.png", "image/png", 4, NULL, NULL, 0};
+    struct cgw_error err;
+    char tmp[] = "/tmp/cgw-test-cursor-XXXXXX";
+    int reads = 0;
+
+    ok(!cursor_provider.attachments, "cursor takes no attachments");
+    if (!mkdtemp(tmp)) {
+        ok(0, "mkdtemp");
+        return;
+    }
+    req.attachments = &a;
+    req.n_attachments = 1;
+    is_int(runner_attachments_write(&req, &cursor_provider, tmp, never_read, &reads, &err),
+           CGW_ERR_INVALID, "refused");
+    ok(strstr(err.text, "cursor cannot take attachments") != NULL, "the error says why: %s",
+       err.text);
+    is_int(reads, 0, "nothing read");
+    ok(req.attach_dir == NULL && a.path == NULL, "nothing written");
+    ok(rmdir(tmp) == 0, "the temporary directory stayed empty");
+}
+
 int main(void)
 {
     plan_lazy();
     transcripts();
     other_lines();
     args();
+    attachments();
     return done_testing();
 }

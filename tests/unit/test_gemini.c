@@ -254,11 +254,30 @@ static void args(void)
     ok(!gemini_provider.interrupt, "abort by signals");
 }
 
+/* @path of every file after the prompt, their directory in the workspace. */
+static void attachments(void)
+{
+    struct runner_request req = base_req();
+
+    harness_attachments(&req);
+    harness_argv_is(&gemini_provider, &req,
+                    "-p | say hi\n\n@/tmp/att/1-shot.png @/tmp/att/2-notes.txt | " FIXED
+                    " | --include-directories=/tmp/att",
+                    "attachments: @paths and --include-directories");
+    req.content = "-v please";
+    harness_argv_is(&gemini_provider, &req,
+                    "--prompt=-v please\n\n@/tmp/att/1-shot.png @/tmp/att/2-notes.txt | " FIXED
+                    " | --include-directories=/tmp/att",
+                    "attachments with a prompt that starts with -");
+    ok(gemini_provider.attachments, "gemini takes attachments");
+}
+
 int main(void)
 {
     plan_lazy();
     transcripts();
     other_lines();
     args();
+    attachments();
     return done_testing();
 }

@@ -238,11 +238,25 @@ static void args(void)
     ok(!opencode_provider.interrupt, "abort by signals");
 }
 
+/* Every file with --file=FILE, the prompt after `--`. */
+static void attachments(void)
+{
+    struct runner_request req = base_req();
+
+    harness_attachments(&req);
+    harness_argv_is(&opencode_provider, &req,
+                    FIXED " | --file=/tmp/att/1-shot.png | --file=/tmp/att/2-notes.txt | -- | "
+                          "say hi",
+                    "attachments: --file=FILE each");
+    ok(opencode_provider.attachments, "opencode takes attachments");
+}
+
 int main(void)
 {
     plan_lazy();
     transcripts();
     other_lines();
     args();
+    attachments();
     return done_testing();
 }

@@ -111,6 +111,14 @@ static int claude_build_argv(const struct runner_request *req, struct runner_str
     if (add_list(argv, "--allowedTools", req->allowed_tools, req->n_allowed) < 0 ||
         add_list(argv, "--disallowedTools", req->disallowed_tools, req->n_disallowed) < 0)
         return -1;
+    /* Files that are not images are read from their directory by the agent's tools. */
+    for (size_t i = 0; i < req->n_attachments; i++) {
+        if (req->attach_dir && !runner_attachment_is_image(&req->attachments[i])) {
+            if (runner_strv_add2(argv, "--add-dir=", req->attach_dir) < 0)
+                return -1;
+            break;
+        }
+    }
     if (req->native_id && runner_strv_add2(argv, "--resume=", req->native_id) < 0)
         return -1;
     return 0;
@@ -154,15 +162,46 @@ static int control_request(struct claude_state *st, json_t *request, struct runn
     return rc;
 }
 
+/* The user message's content with attachments: an image block per image (base64, as
+ * the Messages API takes it), then the prompt as a text block that lists the other
+ * files by path (the CLI's Read tool opens them; --add-dir allows their directory). */
+static json_t *content_blocks(const struct runner_request *req)
+{
+    json_t *blocks = json_array();
+    char *text = runner_prompt_with_files(req, runner_attachment_is_image);
+    int rc = blocks && text ? 0 : -1;
+
+    for (size_t i = 0; rc == 0 && i < req->n_attachments; i++) {
+        const struct runner_attachment *a = &req->attachments[i];
+        if (!runner_attachment_is_image(a) || !a->path)
+            continue;
+        char *b64 = runner_base64(a->data ? a->data : (const unsigned char *)"", a->len);
+        json_t *block = b64 ? json_pack("{s:s, s:{s:s, s:s, s:s}}", "type", "image", "source",
+                                        "type", "base64", "media_type", a->mime_type, "data", b64)
+                            : NULL;
+        free(b64);
+        rc = json_array_append_new(blocks, block);
+    }
+    if (rc == 0)
+        rc = json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", text));
+    free(text);
+    if (rc < 0) {
+        json_decref(blocks);
+        return NULL;
+    }
+    return blocks;
+}
+
 static int claude_start(void *p, struct runner_buf *in)
 {
     struct claude_state *st = p;
+    const struct runner_request *req = st->rs.req;
     json_t *init = json_pack("{s:s, s:n}", "subtype", "initialize", "hooks");
     if (!init || control_request(st, init, in) < 0)
         return -1;
-    json_t *user =
-        json_pack("{s:s, s:s, s:{s:s, s:s}, s:n}", "type", "user", "session_id", "", "message",
-                  "role", "user", "content", st->rs.req->content, "parent_tool_use_id");
+    json_t *content = req->n_attachments > 0 ? content_blocks(req) : json_string(req->content);
+    json_t *user = json_pack("{s:s, s:s, s:{s:s, s:o}, s:n}", "type", "user", "session_id", "",
+                             "message", "role", "user", "content", content, "parent_tool_use_id");
     if (!user)
         return -1;
     int rc = runner_buf_append_json_line(in, user);
@@ -486,6 +525,7 @@ const struct runner_provider claude_provider = {
     .name = "claude",
     .stdin_protocol = true,
     .needs_result = true,
+    .attachments = true,
     .state_new = claude_state_new,
     .state_free = runner_state_free,
     .build_argv = claude_build_argv,

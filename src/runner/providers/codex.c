@@ -87,9 +87,23 @@ static int codex_build_argv(const struct runner_request *req, struct runner_strv
     if (req->native_id &&
         (runner_strv_add(argv, "resume") < 0 || runner_strv_add(argv, req->native_id) < 0))
         return -1;
-    if (req->content[0] == '-' && runner_strv_add(argv, "--") < 0)
+    /* Images with --image=FILE, one each (`-i FILE...` would take the prompt as an image
+     * too); after `resume` it is resume's own --image. Other files are named in the
+     * prompt (the read-only sandbox still reads them). */
+    for (size_t i = 0; i < req->n_attachments; i++) {
+        const struct runner_attachment *a = &req->attachments[i];
+        if (a->path && runner_attachment_is_image(a) &&
+            runner_strv_add2(argv, "--image=", a->path) < 0)
+            return -1;
+    }
+    if ((req->content[0] == '-' || req->n_attachments > 0) && runner_strv_add(argv, "--") < 0)
         return -1;
-    return runner_strv_add(argv, req->content);
+    if (req->n_attachments == 0)
+        return runner_strv_add(argv, req->content);
+    char *prompt = runner_prompt_with_files(req, runner_attachment_is_image);
+    int rc = prompt ? runner_strv_add(argv, prompt) : -1;
+    free(prompt);
+    return rc;
 }
 
 /* ---- stdout lines ---------------------------------------------------------------- */
@@ -290,6 +304,7 @@ const struct runner_provider codex_provider = {
     .name = "codex",
     .stdin_protocol = false,
     .needs_result = true,
+    .attachments = true,
     .state_new = runner_state_new,
     .state_free = runner_state_free,
     .build_argv = codex_build_argv,

@@ -313,6 +313,9 @@ const struct runner_provider cursor_provider = {
     .name = "cursor",
     .stdin_protocol = false,
     .needs_result = true,
+    /* cursor-agent -p has no flag or input format for images or files (doc/providers.md):
+     * a run with attachments fails before it starts, with an error saying so. */
+    .attachments = false,
     .state_new = runner_state_new,
     .state_free = runner_state_free,
     .build_argv = cursor_build_argv,

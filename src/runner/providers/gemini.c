@@ -100,18 +100,49 @@ static int add_allowed_tools(const struct runner_request *req, struct runner_str
     return rc;
 }
 
+/* The prompt, then "@<path>" of every attachment: the CLI's @-command reads them (images
+ * as inline data, text as text) before the model sees the prompt. A new string. */
+static char *gemini_prompt(const struct runner_request *req)
+{
+    struct runner_buf b = {0};
+    int rc = runner_buf_append(&b, req->content, strlen(req->content));
+    for (size_t i = 0; rc == 0 && i < req->n_attachments; i++) {
+        const char *path = req->attachments[i].path;
+        if (!path)
+            continue;
+        rc = runner_buf_append(&b, i == 0 ? "\n\n@" : " @", i == 0 ? 3 : 2);
+        if (rc == 0)
+            rc = runner_buf_append(&b, path, strlen(path));
+    }
+    if (rc == 0)
+        rc = runner_buf_append(&b, "", 1);
+    if (rc < 0) {
+        runner_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
 static int gemini_build_argv(const struct runner_request *req, struct runner_strv *argv)
 {
     const char *approval = gemini_approval(req);
+    char *prompt = gemini_prompt(req);
+    int rc;
 
-    if (req->content[0] == '-') {
-        if (runner_strv_add2(argv, "--prompt=", req->content) < 0)
-            return -1;
-    } else if (runner_strv_add(argv, "-p") < 0 || runner_strv_add(argv, req->content) < 0) {
+    if (!prompt)
         return -1;
-    }
+    if (prompt[0] == '-')
+        rc = runner_strv_add2(argv, "--prompt=", prompt);
+    else
+        rc = runner_strv_add(argv, "-p") < 0 ? -1 : runner_strv_add(argv, prompt);
+    free(prompt);
+    if (rc < 0)
+        return -1;
     if (runner_strv_add(argv, "--output-format") < 0 || runner_strv_add(argv, "stream-json") < 0 ||
         runner_strv_add(argv, "--skip-trust") < 0)
+        return -1;
+    /* @-paths must lie in the workspace: the attachment directory joins it. */
+    if (req->attach_dir && runner_strv_add2(argv, "--include-directories=", req->attach_dir) < 0)
         return -1;
     if (req->model && *req->model && runner_strv_add2(argv, "--model=", req->model) < 0)
         return -1;
@@ -304,6 +335,7 @@ const struct runner_provider gemini_provider = {
     .name = "gemini",
     .stdin_protocol = false,
     .needs_result = true,
+    .attachments = true,
     .state_new = gemini_state_new,
     .state_free = gemini_state_free,
     .build_argv = gemini_build_argv,

@@ -82,7 +82,14 @@ static int opencode_build_argv(const struct runner_request *req, struct runner_s
         return -1;
     if (opencode_auto(req) && runner_strv_add(argv, "--auto") < 0)
         return -1;
-    if (req->content[0] == '-' && runner_strv_add(argv, "--") < 0)
+    /* Every file with --file=FILE (its array option would take the prompt too when
+     * spaced; `--` below ends it); opencode makes file parts of them. */
+    for (size_t i = 0; i < req->n_attachments; i++) {
+        const struct runner_attachment *a = &req->attachments[i];
+        if (a->path && runner_strv_add2(argv, "--file=", a->path) < 0)
+            return -1;
+    }
+    if ((req->content[0] == '-' || req->n_attachments > 0) && runner_strv_add(argv, "--") < 0)
         return -1;
     return runner_strv_add(argv, req->content);
 }
@@ -214,6 +221,7 @@ const struct runner_provider opencode_provider = {
     .name = "opencode",
     .stdin_protocol = false,
     .needs_result = false,
+    .attachments = true,
     .state_new = opencode_state_new,
     .state_free = runner_state_free,
     .build_argv = opencode_build_argv,
