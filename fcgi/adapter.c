@@ -361,3 +361,13 @@ void adapter_finish(FCGX_Request *fr, bool answered)
     FCGX_Detach(fr); /* fails only for fd 0; libfcgi then shuts down the usual way */
     FCGX_Free(fr, 1);
 }
+
+void adapter_park_trim(FCGX_Request *fr)
+{
+    /* An unwritten stderr stream writes no records when closed, only counts itself
+     * off (nWriters 2 -> 1): without it, stdout is the last writer from the start. */
+    if (fr->err && fr->nWriters == 2) {
+        FCGX_FreeStream(&fr->err);
+        fr->nWriters = 1;
+    }
+}

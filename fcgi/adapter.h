@@ -37,6 +37,13 @@ void request_free(struct request *req);
  * a connection the web server asked to keep (FCGI_KEEP_CONN). */
 void adapter_finish(FCGX_Request *fr, bool answered);
 
+/* Frees what a request that is about to be held no longer needs: libfcgi's stderr
+ * stream (its 512-byte buffer and two structs; chatgw never writes to it), telling
+ * libfcgi that only stdout is left to close (fr->nWriters), so closing stdout still
+ * ends the request with FCGI_END_REQUEST. Call once, before poller_park, which frees
+ * the input stream the same way. */
+void adapter_park_trim(FCGX_Request *fr);
+
 enum cors_match {
     CORS_NONE,  /* no CORS headers */
     CORS_EXACT, /* listed: Access-Control-Allow-Origin: <origin>, with credentials */

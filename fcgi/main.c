@@ -148,6 +148,7 @@ static void *worker_main(void *p)
         bool read_all;
         struct park *park = serve(&t->worker, t->fr, &read_all);
         if (park) {
+            adapter_park_trim(t->fr);
             poller_park(t->worker.app->poller, t->fr, park); /* the poller owns both now */
             t->fr = NULL;
         } else if (t->fr->keepConnection || !read_all) {

@@ -1,7 +1,9 @@
 // chatgw reference web UI: plain JavaScript, no build step, same origin only.
 //
-// One loop long-polls POST /chat/subscribe for the open session (with its cursor,
-// lastSeq) and for the caller's session feed (feedSeq). Every event is applied once:
+// One loop follows the open session (with its cursor, lastSeq) and the caller's session
+// feed (feedSeq): through GET /chat/stream (Server-Sent Events) where EventSource exists,
+// else, or when streams keep failing (a proxy that buffers them), by long-polling
+// POST /chat/subscribe. Every event is applied once:
 // anything with seq <= cursor is dropped, so replays after a reload, a lost network or
 // a `truncated` hole filled from history never double a message. Event text always
 // goes through textContent, never innerHTML; assistant Markdown is sanitized by DOMPurify
@@ -42,8 +44,10 @@
     sessions: new Map(), // id -> session
     feedSeq: null,       // null: not started yet
     view: null,          // the open session's view (see View)
-    poll: null,          // AbortController of the request in flight
+    poll: null,          // AbortController of the request (or stream) in flight
     backoff: 0,
+    streamFails: 0,      // streams in a row that failed before their first event
+    pollUntil: 0,        // long-poll instead of streaming until then (Date.now() ms)
     started: false,
   };
 
@@ -856,10 +860,8 @@
 
   const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
-  async function pollOnce() {
-    const v = state.view;
-    const ctl = new AbortController();
-    state.poll = ctl;
+  // What a subscription needs first: the feed's cursor and the open session's latest page.
+  async function prepare(v, ctl) {
     if (state.feedSeq === null) {
       const r = await api('POST', '/chat/subscribe', { feed: 0, waitMs: 0 }, ctl.signal);
       state.feedSeq = r.feedSeq || 0;
@@ -871,13 +873,21 @@
           state.sessions.set(r.session.id, r.session);
         });
       } catch (e) {
-        if (e.code === 'SESSION_NOT_FOUND') { banner('No such session.'); location.hash = ''; closeView(); return; }
+        if (e.code === 'SESSION_NOT_FOUND') { banner('No such session.'); location.hash = ''; closeView(); return false; }
         throw e;
       }
       await fetchLatest(v, ctl.signal);
       v.loaded = true;
       renderSessions();
     }
+    return true;
+  }
+
+  async function pollOnce() {
+    const v = state.view;
+    const ctl = new AbortController();
+    state.poll = ctl;
+    if (!(await prepare(v, ctl))) return;
     const body = { waitMs: WAIT_MS, feed: state.feedSeq };
     if (v) body.sessions = [{ sessionId: v.sid, lastSeq: v.cursor }];
     const r = await api('POST', '/chat/subscribe', body, ctl.signal);
@@ -900,6 +910,132 @@
     if (feedChanged) renderSessions();
   }
 
+  // ---- the event stream ---------------------------------------------------------------
+  // GET /chat/stream carries each event as it is published, one SSE event per frame
+  // named after its kind (EventSource needs a listener per name). EventSource cannot send
+  // Authorization: a subscribe ticket (POST /auth/ticket) goes in the URL. A dropped
+  // stream is reconnected by EventSource itself with Last-Event-ID (the cursors after the
+  // last event read), so it resumes exactly; when that fails too (the ticket expired, a
+  // 4xx/5xx, the network is gone) the page closes it and opens a new one from its own
+  // cursors with a new ticket, after the same backoff as a failed poll. Streams that end
+  // before their first event STREAM_FAILS times in a row (a proxy that buffers or refuses
+  // them) make the page long-poll for STREAM_PAUSE_MS before it tries again.
+  const STREAM_KINDS = ['chat_subscribed', 'session_upserted', 'truncated', 'chat_stream_end',
+    'protocol_error', 'run_started', 'text', 'thinking', 'tool_use', 'tool_result',
+    'stream_delta', 'stream_end', 'error', 'status', 'permission_request',
+    'permission_resolved', 'permission_cancelled', 'complete', 'message'];
+  const STREAM_FAILS = 3;
+  const STREAM_PAUSE_MS = 5 * 60 * 1000;
+  // Heartbeats are comments, which EventSource hides: after this long without an event
+  // the page asks GET /health whether the server is still there (a dead network can
+  // leave a stream silent until TCP gives up).
+  const STREAM_QUIET_MS = 40000;
+
+  function canStream() {
+    return typeof EventSource === 'function' && Date.now() >= state.pollUntil;
+  }
+
+  function setTransport(t) { $('conn').dataset.transport = t; }
+
+  function streamUrl(v, ticket) {
+    const q = new URLSearchParams();
+    if (v) { q.append('sessionId', v.sid); q.append('lastSeq', String(v.cursor)); }
+    q.append('feed', String(state.feedSeq));
+    q.append('ticket', ticket);
+    return API + '/chat/stream?' + q.toString();
+  }
+
+  // One stream, until it ends (resolves: open the next one at once) or fails (throws:
+  // the loop backs off). Frames are handled one after the other, in arrival order, even
+  // when one of them waits for history (a truncated cursor).
+  async function streamOnce() {
+    const v = state.view;
+    const ctl = new AbortController();
+    state.poll = ctl;
+    if (!(await prepare(v, ctl))) return;
+    const t = await api('POST', '/auth/ticket', {}, ctl.signal);
+    if (ctl.signal.aborted) throw new DOMException('aborted', 'AbortError');
+    setTransport('stream');
+    await new Promise((resolve, reject) => {
+      const es = new EventSource(streamUrl(v, t.ticket));
+      let chain = Promise.resolve();
+      let got = false;
+      let quiet = null;
+      let done = false;
+      const finish = (err) => {
+        if (done) return;
+        done = true;
+        es.close();
+        clearTimeout(quiet);
+        window.removeEventListener('offline', offline);
+        ctl.signal.removeEventListener('abort', aborted);
+        // What was queued is applied before the next subscription starts.
+        chain.then(() => (err ? reject(err) : resolve()), reject);
+      };
+      const aborted = () => finish(new DOMException('aborted', 'AbortError'));
+      const offline = () => finish(new Error('offline'));
+      const watch = () => {
+        clearTimeout(quiet);
+        quiet = setTimeout(async () => {
+          try {
+            const r = await fetch(API + '/health', { cache: 'no-store', signal: AbortSignal.timeout(10000) });
+            if (!r.ok) throw new Error('HTTP ' + r.status);
+            watch();
+          } catch (e) {
+            finish(new Error('no answer from the server'));
+          }
+        }, STREAM_QUIET_MS);
+      };
+      const onFrame = (m) => {
+        let f;
+        try { f = JSON.parse(m.data); } catch (e) { return; }
+        if (!got) { got = true; state.streamFails = 0; state.backoff = 0; connState(''); }
+        watch();
+        chain = chain.then(() => streamFrame(v, f, ctl.signal, finish)).catch((e) => finish(e));
+      };
+      for (const k of STREAM_KINDS) es.addEventListener(k, onFrame);
+      es.onerror = () => {
+        // CONNECTING: EventSource retries by itself with Last-Event-ID; it says so.
+        if (es.readyState === EventSource.CONNECTING && got) {
+          connState('Connection problem; reconnecting');
+          return;
+        }
+        if (!got && ++state.streamFails >= STREAM_FAILS) {
+          state.streamFails = 0;
+          state.pollUntil = Date.now() + STREAM_PAUSE_MS;
+        }
+        finish(new Error('the event stream failed'));
+      };
+      ctl.signal.addEventListener('abort', aborted);
+      window.addEventListener('offline', offline);
+      watch();
+    });
+  }
+
+  async function streamFrame(v, f, signal, finish) {
+    if (f.kind === 'session_upserted') {
+      applyFeedFrame(f);
+      if (typeof f.feedSeq === 'number') state.feedSeq = f.feedSeq;
+      renderSessions();
+    } else if (f.kind === 'truncated') {
+      // Events after a cursor left the live buffer: fill the hole from history (the
+      // feed: reload the list).
+      if (f.feed) { await reloadSessions(); renderSessions(); } else if (v && state.view === v && f.sessionId === v.sid) await fetchHistory(v, signal);
+    } else if (f.kind === 'chat_subscribed') {
+      if (v && state.view === v && f.sessionId === v.sid) {
+        const stale = await ack(v, f, signal);
+        for (const id of stale) closePermission(v, id, 'Answered elsewhere');
+        renderHeader();
+      }
+    } else if (f.kind === 'chat_stream_end') {
+      finish(null); // the server's maximum duration: a new stream from our cursors
+    } else if (f.kind === 'protocol_error') {
+      finish(new ApiError(401, f)); // token revoked: the next ticket request says 401
+    } else if (v && state.view === v && f.sessionId === v.sid) {
+      apply(v, [f]);
+    }
+  }
+
   async function ack(v, f, signal) {
     if (!f.found) { banner('No such session.'); return []; }
     if (f.truncated) {
@@ -918,14 +1054,19 @@
     for (;;) {
       if (!state.authed) { await sleep(500); continue; }
       try {
-        await pollOnce();
+        if (canStream()) {
+          await streamOnce();
+        } else {
+          setTransport('poll');
+          await pollOnce();
+        }
         state.backoff = 0;
         connState('');
       } catch (e) {
         if (e.name === 'AbortError') continue; // switched session or logged out
         if (!state.authed) continue;
-        // Network lost, server restarting, 429, 503: back off exponentially, then poll
-        // again from the same cursor.
+        // Network lost, server restarting, 429, 503, a failed stream: back off
+        // exponentially, then subscribe again from the same cursor.
         state.backoff = Math.min(state.backoff ? state.backoff * 2 : 500, 30000);
         const wait = state.backoff / 2 + Math.random() * state.backoff / 2;
         connState('Connection problem (' + e.message + '); retrying in ' + Math.round(wait / 1000) + ' s');

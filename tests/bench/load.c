@@ -10,6 +10,15 @@
  *        one JSON line: delivery latency of the "bench:<realtime us>" events
  *        (publish -> arrival), events delivered, lost (seq gaps and shortfalls) and
  *        duplicated (seq <= cursor) events, and its own CPU time.
+ *   load stream|nchan|nchan-sse PORT[,PORT...] TOKEN SESSIONS_FILE POLLS WAIT_MS
+ *        The same, with another protocol and the same accounting (every message is a
+ *        JSON frame with "seq" and "content"): "stream" holds GET /api/chat/stream
+ *        (Server-Sent Events, one answer per subscriber for the whole run; "ready" once
+ *        every stream has its chat_subscribed ack); "nchan" long-polls nginx + nchan's
+ *        GET /sub/SESSION (If-Modified-Since / If-None-Match from the last answer),
+ *        "nchan-sse" holds nchan's GET /ev/SESSION event stream. For nchan "ready" is
+ *        printed once every request is sent (nchan answers nothing before a message:
+ *        the driver waits for the channel's subscriber count). TOKEN is unused for nchan.
  *   load rate PORT TOKEN METHOD PATH BODIES_FILE CONNS SECS
  *        Closed loop: CONNS connections each send a request and the next one as soon as
  *        the answer is complete, for SECS seconds. Request bodies are the lines of
@@ -42,7 +51,17 @@ struct conn {
     int64_t sent_us;  /* rate: when the request went out */
     char *buf;
     size_t len, cap;
+    /* Event streams: the response head was read; the body is chunked; bytes left of the
+     * current chunk (-1: at a chunk-size line); the de-chunked text not yet parsed. */
+    bool head_done, chunked;
+    long long chunk_left;
+    char *sse;
+    size_t sse_len, sse_cap;
+    char lastmod[64], etag[64]; /* nchan long-poll: the last answer's validators */
 };
+
+enum proto { P_CHATGW, P_STREAM, P_NCHAN, P_NCHAN_SSE };
+static enum proto proto = P_CHATGW;
 
 struct vec {
     int64_t *v;
@@ -154,7 +173,46 @@ static int wait_ms_hold;
 
 static void hold_request(struct conn *c)
 {
-    char body[256];
+    char body[256], req[1024];
+    int n = 0;
+    if (proto == P_STREAM) {
+        if (c->first_done)
+            snprintf(body, sizeof body, "&lastSeq=%lld", c->cursor);
+        else
+            body[0] = 0;
+        n = snprintf(req, sizeof req,
+                     "GET /api/chat/stream?sessionId=%s%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Authorization: Bearer %s\r\n\r\n",
+                     sessions[c->sess], body, token);
+    } else if (proto == P_NCHAN) {
+        if (c->etag[0])
+            snprintf(body, sizeof body, "If-Modified-Since: %s\r\nIf-None-Match: %s\r\n",
+                     c->lastmod, c->etag);
+        else
+            body[0] = 0;
+        n = snprintf(req, sizeof req, "GET /sub/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n",
+                     sessions[c->sess], body);
+    } else if (proto == P_NCHAN_SSE) {
+        n = snprintf(req, sizeof req,
+                     "GET /ev/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Accept: text/event-stream\r\n\r\n",
+                     sessions[c->sess]);
+    }
+    if (proto != P_CHATGW) {
+        c->head_done = false;
+        c->chunk_left = -1;
+        c->sse_len = 0;
+        c->sent_us = now_us(CLOCK_MONOTONIC);
+        for (int off = 0; off < n;) {
+            ssize_t w = write(c->fd, req + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                die("write");
+            off += (int)w;
+        }
+        return;
+    }
     snprintf(body, sizeof body,
              "{\"sessions\":[{\"sessionId\":\"%s\",\"lastSeq\":%lld}],\"waitMs\":%d}",
              sessions[c->sess], c->cursor, c->first_done ? wait_ms_hold : 0);
@@ -227,6 +285,28 @@ static size_t parse_response(struct conn *c, int *status, char **body, size_t *b
     }
 }
 
+/* One event (a JSON frame with seq and content) for poll c. */
+static void hold_frame(struct conn *c, json_t *f, int64_t now)
+{
+    json_t *js = json_object_get(f, "seq");
+    if (!json_is_integer(js))
+        return;
+    long long seq = json_integer_value(js);
+    if (seq <= c->cursor) {
+        dups++;
+        return;
+    }
+    if (seq != c->cursor + 1 && c->first_done)
+        lost += seq - c->cursor - 1;
+    c->cursor = seq;
+    delivered++;
+    const char *content = json_string_value(json_object_get(f, "content"));
+    if (content && strncmp(content, "bench:", 6) == 0) {
+        bench_events++;
+        vec_add(&lat, now - atoll(content + 6));
+    }
+}
+
 static void hold_answer(struct conn *c, int status, const char *body, size_t len, int64_t now)
 {
     status_count[status > 0 && status < 600 ? status : 0]++;
@@ -235,28 +315,17 @@ static void hold_answer(struct conn *c, int status, const char *body, size_t len
         return;
     }
     json_t *o = json_loadb(body, len, 0, NULL);
+    if (proto == P_NCHAN) { /* the message itself */
+        hold_frame(c, o, now);
+        json_decref(o);
+        return;
+    }
     json_t *frames = json_object_get(o, "frames");
     size_t i;
     json_t *f;
     json_array_foreach(frames, i, f)
     {
-        json_t *js = json_object_get(f, "seq");
-        if (!json_is_integer(js))
-            continue;
-        long long seq = json_integer_value(js);
-        if (seq <= c->cursor) {
-            dups++;
-            continue;
-        }
-        if (seq != c->cursor + 1 && c->first_done)
-            lost += seq - c->cursor - 1;
-        c->cursor = seq;
-        delivered++;
-        const char *content = json_string_value(json_object_get(f, "content"));
-        if (content && strncmp(content, "bench:", 6) == 0) {
-            bench_events++;
-            vec_add(&lat, now - atoll(content + 6));
-        }
+        hold_frame(c, f, now);
     }
     if (!c->first_done) {
         json_array_foreach(frames, i, f)
@@ -267,6 +336,161 @@ static void hold_answer(struct conn *c, int status, const char *body, size_t len
         }
     }
     json_decref(o);
+}
+
+/* Copies the value of header NAME (with its colon) of the head [buf, end) into out. */
+static void header_copy(const char *buf, const char *end, const char *name, char *out, size_t size)
+{
+    size_t nl = strlen(name);
+    out[0] = 0;
+    for (const char *l = strstr(buf, "\r\n"); l && l + 2 < end; l = strstr(l + 2, "\r\n")) {
+        const char *h = l + 2;
+        if (strncasecmp(h, name, nl) != 0)
+            continue;
+        h += nl;
+        while (*h == ' ')
+            h++;
+        const char *e = strstr(h, "\r\n");
+        size_t k = e ? (size_t)(e - h) : 0;
+        if (k >= size)
+            k = size - 1;
+        memcpy(out, h, k);
+        out[k] = 0;
+        return;
+    }
+}
+
+static struct conn *cs;
+static size_t n_conns, opened, firsts;
+
+/* Poll c has its first answer (the ack; for nchan's streams the head): the ramp opens
+ * the next connection, and "ready" is printed when every poll has one. */
+static void first_answer(struct conn *c)
+{
+    c->first_done = true;
+    if (opened < n_conns) {
+        conn_open(&cs[opened], opened);
+        hold_request(&cs[opened]);
+        opened++;
+    }
+    if (++firsts == n_conns) {
+        printf("ready\n");
+        fflush(stdout);
+    }
+}
+
+static void sse_append(struct conn *c, const char *p, size_t n)
+{
+    if (c->sse_cap - c->sse_len < n + 1) {
+        c->sse_cap = c->sse_len + n + 65536;
+        c->sse = realloc(c->sse, c->sse_cap);
+        if (!c->sse)
+            die("realloc");
+    }
+    memcpy(c->sse + c->sse_len, p, n);
+    c->sse_len += n;
+    c->sse[c->sse_len] = 0;
+}
+
+/* Handles the complete events of c's event stream (one data: line per event). */
+static void sse_events(struct conn *c, int64_t now)
+{
+    size_t off = 0;
+    for (;;) {
+        char *start = c->sse + off;
+        char *end = memmem(start, c->sse_len - off, "\n\n", 2);
+        if (!end)
+            break;
+        *end = 0;
+        char event[64] = "";
+        const char *data = NULL;
+        for (char *l = start; l && *l;) {
+            char *nl = strchr(l, '\n');
+            if (nl)
+                *nl = 0;
+            if (strncmp(l, "event:", 6) == 0)
+                snprintf(event, sizeof event, "%s", l + 6 + (l[6] == ' '));
+            else if (strncmp(l, "data:", 5) == 0)
+                data = l + 5 + (l[5] == ' ');
+            l = nl ? nl + 1 : NULL;
+        }
+        off = (size_t)(end - c->sse) + 2;
+        if (!data)
+            continue;
+        json_t *o = json_loads(data, 0, NULL);
+        if (strcmp(event, "chat_subscribed") == 0) {
+            if (!c->first_done) {
+                json_t *ls = json_object_get(o, "lastSeq");
+                if (json_is_integer(ls))
+                    c->cursor = json_integer_value(ls);
+                first_answer(c);
+            }
+        } else if (o) {
+            hold_frame(c, o, now);
+        }
+        json_decref(o);
+    }
+    memmove(c->sse, c->sse + off, c->sse_len - off);
+    c->sse_len -= off;
+}
+
+/* An event stream (chatgw's or nchan's): consumes what arrived in c->buf. Returns false
+ * when the answer ended or failed (the caller reconnects). */
+static bool stream_read(struct conn *c, int64_t now)
+{
+    if (!c->head_done) {
+        char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+        if (!end)
+            return true;
+        size_t hlen = (size_t)(end - c->buf) + 4;
+        int status = atoi(c->buf + 9);
+        status_count[status > 0 && status < 600 ? status : 0]++;
+        if (status != 200) {
+            errors++;
+            return false;
+        }
+        char te[64];
+        header_copy(c->buf, end, "Transfer-Encoding:", te, sizeof te);
+        c->chunked = strstr(te, "chunked") != NULL;
+        c->head_done = true;
+        memmove(c->buf, c->buf + hlen, c->len - hlen);
+        c->len -= hlen;
+        if (proto == P_NCHAN_SSE && !c->first_done)
+            first_answer(c);
+    }
+    size_t p = 0;
+    if (!c->chunked) {
+        sse_append(c, c->buf, c->len);
+        p = c->len;
+    }
+    while (c->chunked && p < c->len) {
+        if (c->chunk_left < 0) { /* at a chunk-size line */
+            char *nl = memmem(c->buf + p, c->len - p, "\r\n", 2);
+            if (!nl)
+                break;
+            long long size = strtoll(c->buf + p, NULL, 16);
+            p = (size_t)(nl - c->buf) + 2;
+            if (size == 0)
+                return false; /* the last chunk: the answer ended */
+            c->chunk_left = size;
+        } else if (c->chunk_left > 0) {
+            size_t k = c->len - p;
+            if ((long long)k > c->chunk_left)
+                k = (size_t)c->chunk_left;
+            sse_append(c, c->buf + p, k);
+            p += k;
+            c->chunk_left -= (long long)k;
+        } else { /* the CRLF after a chunk */
+            if (c->len - p < 2)
+                break;
+            p += 2;
+            c->chunk_left = -1;
+        }
+    }
+    memmove(c->buf, c->buf + p, c->len - p);
+    c->len -= p;
+    sse_events(c, now);
+    return true;
 }
 
 static int cmp64(const void *a, const void *b)
@@ -319,12 +543,13 @@ static bool conn_read(struct conn *c)
     }
 }
 
-static int run(bool hold, size_t n_conns, double secs)
+static int run(bool hold, size_t conns, double secs)
 {
-    struct conn *cs = calloc(n_conns, sizeof *cs);
+    n_conns = conns;
+    cs = calloc(n_conns, sizeof *cs);
     struct epoll_event evs[256];
-    size_t firsts = 0, rate_done = 0;
-    bool ready = false, have_final = false;
+    size_t rate_done = 0;
+    bool have_final = false;
     int64_t stop_at = 0, final_deadline = 0, start = 0;
     double cpu0 = cpu_s();
     char line[1 << 20];
@@ -339,13 +564,24 @@ static int run(bool hold, size_t n_conns, double secs)
     /* Hold: connections are opened RAMP at a time (the next one when a first answer
      * arrives), so the web server's connects do not overrun the FastCGI socket's listen
      * backlog (a full backlog makes lighttpd's connect fail: 500s and a retry storm). */
-    size_t opened = hold ? (n_conns < RAMP ? n_conns : RAMP) : n_conns;
+    /* nchan's long-poll answers nothing before a message: every poll is opened at once
+     * and counts as answered (nginx accepts fast enough; its backlog is raised). */
+    bool no_first = hold && proto == P_NCHAN;
+    opened = hold && !no_first ? (n_conns < RAMP ? n_conns : RAMP) : n_conns;
     for (size_t i = 0; i < n_conns; i++)
         cs[i].sess = (int)(i % (n_sessions ? n_sessions : 1));
     for (size_t i = 0; i < opened; i++) {
         conn_open(&cs[i], i);
         if (hold)
             hold_request(&cs[i]);
+        if (no_first) {
+            cs[i].first_done = true;
+            firsts++;
+        }
+    }
+    if (no_first) {
+        printf("ready\n");
+        fflush(stdout);
     }
     start = now_us(CLOCK_MONOTONIC);
     if (!hold) {
@@ -396,26 +632,29 @@ static int run(bool hold, size_t n_conns, double secs)
                 continue;
             }
             bool alive = conn_read(c);
+            if (hold && (proto == P_STREAM || proto == P_NCHAN_SSE)) {
+                if (!stream_read(c, arrive) || !alive) {
+                    close(c->fd);
+                    reconnects++;
+                    conn_open(c, (size_t)(c - cs));
+                    hold_request(c);
+                }
+                continue;
+            }
             int status;
             char *body;
             size_t blen, used;
             bool closing;
             while ((used = parse_response(c, &status, &body, &blen, &closing)) > 0) {
                 if (hold) {
-                    hold_answer(c, status, body, blen, arrive);
-                    if (!c->first_done) {
-                        c->first_done = true;
-                        if (opened < n_conns) {
-                            conn_open(&cs[opened], opened);
-                            hold_request(&cs[opened]);
-                            opened++;
-                        }
-                        if (++firsts == n_conns) {
-                            ready = true;
-                            printf("ready\n");
-                            fflush(stdout);
-                        }
+                    if (proto == P_NCHAN) {
+                        char *he = memmem(c->buf, used, "\r\n\r\n", 4);
+                        header_copy(c->buf, he, "Last-Modified:", c->lastmod, sizeof c->lastmod);
+                        header_copy(c->buf, he, "Etag:", c->etag, sizeof c->etag);
                     }
+                    hold_answer(c, status, body, blen, arrive);
+                    if (!c->first_done)
+                        first_answer(c);
                 } else {
                     status_count[status > 0 && status < 600 ? status : 0]++;
                     vec_add(&lat, now_us(CLOCK_MONOTONIC) - c->sent_us);
@@ -442,7 +681,6 @@ static int run(bool hold, size_t n_conns, double secs)
             }
         }
     }
-    (void)ready;
     int64_t elapsed = now_us(CLOCK_MONOTONIC) - start;
     double cpu = cpu_s() - cpu0;
     if (hold) {
@@ -497,7 +735,11 @@ static void parse_ports(const char *s)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 7 && strcmp(argv[1], "hold") == 0) {
+    static const char *const protos[] = {"hold", "stream", "nchan", "nchan-sse"};
+    for (int k = 0; argc >= 7 && k < 4; k++)
+        if (strcmp(argv[1], protos[k]) == 0)
+            proto = (enum proto)k;
+    if (argc >= 7 && (proto != P_CHATGW || strcmp(argv[1], "hold") == 0)) {
         parse_ports(argv[2]);
         token = argv[3];
         sessions = read_lines(argv[4], &n_sessions);
@@ -516,7 +758,8 @@ int main(int argc, char **argv)
         bodies = read_lines(argv[6], &n_bodies);
         return run(false, (size_t)atol(argv[7]), atof(argv[8]));
     }
-    fprintf(stderr, "usage: load hold PORT TOKEN SESSIONS_FILE POLLS WAIT_MS\n"
+    fprintf(stderr, "usage: load hold|stream|nchan|nchan-sse PORT TOKEN SESSIONS_FILE POLLS "
+                    "WAIT_MS\n"
                     "       load rate PORT TOKEN METHOD PATH BODIES_FILE|- CONNS SECS\n");
     return 2;
 }

@@ -19,6 +19,7 @@ import http.client
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from stack import TOP_BUILDDIR, TOP_SRCDIR, Stack, wait_for  # noqa: E402
+import compare  # noqa: E402
 
 BENCH = os.path.join(TOP_BUILDDIR, "tests", "bench")
 SESSIONS = 100        # sessions the held polls are spread over
@@ -468,7 +469,19 @@ def one_run(ns, fsync, threads, paths, parts):
                 token = st.user("bench")
                 log("hold: %d polls, events via %s" % (n, path))
                 res["hold"].append(hold_run(st, token, n, path, rate_for(n), HOLD_SECS))
-    if not parts:
+    if "compare" in parts:
+        with BenchStack(fsync, threads, polls=max(compare.COMPARE_N)) as st:
+            token = st.user("bench")
+            rows, rates = compare.chatgw_rows(BENCH, st, token, rate_run, log)
+        res["compare"] = {"chatgw": rows, "rates": rates}
+        why = compare.nchan_missing()
+        if why:
+            log("skipping the nchan rows: " + why)
+        else:
+            res["compare"]["nchan"] = compare.nchan_rows(
+                BENCH, shutil.which("redis-server") or "redis-server", fsync,
+                min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536), log)
+    if not set(parts) & {"rates", "first", "runner", "fsync"}:
         return res
     with BenchStack(fsync, threads) as st:
         token = st.user("bench")
@@ -505,7 +518,7 @@ def median_of(runs, get):
 
 def summarize(runs, ns):
     s = {"hold": []}
-    for i, h in enumerate(runs[0]["hold"]):
+    for i, h in enumerate(runs[0]["hold"] if ns else []):
         row = {"path": h["path"], "polls": h["polls"], "sessions": h["sessions"]}
         for k, v in h.items():
             if isinstance(v, (int, float)) and k not in row:
@@ -514,6 +527,20 @@ def summarize(runs, ns):
         row["duplicated"] = max(r["hold"][i]["duplicated"] for r in runs)
         row["threads"] = max(r["hold"][i]["threads"] for r in runs)
         s["hold"].append(row)
+    if "compare" in runs[0]:
+        c0 = runs[0]["compare"]
+        s["compare"] = {"rates": {k: median_of(runs, lambda r: r["compare"]["rates"][k])
+                                  for k in c0["rates"]}}
+        for side in ("chatgw", "nchan"):
+            if side not in c0:
+                continue
+            s["compare"][side] = []
+            for i, row in enumerate(c0[side]):
+                m = {k: (median_of(runs, lambda r: r["compare"][side][i][k])
+                         if isinstance(v, (int, float)) else v) for k, v in row.items()}
+                for k in ("lost", "duplicated", "errors"):  # worst, not median
+                    m[k] = max(r["compare"][side][i][k] for r in runs)
+                s["compare"][side].append(m)
     for part in ("rates", "first", "runner", "fsync"):
         if part not in runs[0]:
             continue
@@ -522,20 +549,74 @@ def summarize(runs, ns):
     return s
 
 
+def compare_table(c):
+    """The issue-13 table: chatgw beside nchan, with the ratio chatgw / nchan."""
+    lines = ["chatgw (lighttpd + chatgw.fcgi) vs nginx + nchan (Redis store), one session, "
+             "%d events at %d/s, the same client (tests/bench/load)" % (
+                 compare.EVENTS, compare.EVENT_RATE)]
+    cg = {(r["mode"], r["subscribers"]): r for r in c["chatgw"]}
+    nc = {(r["mode"], r["subscribers"]): r for r in c.get("nchan", [])}
+    lines.append("%-58s %14s %14s %6s" % ("", "chatgw", "nchan", "ratio"))
+
+    def row(label, a, b, fmt="%.2f"):
+        fa = (fmt % a) if a is not None else "-"
+        fb = (fmt % b) if b is not None else ("-" if nc else "(skipped)")
+        ratio = "%.2f" % (a / b) if a is not None and b else "-"
+        lines.append("%-58s %14s %14s %6s" % (label, fa, fb, ratio))
+
+    def get(d, key, field):
+        r = d.get(key)
+        return r[field] if r else None
+    big = max(compare.COMPARE_N)
+    for n in sorted(compare.COMPARE_N):
+        row("long-poll delivery p99 ms, %d subscriber%s" % (n, "s" if n > 1 else ""),
+            get(cg, ("hold", n), "p99_ms"), get(nc, ("nchan", n), "p99_ms"))
+    row("long-poll CPU us/delivery at %d (web server + app)" % big,
+        get(cg, ("hold", big), "cpu_us_per_delivery"),
+        get(nc, ("nchan", big), "cpu_us_per_delivery"), "%.1f")
+    row("  + Redis CPU us/delivery", get(cg, ("hold", big), "redis_cpu_us_per_delivery"),
+        get(nc, ("nchan", big), "redis_cpu_us_per_delivery"), "%.1f")
+    row("KiB per parked subscriber at %d (web server + app)" % big,
+        get(cg, ("hold", big), "kib_per_sub"), get(nc, ("nchan", big), "kib_per_sub"))
+    row("  fds per parked subscriber", get(cg, ("hold", big), "fds_per_sub"),
+        get(nc, ("nchan", big), "fds_per_sub"))
+    row("stream (chatgw SSE / nchan long-poll) p99 ms, %d subs" % big,
+        get(cg, ("stream", big), "p99_ms"), get(nc, ("nchan", big), "p99_ms"))
+    row("stream CPU us/delivery (vs nchan long-poll)",
+        get(cg, ("stream", big), "cpu_us_per_delivery"),
+        get(nc, ("nchan", big), "cpu_us_per_delivery"), "%.1f")
+    row("stream p99 ms vs nchan's EventSource, %d subs" % big,
+        get(cg, ("stream", big), "p99_ms"), get(nc, ("nchan-sse", big), "p99_ms"))
+    row("stream CPU us/delivery vs nchan's EventSource",
+        get(cg, ("stream", big), "cpu_us_per_delivery"),
+        get(nc, ("nchan-sse", big), "cpu_us_per_delivery"), "%.1f")
+    r = c["rates"]
+    for conns in (32, 1):
+        lines.append("no-wait subscribe vs FastCGI hello-world, %2d connection%s: %.0f/s vs "
+                     "%.0f/s = %.2f  (CPU us/request: lighttpd %.1f, chatgw.fcgi %.1f, Redis "
+                     "%.1f; hello: lighttpd %.1f, hello %.1f)" % (
+                         conns, "s" if conns > 1 else " ", r["subscribe_%d_per_s" % conns],
+                         r["hello_%d_per_s" % conns], r["ratio_%d" % conns],
+                         r["subscribe_%d_cpu_us_lighttpd" % conns],
+                         r["subscribe_%d_cpu_us_fcgi" % conns],
+                         r["subscribe_%d_cpu_us_redis" % conns],
+                         r["hello_%d_cpu_us_lighttpd" % conns],
+                         r["hello_%d_cpu_us_hello" % conns]))
+    worst = [(side, x["mode"], x["subscribers"], x["lost"], x["duplicated"], x["errors"])
+             for side in ("chatgw", "nchan") for x in c.get(side, [])
+             if x["lost"] or x["duplicated"] or x["errors"]]
+    lines.append("lost/duplicated/errors: " + (
+        "0 everywhere" if not worst else "; ".join("%s %s %d: %d/%d/%d" % w for w in worst)))
+    return "\n".join(lines)
+
+
 def table(s):
     lines = []
-    lines.append("events/s published: %s (per row below: %s)" % (
-        RATE, ", ".join("%d polls: %d" % (h["polls"], h["rate"]) for h in s["hold"]
-                        if h["path"] == s["hold"][0]["path"])))
-    lines.append("%-7s %6s %5s %8s %8s %8s %8s %5s %5s %4s %7s %9s %6s" % (
-        "path", "polls", "sess", "p50 ms", "p99 ms", "max ms", "deliv/s", "lost", "dup", "thr",
-        "RSS MiB", "KiB/poll", "redis"))
-    for h in s["hold"]:
-        lines.append("%-7s %6d %5d %8.2f %8.2f %8.2f %8.0f %5d %5d %4d %7.1f %9.2f %6d" % (
-            h["path"], h["polls"], h["sessions"], h["p50_ms"] or -1, h["p99_ms"] or -1,
-            h["max_ms"] or -1, h["events_per_s"], h["lost"], h["duplicated"], h["threads"],
-            h["rss_kib"] / 1024, h["rss_per_poll_kib"], h["redis_conns"]))
-    lines.append("")
+    if "compare" in s:
+        lines.append(compare_table(s["compare"]))
+        lines.append("")
+    if s["hold"]:
+        hold_table(s, lines)
     r = s.get("rates")
     if r:
         lines.append("requests/s (%d connections, closed loop): hello-world %.0f, no-wait subscribe "
@@ -559,6 +640,21 @@ def table(s):
     return "\n".join(lines)
 
 
+def hold_table(s, lines):
+    lines.append("events/s published: %s (per row below: %s)" % (
+        RATE, ", ".join("%d polls: %d" % (h["polls"], h["rate"]) for h in s["hold"]
+                        if h["path"] == s["hold"][0]["path"])))
+    lines.append("%-7s %6s %5s %8s %8s %8s %8s %5s %5s %4s %7s %9s %6s" % (
+        "path", "polls", "sess", "p50 ms", "p99 ms", "max ms", "deliv/s", "lost", "dup", "thr",
+        "RSS MiB", "KiB/poll", "redis"))
+    for h in s["hold"]:
+        lines.append("%-7s %6d %5d %8.2f %8.2f %8.2f %8.0f %5d %5d %4d %7.1f %9.2f %6d" % (
+            h["path"], h["polls"], h["sessions"], h["p50_ms"] or -1, h["p99_ms"] or -1,
+            h["max_ms"] or -1, h["events_per_s"], h["lost"], h["duplicated"], h["threads"],
+            h["rss_kib"] / 1024, h["rss_per_poll_kib"], h["redis_conns"]))
+    lines.append("")
+
+
 def setup_info(args, threads):
     def ver(argv):
         try:
@@ -578,6 +674,11 @@ def setup_info(args, threads):
             "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
             "redis": ver([shutil.which("redis-server") or "redis-server", "--version"]),
             "lighttpd": ver([shutil.which("lighttpd") or "/usr/sbin/lighttpd", "-v"]),
+            "nginx": (subprocess.run([compare.nginx_bin(), "-v"], capture_output=True,
+                                     text=True).stderr.strip() if compare.nginx_bin() else None),
+            "nchan_module": compare.nchan_module(),
+            "compare": {"events": compare.EVENTS, "event_rate": compare.EVENT_RATE,
+                        "subscribers": list(compare.COMPARE_N)},
             "sanitizers": os.environ.get("BENCH_SAN", "").strip(),
             "fcgi_threads": threads, "hello_threads": threads,
             "redis_appendfsync": args.fsync, "sessions": SESSIONS, "rate_events_per_s": RATE,
@@ -603,16 +704,20 @@ def main():
     ap.add_argument("--secs", type=int, default=int(os.environ.get("BENCH_SECS", str(HOLD_SECS))))
     ap.add_argument("--paths", default=os.environ.get("BENCH_PATHS", "bus runner"),
                     help="how events are published in the hold runs")
-    ap.add_argument("--parts", default=os.environ.get("BENCH_PARTS", "rates first runner fsync"),
+    ap.add_argument("--parts", default=os.environ.get("BENCH_PARTS", "compare rates first runner fsync"),
                     help="the other measurements")
     ap.add_argument("--json", default="bench-results.json")
     args = ap.parse_args()
     RATE, HOLD_SECS = args.rate, args.secs
     ns = [int(x) for x in args.n.split()]
+    if "compare" in args.parts.split():
+        ns_max = max(ns + [max(compare.COMPARE_N)])
+    else:
+        ns_max = max(ns + [0])
     for p in ("load", "bench-pub", "fast-claude", "hello"):
         if not os.access(os.path.join(BENCH, p), os.X_OK):
             sys.exit("bench: %s is not built (run make bench)" % os.path.join(BENCH, p))
-    want = max(ns) * 3 + 4096
+    want = ns_max * 3 + 4096
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < want:
         try:
