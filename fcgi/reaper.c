@@ -29,7 +29,7 @@ static void *reaper_main(void *p)
         if (rc == CGW_OK)
             rc = worker_bus(w, &bus, &err);
         if (rc == CGW_OK)
-            rc = reap_expired(st, bus, &reaped, &err);
+            rc = reap_expired(st, bus, app->cfg.host_id, &reaped, &err);
         size_t republished = 0;
         if (rc == CGW_OK)
             rc = feed_backlog_flush(app->feed_backlog, st, bus, &republished, &err);

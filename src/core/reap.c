@@ -89,18 +89,14 @@ int reap_kill_group(int64_t pgid, const char *run_id)
     return 1;
 }
 
-/* Kills what the lost runner's CLI left (its process group), when it ran on this host.
- * The CLI itself dies with its runner (parent-death signal), its children do not. */
-static void reap_cli_group(const char *session_id, const struct bus_run *run)
+/* Kills what the lost runner's CLI left (its process group), when it ran on this host:
+ * runners record host.id (host_id) as runnerHost. The CLI itself dies with its runner
+ * (parent-death signal), its children do not. */
+static void reap_cli_group(const char *host_id, const char *session_id, const struct bus_run *run)
 {
-    char host[64] = "";
-
-    if (run->cli_pgid <= 0 || !run->runner_host[0])
+    if (run->cli_pgid <= 0 || !run->runner_host[0] || !host_id || !host_id[0])
         return;
-    if (gethostname(host, sizeof host) < 0)
-        return;
-    host[sizeof host - 1] = '\0';
-    if (strcmp(host, run->runner_host) != 0)
+    if (strcmp(host_id, run->runner_host) != 0)
         return; /* its runner's host reaps it (its reaper or `chatgwctl runs reap`) */
     int k = reap_kill_group(run->cli_pgid, run->run_id);
     if (k > 0)
@@ -111,8 +107,9 @@ static void reap_cli_group(const char *session_id, const struct bus_run *run)
                   (long long)run->cli_pgid, strerror(errno));
 }
 
-enum cgw_err reap_run(struct store *st, struct bus *bus, const char *session_id,
-                      const struct bus_run *run, int64_t *seq, struct cgw_error *err)
+enum cgw_err reap_run(struct store *st, struct bus *bus, const char *host_id,
+                      const char *session_id, const struct bus_run *run, int64_t *seq,
+                      struct cgw_error *err)
 {
     struct event_ctx ctx = {session_id, run->run_id, run->provider};
     json_t *ev = event_new_complete(&ctx, 1, false, REASON_RUNNER_LOST);
@@ -134,7 +131,7 @@ enum cgw_err reap_run(struct store *st, struct bus *bus, const char *session_id,
              run->run_id, session_id, (long long)run->runner_pid, (long long)got);
     if (seq)
         *seq = got;
-    reap_cli_group(session_id, run);
+    reap_cli_group(host_id, session_id, run);
     /* Published: what fails from here on is logged, the run is completed either way. */
     if (rc == CGW_OK)
         rc = store_session_touch(st, session_id, &perr);
@@ -145,7 +142,8 @@ enum cgw_err reap_run(struct store *st, struct bus *bus, const char *session_id,
     return CGW_OK;
 }
 
-enum cgw_err reap_expired(struct store *st, struct bus *bus, size_t *reaped, struct cgw_error *err)
+enum cgw_err reap_expired(struct store *st, struct bus *bus, const char *host_id, size_t *reaped,
+                          struct cgw_error *err)
 {
     char **ids = NULL;
     size_t n = 0, count = 0;
@@ -161,7 +159,7 @@ enum cgw_err reap_expired(struct store *st, struct bus *bus, size_t *reaped, str
         }
         if (rc != CGW_OK || run.status != RUN_RUNNING || run.lease_alive)
             continue;
-        rc = reap_run(st, bus, ids[i], &run, NULL, err);
+        rc = reap_run(st, bus, host_id, ids[i], &run, NULL, err);
         if (rc == CGW_OK)
             count++;
         else if (rc == CGW_ERR_CONFLICT || rc == CGW_ERR_STALE || rc == CGW_ERR_NOT_FOUND)

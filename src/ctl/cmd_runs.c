@@ -135,7 +135,7 @@ static int reap_one(struct ctl *ctl, struct bus *b, struct store *st, const stru
 {
     struct cgw_error err;
     int64_t seq = 0;
-    enum cgw_err e = reap_run(st, b, row->session_id, &row->run, &seq, &err);
+    enum cgw_err e = reap_run(st, b, ctl->cfg.host_id, row->session_id, &row->run, &seq, &err);
     if (e == CGW_ERR_CONFLICT || e == CGW_ERR_STALE) {
         printf("skipped run %s of session %s: %s\n", row->run.run_id, row->session_id,
                e == CGW_ERR_CONFLICT ? "its lease is alive again" : "it is no longer running");
