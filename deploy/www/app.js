@@ -521,6 +521,9 @@
       modes.replaceChildren(...want.map((m) => el('option', { value: m }, m)));
       modes.hidden = !want.length;
     }
+    // A provider that takes no attachments (supportsAttachments false: cursor) has no
+    // Attach button; a paste or drop there gets the server's refusal in the banner.
+    $('attach').hidden = !!prov && prov.supportsAttachments === false;
   }
 
   function fmtTime(ts) {

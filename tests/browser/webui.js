@@ -563,16 +563,28 @@ async function step(name, fn) {
     await page.waitForSelector('#attachments li.attachment.file[data-id]', { timeout: T });
     const chipText = await page.textContent('#attachments li.attachment.file');
     check(/notes\.txt/.test(chipText) && /18 B/.test(chipText), 'a picked file shows as a chip with its name and size', chipText);
-    const fileId = await page.$eval('#attachments li.attachment.file', (li) => li.dataset.id);
-    await page.click('#attachments li.attachment.file button.remove');
+    // A file dropped on the composer joins it.
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['{"dropped":true}\n'], 'dropped.json', { type: 'application/json' }));
+      const c = document.getElementById('composer');
+      c.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      c.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(() => document.querySelectorAll('#attachments li.attachment.file[data-id]').length === 2, null, { timeout: T });
+    check(/dropped\.json/.test(await page.textContent('#attachments')), 'a file dropped on the composer is uploaded too');
+    check(await page.isVisible('#attach'), 'the Attach button shows for a provider that takes attachments');
+    await shot(page, '19-attachment-files');
+    const fileIds = await page.$$eval('#attachments li.attachment.file', (l) => l.map((li) => li.dataset.id));
+    for (let k = 0; k < fileIds.length; k++) await page.click('#attachments li.attachment.file button.remove');
     await page.waitForFunction(() => document.getElementById('attachments').hidden, null, { timeout: T });
     let gone = false;
     for (let i = 0; i < 100 && !gone; i++) {
       const l = await api('GET', '/sessions/' + id + '/attachments');
-      gone = !l.attachments.some((a) => a.id === fileId);
+      gone = !l.attachments.some((a) => fileIds.includes(a.id));
       if (!gone) await new Promise((res) => setTimeout(res, 100));
     }
-    check(gone, 'removing a chip deletes the uploaded attachment');
+    check(gone, 'removing a chip deletes the uploaded attachment', JSON.stringify(fileIds));
 
     // A refused upload shows the server's error (SVG is refused: it can carry script).
     await page.setInputFiles('#attach-input', { name: 'x.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>') });
@@ -580,7 +592,7 @@ async function step(name, fn) {
     const b = await page.textContent('#banner');
     check(b.length > 'Cannot attach x.svg: '.length && !/HTTP 415/.test(b), 'a refused upload shows the server\'s error text', b);
     check(await page.$eval('#attachments', (u) => u.hidden), 'and leaves nothing in the composer');
-    await shot(page, '19-attachment-refused');
+    await shot(page, '20-attachment-refused');
   });
 
   await step('stream refused', async () => {
