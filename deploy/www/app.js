@@ -102,6 +102,7 @@
     state.view = null;
     state.sessions.clear();
     state.feedSeq = null;
+    forgetBlobs();
     showLogin(message);
   }
 
@@ -1115,6 +1116,12 @@
       throw new ApiError(r.status, json);
     }
     return r.blob();
+  }
+
+  // Logging out forgets the fetched attachments (another user may log in next).
+  function forgetBlobs() {
+    for (const p of blobs.values()) p.then((u) => URL.revokeObjectURL(u), () => {});
+    blobs.clear();
   }
 
   function blobUrl(sid, a) {
