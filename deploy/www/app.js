@@ -102,6 +102,7 @@
     state.view = null;
     state.sessions.clear();
     state.feedSeq = null;
+    forgetBlobs();
     showLogin(message);
   }
 
@@ -464,6 +465,7 @@
       this.hasOlder = false;
       this.loadingOlder = false;
       this.orphans = new Map(); // toolId -> tool_result event shown before its tool_use
+      this.draft = [];        // the composer's attachments (see "attachments" below)
     }
   }
 
@@ -472,6 +474,7 @@
     const sid = m ? decodeURIComponent(m[1]) : null;
     if (state.view && state.view.sid === sid) return;
     if (!sid) { closeView(); return; }
+    dropDraft(state.view);
     state.view = new View(sid);
     $('messages').replaceChildren();
     $('empty').hidden = true;
@@ -481,6 +484,7 @@
   }
 
   function closeView() {
+    dropDraft(state.view);
     state.view = null;
     $('messages').replaceChildren();
     $('session-view').hidden = true;
@@ -518,6 +522,9 @@
       modes.replaceChildren(...want.map((m) => el('option', { value: m }, m)));
       modes.hidden = !want.length;
     }
+    // A provider that takes no attachments (supportsAttachments false: cursor) has no
+    // Attach button; a paste or drop there gets the server's refusal in the banner.
+    $('attach').hidden = !!prov && prov.supportsAttachments === false;
   }
 
   function fmtTime(ts) {
@@ -644,7 +651,8 @@
         return item(e, 'marker hidden-marker');
       case 'text':
         if (e.role === 'user') {
-          return item(e, 'text user', el('div', { class: 'label' }, 'You'), el('div', { class: 'body' }, e.content || ''));
+          return item(e, 'text user', el('div', { class: 'label' }, 'You'), el('div', { class: 'body' }, e.content || ''),
+            sentAttachments(v, e.attachments));
         }
         if (!old) endLive(v);
         return item(e, 'text assistant', el('div', { class: 'label' }, 'Assistant'),
@@ -1075,6 +1083,167 @@
     }
   }
 
+
+  // ---- attachments ------------------------------------------------------------------
+  // Pasted, dropped or picked files are uploaded at once (POST
+  // {API}/sessions/{id}/attachments?name=..., the raw file with its type) and wait in the
+  // composer (v.draft: {file, att, node, upload, objUrl}) as a thumbnail (an image: a
+  // blob: URL of the local file) or a chip until the send carries their ids
+  // (options.attachments); × deletes one. A user message shows the attachments it
+  // carried; their bytes need the token, which an <img src> cannot send, so the page
+  // fetches them and shows blob: URLs (cached per attachment id).
+  const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+  const blobs = new Map(); // attachment id -> Promise of an object URL
+
+  function attUrl(sid, id) {
+    return API + '/sessions/' + encodeURIComponent(sid) + '/attachments/' + encodeURIComponent(id);
+  }
+
+  function fmtSize(n) {
+    if (!(n >= 0)) return '';
+    if (n < 1024) return n + ' B';
+    if (n < 1024 * 1024) return (n / 1024).toFixed(n < 10240 ? 1 : 0) + ' KB';
+    return (n / 1024 / 1024).toFixed(1) + ' MB';
+  }
+
+  async function authFetch(url) {
+    const headers = {};
+    if (state.token) headers.Authorization = 'Bearer ' + state.token;
+    const r = await fetch(url, { headers, cache: 'no-store' });
+    if (!r.ok) {
+      let json = null;
+      try { json = await r.json(); } catch (e) { json = null; }
+      throw new ApiError(r.status, json);
+    }
+    return r.blob();
+  }
+
+  // Logging out forgets the fetched attachments (another user may log in next).
+  function forgetBlobs() {
+    for (const p of blobs.values()) p.then((u) => URL.revokeObjectURL(u), () => {});
+    blobs.clear();
+  }
+
+  function blobUrl(sid, a) {
+    if (!blobs.has(a.id)) {
+      const p = authFetch(attUrl(sid, a.id)).then((b) => URL.createObjectURL(b));
+      p.catch(() => blobs.delete(a.id)); // a later render tries again
+      blobs.set(a.id, p);
+    }
+    return blobs.get(a.id);
+  }
+
+  async function download(sid, a) {
+    try {
+      const url = await blobUrl(sid, a);
+      const link = el('a', { href: url, download: a.name || 'attachment' });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (e) {
+      banner('Cannot fetch ' + (a.name || 'the attachment') + ': ' + e.message);
+    }
+  }
+
+  function chip(a, extra) {
+    return [el('span', { class: 'att-name', title: a.name }, a.name || 'attachment'),
+      el('span', { class: 'att-size' }, fmtSize(a.size)), extra];
+  }
+
+  // The attachments a user message carried: images as thumbnails, other files as chips
+  // (a click downloads them).
+  function sentAttachments(v, list) {
+    if (!Array.isArray(list) || !list.length) return null;
+    return el('ul', { class: 'attachments' }, ...list.map((a) => {
+      if (IMAGE_TYPES.includes(a.mimeType)) {
+        const img = el('img', { alt: a.name || 'image', title: (a.name || '') + ' · ' + fmtSize(a.size) });
+        blobUrl(v.sid, a).then((u) => { img.src = u; }, () => { img.alt = (a.name || 'image') + ' (cannot be loaded)'; });
+        return el('li', { class: 'attachment image', dataset: { id: a.id } },
+          el('button', { type: 'button', class: 'ghost', title: 'Open ' + (a.name || 'the image'), onclick: () => blobUrl(v.sid, a).then((u) => window.open(u, '_blank', 'noopener')) }, img));
+      }
+      return el('li', { class: 'attachment file', dataset: { id: a.id } },
+        ...chip(a, el('button', { type: 'button', class: 'ghost', title: 'Download', onclick: () => download(v.sid, a) }, '⤓')));
+    }));
+  }
+
+  function renderDraft(v) {
+    if (state.view !== v) return;
+    const ul = $('attachments');
+    ul.replaceChildren(...v.draft.map((d) => d.node));
+    ul.hidden = !v.draft.length;
+  }
+
+  function removeDraft(v, d, remote) {
+    const i = v.draft.indexOf(d);
+    if (i >= 0) v.draft.splice(i, 1);
+    if (d.objUrl) URL.revokeObjectURL(d.objUrl);
+    if (remote && d.att) {
+      api('DELETE', '/sessions/' + encodeURIComponent(v.sid) + '/attachments/' + encodeURIComponent(d.att.id))
+        .catch((e) => { if (e.code !== 'ATTACHMENT_NOT_FOUND' && e.code !== 'SESSION_NOT_FOUND') banner('Cannot remove the attachment: ' + e.message); });
+    }
+    renderDraft(v);
+  }
+
+  // Leaving a session: what was uploaded for a prompt never sent is deleted.
+  function dropDraft(v) {
+    if (!v) return;
+    for (const d of [...v.draft]) removeDraft(v, d, true);
+    $('attachments').replaceChildren();
+    $('attachments').hidden = true;
+  }
+
+  function attach(files) {
+    const v = state.view;
+    if (!v) return;
+    for (const file of files) {
+      const type = file.type || 'application/octet-stream';
+      const name = file.name || (type.startsWith('image/') ? 'pasted.' + type.slice(6).replace(/\W.*$/, '') : 'attachment');
+      const d = { file, att: null, objUrl: null };
+      const remove = el('button', { type: 'button', class: 'ghost remove', title: 'Remove ' + name, 'aria-label': 'Remove ' + name, onclick: () => removeDraft(v, d, true) }, '×');
+      if (IMAGE_TYPES.includes(type)) {
+        d.objUrl = URL.createObjectURL(file);
+        d.node = el('li', { class: 'attachment image uploading', title: name + ' · ' + fmtSize(file.size) },
+          el('img', { src: d.objUrl, alt: name }), remove);
+      } else {
+        d.node = el('li', { class: 'attachment file uploading' }, ...chip({ name, size: file.size }, remove));
+      }
+      d.upload = (async () => {
+        try {
+          const headers = { 'Content-Type': type };
+          if (state.token) headers.Authorization = 'Bearer ' + state.token;
+          const r = await fetch(API + '/sessions/' + encodeURIComponent(v.sid) + '/attachments?name=' + encodeURIComponent(name),
+            { method: 'POST', headers, body: file, cache: 'no-store' });
+          let json = null;
+          try { json = await r.json(); } catch (e) { json = null; }
+          if (r.status === 401) { logout('Your token was not accepted.'); throw new ApiError(401, json); }
+          if (!r.ok) throw new ApiError(r.status, json);
+          d.att = json.attachment;
+          d.node.dataset.id = d.att.id;
+          d.node.classList.remove('uploading');
+          if (!v.draft.includes(d)) removeDraft(v, d, true); // removed while uploading
+        } catch (e) {
+          removeDraft(v, d, false);
+          banner('Cannot attach ' + name + ': ' + e.message);
+        }
+      })();
+      v.draft.push(d);
+    }
+    renderDraft(v);
+  }
+
+  // Files of a paste or a drop (a screenshot is a file of the clipboard).
+  function transferFiles(dt) {
+    if (!dt) return [];
+    const files = [...(dt.files || [])];
+    if (!files.length) {
+      for (const it of dt.items || []) {
+        const f = it.kind === 'file' ? it.getAsFile() : null;
+        if (f) files.push(f);
+      }
+    }
+    return files;
+  }
+
   // ---- actions ----------------------------------------------------------------------------
   async function send(ev) {
     ev.preventDefault();
@@ -1082,15 +1251,24 @@
     const text = $('prompt').value;
     if (!v || !text.trim()) return;
     const body = { sessionId: v.sid, content: text };
+    const options = {};
     const mode = $('perm-mode');
-    if (!mode.hidden && mode.value && mode.value !== 'default') body.options = { permissionMode: mode.value };
+    if (!mode.hidden && mode.value && mode.value !== 'default') options.permissionMode = mode.value;
     // The run shows as running when its run_started event arrives (it may even have
     // ended before this answer does); until then only the button is held.
     v.sending = true;
     renderHeader();
     try {
+      // Uploads still under way are waited for; those that failed are already gone.
+      await Promise.all(v.draft.map((d) => d.upload));
+      const sent = v.draft.filter((d) => d.att);
+      if (sent.length) options.attachments = sent.map((d) => d.att.id);
+      if (Object.keys(options).length) body.options = options;
       await api('POST', '/chat/send', body);
       if ($('prompt').value === text) $('prompt').value = '';
+      // The attachments went with the prompt: the composer forgets them (the
+      // transcript's user message shows them from now on).
+      for (const d of sent) removeDraft(v, d, false);
     } catch (e) {
       banner('Cannot send: ' + e.message);
     }
@@ -1172,6 +1350,31 @@
       ev.preventDefault();
       $('composer').requestSubmit();
     }
+  });
+  $('prompt').addEventListener('paste', (ev) => {
+    const files = transferFiles(ev.clipboardData);
+    if (!files.length) return; // text: the textarea's own paste
+    ev.preventDefault();
+    attach(files);
+  });
+  $('composer').addEventListener('dragover', (ev) => {
+    if (!ev.dataTransfer || ![...ev.dataTransfer.types].includes('Files')) return;
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = 'copy';
+    $('composer').classList.add('dragging');
+  });
+  $('composer').addEventListener('dragleave', () => $('composer').classList.remove('dragging'));
+  $('composer').addEventListener('drop', (ev) => {
+    $('composer').classList.remove('dragging');
+    const files = transferFiles(ev.dataTransfer);
+    if (!files.length) return;
+    ev.preventDefault();
+    attach(files);
+  });
+  $('attach').addEventListener('click', () => $('attach-input').click());
+  $('attach-input').addEventListener('change', (ev) => {
+    attach([...ev.target.files]);
+    ev.target.value = '';
   });
   $('abort').addEventListener('click', abort);
   $('archive').addEventListener('click', () => {

@@ -509,6 +509,92 @@ async function step(name, fn) {
     check(true, 'Escape clears the search');
   });
 
+  await step('attachments', async () => {
+    // A PNG made in the page and pasted into the composer: uploaded, shown as a
+    // thumbnail, sent with the prompt, shown in the user message (fetched with the
+    // token), and received by the CLI (fake-claude's scenario:attachments answers with
+    // the sha256 of each image block it got).
+    await page.setViewportSize({ width: 1200, height: 800 });
+    const id = await openNewSession('attachments demo');
+    const bytes = await page.evaluate(async () => {
+      const c = document.createElement('canvas');
+      c.width = 24; c.height = 16;
+      const g = c.getContext('2d');
+      g.fillStyle = '#2f5fd0'; g.fillRect(0, 0, 24, 16);
+      g.fillStyle = '#f0c000'; g.fillRect(4, 4, 10, 8);
+      const blob = await new Promise((res) => c.toBlob(res, 'image/png'));
+      const file = new File([blob], 'shot.png', { type: 'image/png' });
+      const dt = new DataTransfer();
+      dt.items.add(file);
+      const ta = document.getElementById('prompt');
+      ta.focus();
+      ta.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+      return [...new Uint8Array(await blob.arrayBuffer())];
+    });
+    const sha = require('crypto').createHash('sha256').update(Buffer.from(bytes)).digest('hex');
+    await page.waitForSelector('#attachments li.attachment.image[data-id] img', { timeout: T });
+    const thumb = await page.$eval('#attachments li.attachment.image img', (i) => ({ src: i.src, w: i.naturalWidth }));
+    check(thumb.src.startsWith('blob:') && thumb.w === 24, 'a pasted image is uploaded and shown as a thumbnail in the composer', JSON.stringify(thumb));
+    const attId = await page.$eval('#attachments li.attachment.image', (li) => li.dataset.id);
+    const listed = await api('GET', '/sessions/' + id + '/attachments');
+    check(listed.attachments && listed.attachments.length === 1 && listed.attachments[0].id === attId &&
+      listed.attachments[0].mimeType === 'image/png' && listed.attachments[0].size === bytes.length,
+    'the upload is the session\'s attachment, with its type and size', JSON.stringify(listed));
+    await page.fill('#prompt', 'scenario:attachments');
+    await shot(page, '17-attachment-composer');
+    await page.click('#send');
+    await runState(page, 'done');
+    check(await page.$eval('#attachments', (u) => u.hidden && u.children.length === 0), 'the composer is cleared after the send');
+    const userImg = '#messages li.text.user[data-seq] li.attachment.image[data-id="' + attId + '"] img';
+    await page.waitForFunction((sel) => { const i = document.querySelector(sel); return i && i.complete && i.naturalWidth > 0; }, userImg, { timeout: T });
+    const shown = await page.$eval(userImg, (i) => ({ src: i.src, w: i.naturalWidth, h: i.naturalHeight }));
+    check(shown.src.startsWith('blob:') && shown.w === 24 && shown.h === 16, 'the user message shows the attached image (fetched with the token)', JSON.stringify(shown));
+    const texts = await page.$$eval('#messages li.text.assistant[data-seq] .body', (b) => b.map((x) => x.textContent));
+    const answer = texts[texts.length - 1] || '';
+    check(answer.includes('image:' + sha), 'the CLI received the pasted PNG (its sha256)', 'want image:' + sha + '\ngot: ' + answer);
+    const hist = await historyComplete(id);
+    const user = hist.find((m) => m.kind === 'text' && m.role === 'user');
+    check(user && Array.isArray(user.attachments) && user.attachments.length === 1 && user.attachments[0].id === attId,
+      'history\'s user message carries the attachment', JSON.stringify(user));
+    await shot(page, '18-attachment-sent');
+
+    // A file that is not an image: a chip with its name and size; removable.
+    await page.setInputFiles('#attach-input', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello attachments\n') });
+    await page.waitForSelector('#attachments li.attachment.file[data-id]', { timeout: T });
+    const chipText = await page.textContent('#attachments li.attachment.file');
+    check(/notes\.txt/.test(chipText) && /18 B/.test(chipText), 'a picked file shows as a chip with its name and size', chipText);
+    // A file dropped on the composer joins it.
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['{"dropped":true}\n'], 'dropped.json', { type: 'application/json' }));
+      const c = document.getElementById('composer');
+      c.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      c.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(() => document.querySelectorAll('#attachments li.attachment.file[data-id]').length === 2, null, { timeout: T });
+    check(/dropped\.json/.test(await page.textContent('#attachments')), 'a file dropped on the composer is uploaded too');
+    check(await page.isVisible('#attach'), 'the Attach button shows for a provider that takes attachments');
+    await shot(page, '19-attachment-files');
+    const fileIds = await page.$$eval('#attachments li.attachment.file', (l) => l.map((li) => li.dataset.id));
+    for (let k = 0; k < fileIds.length; k++) await page.click('#attachments li.attachment.file button.remove');
+    await page.waitForFunction(() => document.getElementById('attachments').hidden, null, { timeout: T });
+    let gone = false;
+    for (let i = 0; i < 100 && !gone; i++) {
+      const l = await api('GET', '/sessions/' + id + '/attachments');
+      gone = !l.attachments.some((a) => fileIds.includes(a.id));
+      if (!gone) await new Promise((res) => setTimeout(res, 100));
+    }
+    check(gone, 'removing a chip deletes the uploaded attachment', JSON.stringify(fileIds));
+
+    // A refused upload shows the server's error (SVG is refused: it can carry script).
+    await page.setInputFiles('#attach-input', { name: 'x.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>') });
+    await page.waitForFunction(() => !document.getElementById('banner').hidden && /Cannot attach x\.svg/.test(document.getElementById('banner').textContent), null, { timeout: T });
+    const b = await page.textContent('#banner');
+    check(b.length > 'Cannot attach x.svg: '.length && !/HTTP 415/.test(b), 'a refused upload shows the server\'s error text', b);
+    check(await page.$eval('#attachments', (u) => u.hidden), 'and leaves nothing in the composer');
+    await shot(page, '20-attachment-refused');
+  });
+
   await step('stream refused', async () => {
     // A web server (or proxy) that refuses GET /chat/stream: the page gives up on
     // streams after a few failures and long-polls; the run's events still all arrive.
