@@ -13,7 +13,9 @@ CREATE TABLE attachments (
     mime_type   text    NOT NULL,
     size        bigint  NOT NULL CHECK (size >= 0),
     data        bytea   NOT NULL,
-    created_ms  bigint  NOT NULL
+    created_ms  bigint  NOT NULL,
+    -- Insertion order, for uploads in the same millisecond (SQLite uses its rowid).
+    n           bigserial NOT NULL
 );
 
 CREATE INDEX attachments_session ON attachments (session_id, created_ms);

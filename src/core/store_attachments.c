@@ -213,7 +213,7 @@ static enum cgw_err sq_list(struct store *st, const char *sid, int64_t max,
     size_t cap = 0;
     enum cgw_err e = sq_prepare(st,
                                 "SELECT " ATT_COLS " FROM attachments WHERE session_id = ?1 "
-                                "ORDER BY created_ms, id LIMIT ?2",
+                                "ORDER BY created_ms, rowid LIMIT ?2",
                                 &s, err);
 
     if (e != CGW_OK)
@@ -373,7 +373,7 @@ static enum cgw_err pq_list(struct store *st, const char *sid, int64_t max,
     pgp_int(&p, max);
     e = pg_exec(st,
                 "SELECT " ATT_COLS " FROM attachments WHERE session_id = $1 "
-                "ORDER BY created_ms, id LIMIT $2",
+                "ORDER BY created_ms, n LIMIT $2",
                 &p, &r, err, "list attachments of %s", sid);
     if (e != CGW_OK)
         return e;
