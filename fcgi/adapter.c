@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/util.h"
+#include "fcgi/fcgi_wire.h"
 
 static char *param_dup(FCGX_Request *fr, const char *name)
 {
@@ -244,91 +246,108 @@ static int adapter_put_all(FCGX_Request *fr, const char *p, size_t len)
     return 0;
 }
 
-int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct request *req,
-                  const struct response *resp)
+/* An answer as text: head (status line and headers, the blank line included), then
+ * body_len bytes of body and, for a JSON body, a newline. */
+struct answer_text {
+    char head[4096];
+    size_t head_len;
+    const char *body; /* NULL when none (or a HEAD request: not sent) */
+    size_t body_len;
+    bool newline;
+    char *owned; /* the encoded JSON body */
+};
+
+/* The answer when the response cannot be encoded (out of memory). */
+static const char answer_oom[] =
+    "Status: 500 Internal Server Error\r\nContent-Type: application/json; "
+    "charset=utf-8\r\nCache-Control: no-store\r\n\r\n"
+    "{\"kind\":\"protocol_error\",\"code\":\"INTERNAL_ERROR\","
+    "\"error\":\"internal error\",\"sessionId\":null}";
+
+/* Formats resp for req into *a (answer_text_free releases it). Returns 0, or -1 when
+ * the JSON body cannot be encoded (out of memory: answer_oom is the answer). */
+static int answer_format(const struct config *cfg, const struct request *req,
+                         const struct response *resp, struct answer_text *a)
 {
-    char *text = NULL;
-    size_t len = 0;
     const char *type = "application/json; charset=utf-8";
     const char *out = NULL;
+    size_t len = 0, at = 0;
+    int n;
 
+    a->owned = NULL;
     if (resp->text) {
         out = resp->text; /* borrowed: resp owns it */
         len = resp->text_len ? resp->text_len : strlen(out);
         type = resp->content_type;
     } else if (resp->body) {
-        text = json_dumps(resp->body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (!text) {
+        if (!(a->owned = json_dumps(resp->body, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
             log_error("out of memory encoding a response");
-            FCGX_PutS("Status: 500 Internal Server Error\r\nContent-Type: application/json; "
-                      "charset=utf-8\r\nCache-Control: no-store\r\n\r\n"
-                      "{\"kind\":\"protocol_error\",\"code\":\"INTERNAL_ERROR\","
-                      "\"error\":\"internal error\",\"sessionId\":null}",
-                      fr->out);
             return -1;
         }
-        len = strlen(text);
-        out = text;
+        len = strlen(a->owned);
+        out = a->owned;
     }
     /* Headers are formatted with snprintf: FCGX_FPrintF knows no %zu. */
-    char head[4096];
-    size_t at = 0;
-    int n = snprintf(head, sizeof head, "Status: %d %s\r\nCache-Control: no-store\r\n",
-                     resp->status, reason_phrase(resp->status));
+    char *head = a->head;
+    size_t size = sizeof a->head;
+    n = snprintf(head, size, "Status: %d %s\r\nCache-Control: no-store\r\n", resp->status,
+                 reason_phrase(resp->status));
     at += n > 0 ? (size_t)n : 0;
     if (out)
-        n = snprintf(head + at, sizeof head - at, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                     type, resp->text ? len : len + 1);
+        n = snprintf(head + at, size - at, "Content-Type: %s\r\nContent-Length: %zu\r\n", type,
+                     resp->text ? len : len + 1);
     else
-        n = snprintf(head + at, sizeof head - at, "Content-Length: 0\r\n");
+        n = snprintf(head + at, size - at, "Content-Length: 0\r\n");
     at += n > 0 ? (size_t)n : 0;
-    if (resp->allow[0] && at < sizeof head) {
-        n = snprintf(head + at, sizeof head - at, "Allow: %s\r\n", resp->allow);
+    if (resp->allow[0] && at < size) {
+        n = snprintf(head + at, size - at, "Allow: %s\r\n", resp->allow);
         at += n > 0 ? (size_t)n : 0;
     }
-    if (resp->headers[0] && at < sizeof head) {
-        n = snprintf(head + at, sizeof head - at, "%s", resp->headers);
+    if (resp->headers[0] && at < size) {
+        n = snprintf(head + at, size - at, "%s", resp->headers);
         at += n > 0 ? (size_t)n : 0;
     }
-    at = cors_headers(cfg, req, head, sizeof head, at);
-    if (at >= sizeof head - 2)
-        at = sizeof head - 3; /* cannot happen with the caps above; stay well-formed */
+    at = cors_headers(cfg, req, head, size, at);
+    if (at >= size - 2)
+        at = size - 3; /* cannot happen with the caps above; stay well-formed */
     memcpy(head + at, "\r\n", 3);
-    at += 2;
-    FCGX_PutStr(head, (int)at, fr->out);
-    int rc = 0;
-    if (out && req && req->method != HTTP_HEAD) {
-        if (adapter_put_all(fr, out, len) < 0 || (!resp->text && FCGX_PutS("\n", fr->out) < 0))
-            rc = -1;
+    a->head_len = at + 2;
+    bool send_body = out && req && req->method != HTTP_HEAD;
+    a->body = send_body ? out : NULL;
+    a->body_len = send_body ? len : 0;
+    a->newline = send_body && !resp->text;
+    return 0;
+}
+
+int adapter_write(FCGX_Request *fr, const struct config *cfg, const struct request *req,
+                  const struct response *resp)
+{
+    struct answer_text a;
+    if (answer_format(cfg, req, resp, &a) < 0) {
+        FCGX_PutS(answer_oom, fr->out);
+        return -1;
     }
-    free(text);
+    int rc = 0;
+    FCGX_PutStr(a.head, (int)a.head_len, fr->out);
+    if (a.body && (adapter_put_all(fr, a.body, a.body_len) < 0 ||
+                   (a.newline && FCGX_PutS("\n", fr->out) < 0)))
+        rc = -1;
+    free(a.owned);
     return rc;
 }
 
-int adapter_stream_head(FCGX_Request *fr, const struct config *cfg, const struct request *req)
+/* The head of a Server-Sent Events answer into head[size]; returns its length. */
+static size_t stream_head_format(const struct config *cfg, const struct request *req, char *head,
+                                 size_t size)
 {
-    char head[1024];
-    int n = snprintf(head, sizeof head,
+    int n = snprintf(head, size,
                      "Status: 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
                      "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n");
-    size_t at = cors_headers(cfg, req, head, sizeof head, n > 0 ? (size_t)n : 0);
-    if (at >= sizeof head - 2)
-        at = sizeof head - 3;
+    size_t at = cors_headers(cfg, req, head, size, n > 0 ? (size_t)n : 0);
+    if (at >= size - 2)
+        at = size - 3;
     memcpy(head + at, "\r\n", 3);
-    at += 2;
-    return FCGX_PutStr(head, (int)at, fr->out) < 0 ? -1 : 0;
-}
-
-int adapter_stream_put(FCGX_Request *fr, const char *text, size_t len)
-{
-    while (len > 0) {
-        int chunk = len > INT_MAX ? INT_MAX : (int)len;
-        if (FCGX_PutStr(text, chunk, fr->out) < 0)
-            return -1;
-        text += chunk;
-        len -= (size_t)chunk;
-    }
-    return FCGX_FFlush(fr->out) < 0 || FCGX_GetError(fr->out) != 0 ? -1 : 0;
+    return at + 2;
 }
 
 void request_free(struct request *req)
@@ -347,27 +366,82 @@ void request_free(struct request *req)
     memset(req, 0, sizeof *req);
 }
 
+/* Reads away (up to 8 KiB, without waiting) what the web server sent on fd. */
+static void drain(int fd)
+{
+    char junk[512];
+    for (int i = 0; i < 16 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
+        ;
+}
+
 void adapter_finish(FCGX_Request *fr, bool answered)
 {
     if (answered) {
         FCGX_FClose(fr->err);
         FCGX_FClose(fr->out);
     }
-    if (fr->ipcFd >= 0) {
-        char junk[512];
-        for (int i = 0; i < 16 && recv(fr->ipcFd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
-            ;
-    }
+    if (fr->ipcFd >= 0)
+        drain(fr->ipcFd);
     FCGX_Detach(fr); /* fails only for fd 0; libfcgi then shuts down the usual way */
     FCGX_Free(fr, 1);
 }
 
-void adapter_park_trim(FCGX_Request *fr)
+void adapter_detach(FCGX_Request *fr, struct fcgi_held *h)
 {
-    /* An unwritten stderr stream writes no records when closed, only counts itself
-     * off (nWriters 2 -> 1): without it, stdout is the last writer from the start. */
-    if (fr->err && fr->nWriters == 2) {
-        FCGX_FreeStream(&fr->err);
-        fr->nWriters = 1;
+    h->fd = fr->ipcFd;
+    h->request_id = fr->requestId;
+    /* Streams and parameters go, the connection stays open: it is h's now. The next
+     * FCGX_Accept_r finds no connection (ipcFd < 0, nothing to finish: in is NULL)
+     * and accepts a new one; a kept connection (FCGI_KEEP_CONN) is closed by
+     * adapter_held_close like any other, so the flag is cleared. */
+    FCGX_Free(fr, 0);
+    fr->ipcFd = -1;
+    fr->keepConnection = 0;
+    fr->detached = 0;
+    fr->envp = NULL;
+}
+
+int adapter_held_answer(const struct fcgi_held *h, const struct config *cfg,
+                        const struct request *req, const struct response *resp)
+{
+    struct answer_text a;
+    struct iovec parts[3];
+    size_t n = 0;
+
+    if (answer_format(cfg, req, resp, &a) < 0) {
+        parts[n++] = (struct iovec){(void *)answer_oom, sizeof answer_oom - 1};
+    } else {
+        parts[n++] = (struct iovec){a.head, a.head_len};
+        if (a.body)
+            parts[n++] = (struct iovec){(void *)a.body, a.body_len};
+        if (a.newline)
+            parts[n++] = (struct iovec){(void *)"\n", 1};
     }
+    int rc = fcgi_wire_stdout(h->fd, h->request_id, parts, n, true, 0);
+    free(a.owned);
+    return rc;
+}
+
+int adapter_held_stream_begin(const struct fcgi_held *h, const struct config *cfg,
+                              const struct request *req, const char *text, size_t len)
+{
+    char head[1024];
+    struct iovec parts[2] = {{head, stream_head_format(cfg, req, head, sizeof head)},
+                             {(void *)text, len}};
+    return fcgi_wire_stdout(h->fd, h->request_id, parts, 2, false, 0);
+}
+
+int adapter_held_stream_put(const struct fcgi_held *h, const char *text, size_t len, bool end)
+{
+    struct iovec part = {(void *)text, len};
+    return fcgi_wire_stdout(h->fd, h->request_id, &part, 1, end, 0);
+}
+
+void adapter_held_close(struct fcgi_held *h)
+{
+    if (h->fd < 0)
+        return;
+    drain(h->fd);
+    close(h->fd);
+    h->fd = -1;
 }

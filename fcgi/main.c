@@ -38,9 +38,9 @@ struct thread_arg {
     struct worker worker;
     int sock;
     pthread_t thread;
-    /* The request this worker accepts into: kept here, not only on the worker's stack,
-     * so it stays reachable when the process exits with the worker blocked in accept. */
-    FCGX_Request *fr;
+    /* The request this worker accepts into, for its whole life: a held request is
+     * detached from it (adapter_detach), so the next accept reuses it. */
+    FCGX_Request fr;
     atomic_bool serving; /* between accept and the answer: shutdown waits for it */
 };
 
@@ -82,20 +82,8 @@ static struct park *serve(struct worker *w, FCGX_Request *fr, bool *read_all)
     return park;
 }
 
-/* Each accepted request has its own FCGX_Request on the heap: a held one goes to the
- * poller with it, and the worker accepts the next into a fresh one. */
-static FCGX_Request *request_new(int sock)
-{
-    FCGX_Request *fr = malloc(sizeof *fr);
-    if (fr && FCGX_InitRequest(fr, sock, 0) != 0) {
-        free(fr);
-        fr = NULL;
-    }
-    return fr;
-}
-
-/* A failed accept or allocation: out of descriptors (EMFILE, ENFILE: held polls use
- * one each), of buffers or memory. None of it is the worker's fault and all of it
+/* A failed accept: out of descriptors (EMFILE, ENFILE: held polls use one each), of
+ * buffers or memory. None of it is the worker's fault and all of it
  * passes, so the worker never ends: it waits (10 ms doubling to 1 s, reset by the next
  * request) and tries again, and logs at most every 10 s how often it failed. */
 struct backoff {
@@ -130,11 +118,7 @@ static void *worker_main(void *p)
     struct backoff bo = {0};
 
     for (;;) {
-        if (!t->fr && !(t->fr = request_new(t->sock))) {
-            backoff_wait(&bo, t->worker.index, "cannot allocate a FastCGI request", ENOMEM);
-            continue;
-        }
-        int arc = FCGX_Accept_r(t->fr);
+        int arc = FCGX_Accept_r(&t->fr);
         if (arc < 0) {
             /* libfcgi returns -errno; the request stays ready for the next accept. */
             int error = arc < -1 && arc > -4096 ? -arc : errno;
@@ -146,17 +130,19 @@ static void *worker_main(void *p)
         bo.delay_ms = 0;
         atomic_store(&t->serving, true);
         bool read_all;
-        struct park *park = serve(&t->worker, t->fr, &read_all);
+        struct park *park = serve(&t->worker, &t->fr, &read_all);
         if (park) {
-            adapter_park_trim(t->fr);
-            poller_park(t->worker.app->poller, t->fr, park); /* the poller owns both now */
-            t->fr = NULL;
-        } else if (t->fr->keepConnection || !read_all) {
+            /* Only the connection and request id go on: libfcgi's buffers and the
+             * parameters are freed here, and fr serves the next accept. */
+            struct fcgi_held held;
+            adapter_detach(&t->fr, &held);
+            poller_park(t->worker.app->poller, &held, park); /* the poller owns both now */
+        } else if (t->fr.keepConnection || !read_all) {
             /* The web server reuses the connection, or may still be sending a body too
              * large to read: libfcgi's close reads it away until the web server closes. */
-            FCGX_Finish_r(t->fr);
+            FCGX_Finish_r(&t->fr);
         } else {
-            adapter_finish(t->fr, true); /* no shutdown-and-wait for the web server's close */
+            adapter_finish(&t->fr, true); /* no shutdown-and-wait for the web server's close */
         }
         atomic_store(&t->serving, false);
     }
@@ -364,6 +350,7 @@ static struct thread_arg *workers_start(const struct app *app, int sock, int64_t
         ta[i].worker.app = app;
         ta[i].worker.index = i;
         ta[i].sock = sock;
+        FCGX_InitRequest(&ta[i].fr, sock, 0);
         if (pthread_create(&ta[i].thread, NULL, worker_main, &ta[i]) != 0) {
             log_error("cannot start worker thread %d", i);
             return NULL;

@@ -16,7 +16,8 @@
  *              worker's read and the registration is not missed.
  *   ANSWERING  on this round's answer list: a read showed news for its cursor, its
  *              waitMs passed (acks alone), or the poller is stopping.
- *   DONE       answered (adapter_write, FastCGI end-request, close), or dropped
+ *   DONE       answered (adapter_held_answer: the answer and the FastCGI end-request
+ *              written as records, then adapter_held_close), or dropped
  *              without a word when its connection became readable or hung up (the
  *              web server gave up on it because the client went away); the user's
  *              slot is given back and everything is freed.
@@ -100,8 +101,7 @@ struct park {
     size_t n;
     struct waiter *waiters; /* one per found session, in request order */
     size_t n_waiters;
-    FCGX_Request *fr;
-    int fd;
+    struct fcgi_held conn; /* the request, detached from libfcgi (adapter_detach) */
     bool in_epoll;
     bool answering;
     bool stream;        /* GET /chat/stream: written to and kept parked until its end */
@@ -249,7 +249,7 @@ enum cgw_err poller_park_new(struct poller *p, const struct request *req, int64_
     pk->deadline = cgw_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
     pk->sessions = sessions;
     pk->n = n;
-    pk->fd = -1;
+    pk->conn.fd = -1;
     pk->heap_idx = NOT_IN_HEAP;
     for (size_t i = 0; i < n; i++) {
         if (!sessions[i].found)
@@ -313,13 +313,9 @@ void park_free(struct park *pk)
     free(pk);
 }
 
-void poller_park(struct poller *p, FCGX_Request *fr, struct park *pk)
+void poller_park(struct poller *p, const struct fcgi_held *conn, struct park *pk)
 {
-    pk->fr = fr;
-    pk->fd = fr->ipcFd;
-    /* The body has been read: the input stream's 8 KiB buffer is not needed while the
-     * request waits (request_close finishes the request without it). */
-    FCGX_FreeStream(&fr->in);
+    pk->conn = *conn;
     pthread_mutex_lock(&p->lock);
     pk->next = NULL;
     *p->incoming_tail = pk;
@@ -671,26 +667,21 @@ static void sub_readable(struct poller *p)
 
 /* ---- requests ----------------------------------------------------------------------- */
 
-/* Ends the FastCGI request (adapter_finish: without libfcgi's shutdown-and-wait, up
- * to 2 s in OS_Close, which would stall the loop) and frees fr. */
-static void request_close(FCGX_Request *fr, bool answered)
-{
-    adapter_finish(fr, answered);
-    free(fr);
-}
-
 /* Takes pk out of the heap, the epoll set and its watches. */
 static void unlink_park(struct poller *p, struct park *pk)
 {
     heap_remove(p, pk);
-    if (pk->in_epoll && epoll_ctl(p->ep, EPOLL_CTL_DEL, pk->fd, NULL) < 0)
+    if (pk->in_epoll && epoll_ctl(p->ep, EPOLL_CTL_DEL, pk->conn.fd, NULL) < 0)
         log_debug("poller: epoll_ctl: %s", strerror(errno)); /* closing removes it anyway */
     pk->in_epoll = false;
     for (size_t i = 0; i < pk->n_waiters; i++)
         waiter_unlink(p, &pk->waiters[i]);
 }
 
-/* Takes pk out of every structure, writes resp (when not NULL) and frees it all. */
+/* Takes pk out of every structure, writes resp (when not NULL: the whole answer and
+ * the end of the request), closes the connection (adapter_held_close: without
+ * libfcgi's shutdown-and-wait, up to 2 s, which would stall the loop) and frees it
+ * all. */
 static void release(struct poller *p, struct park *pk, const struct response *resp)
 {
     unlink_park(p, pk);
@@ -698,14 +689,14 @@ static void release(struct poller *p, struct park *pk, const struct response *re
         struct request req = {.method = pk->method, .origin = pk->origin};
         metrics_answer(p->metrics, pk->route, resp->status, metrics_now_us() - pk->started_us,
                        resp->body);
-        if (adapter_write(pk->fr, p->cfg, &req, resp) < 0)
+        if (adapter_held_answer(&pk->conn, p->cfg, &req, resp) < 0)
             log_info("poller: client went away before its subscribe answer");
         else
             log_debug("poller: held request answered: %d", resp->status);
     } else {
         log_debug("poller: held request dropped: the web server closed its connection");
     }
-    request_close(pk->fr, resp != NULL);
+    adapter_held_close(&pk->conn);
     park_free(pk);
 }
 
@@ -736,12 +727,12 @@ static void take_incoming(struct poller *p)
         list = pk->next;
         pk->next = NULL;
         struct timeval tv = {.tv_sec = WRITE_TIMEOUT_S};
-        if (setsockopt(pk->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+        if (setsockopt(pk->conn.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
             log_debug("poller: SO_SNDTIMEO: %s", strerror(errno));
         /* Readable or hung up means the web server dropped the request; level-triggered,
          * so a connection that closed before this point shows up at once. */
         struct epoll_event e = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = pk};
-        if (epoll_ctl(p->ep, EPOLL_CTL_ADD, pk->fd, &e) == 0)
+        if (epoll_ctl(p->ep, EPOLL_CTL_ADD, pk->conn.fd, &e) == 0)
             pk->in_epoll = true;
         else
             log_error("poller: cannot watch a held request: %s", strerror(errno));
@@ -849,19 +840,22 @@ static int token_recheck(struct poller *p, struct park *pk, struct response *res
  * out while t was built. */
 static bool stream_put(struct park *pk, struct sse_text *t)
 {
-    bool ok = !t->failed && adapter_stream_put(pk->fr, t->buf, t->len) == 0;
+    bool ok = !t->failed && adapter_held_stream_put(&pk->conn, t->buf, t->len, false) == 0;
     sse_text_free(t);
     return ok;
 }
 
-/* Ends pk's stream: last goes out first, then the end of the request; NULL when the
- * client is gone (the connection is just closed). */
+/* Ends pk's stream: last goes out first, with the end of the request, in one write;
+ * NULL when the client is gone (the connection is just closed). */
 static void stream_close(struct poller *p, struct park *pk, struct sse_text *last)
 {
     unlink_park(p, pk);
-    bool ok = last && stream_put(pk, last); /* NULL: the client is gone */
+    bool ok = last && !last->failed && /* NULL: the client is gone */
+              adapter_held_stream_put(&pk->conn, last->buf, last->len, true) == 0;
+    if (last)
+        sse_text_free(last);
     log_debug("poller: stream ended%s", ok ? "" : ": the client went away");
-    request_close(pk->fr, ok);
+    adapter_held_close(&pk->conn);
     park_free(pk);
 }
 
@@ -930,12 +924,10 @@ static int stream_begin(struct poller *p, struct park *pk, struct response *resp
         return rc;
     }
     struct request req = {.method = pk->method, .origin = pk->origin};
-    if (adapter_stream_head(pk->fr, p->cfg, &req) < 0) {
-        sse_text_free(&t);
-        return 0;
-    }
-    pk->stream_open = true;
-    return stream_put(pk, &t) ? 1 : 0;
+    bool ok = !t.failed && adapter_held_stream_begin(&pk->conn, p->cfg, &req, t.buf, t.len) == 0;
+    sse_text_free(&t);
+    pk->stream_open = ok;
+    return ok ? 1 : 0;
 }
 
 /* Appends wt's truncated frame (when events after its cursor are gone) and its events

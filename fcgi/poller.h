@@ -3,14 +3,15 @@
  *
  * A worker whose subscribe has nothing to answer yet creates a park (poller_park_new,
  * which also takes one of the user's limits.max_polls_per_user slots), puts it in
- * resp->park, and main.c hands the accepted FCGX_Request and the park over with
- * poller_park; from then on the poller thread alone owns both and answers, or drops,
- * the request.
+ * resp->park, and main.c detaches the accepted request from libfcgi (adapter_detach:
+ * its connection and FastCGI request id are all that is left of it) and hands it and
+ * the park over with poller_park; from then on the poller thread alone owns both and
+ * answers (adapter_held_*: FastCGI records written by the adapter), or drops, the
+ * request.
  */
 #ifndef CGW_FCGI_POLLER_H
 #define CGW_FCGI_POLLER_H
 
-#include <fcgiapp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@
 #include "fcgi/poller_cache.h"
 
 struct auth_cache;
+struct fcgi_held;
 
 struct poller;
 struct park;
@@ -39,7 +41,7 @@ enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus
 void poller_stop(struct poller *p, int64_t timeout_ms);
 
 /* The held state of one subscribe: of req, the user and the token it came with (checked
- * again when it is answered: a revoked token's request gets 401) and what adapter_write
+ * again when it is answered: a revoked token's request gets 401) and what its answer
  * needs (method, origin copied); wait_ms from now, and sessions[0..n) (takes ownership
  * of the array and its ids; the cursors of from-now sessions already resolved). n may
  * be 0 (a request held only until wait_ms). CGW_ERR_LIMIT when the user already
@@ -71,10 +73,10 @@ enum cgw_err poller_park_stream_new(struct poller *p, const struct request *req,
 /* Frees a park that was not handed over, giving back the user's slot. */
 void park_free(struct park *pk);
 
-/* Hands an accepted request and its park to the poller thread, which takes
- * ownership of both (fr must come from malloc; it is finished and freed there).
- * Never blocks for long. Thread-safe. */
-void poller_park(struct poller *p, FCGX_Request *fr, struct park *pk);
+/* Hands a detached request (adapter_detach; *conn is copied into the park) and its
+ * park to the poller thread, which takes ownership of both: it answers the request and
+ * closes its connection. Never blocks for long. Thread-safe. */
+void poller_park(struct poller *p, const struct fcgi_held *conn, struct park *pk);
 
 /* The process's copy of recently polled sessions (poller_cache.h), fed by this poller's
  * notifications and reads; workers look up and offer their reads. Borrowed, lives as
