@@ -834,6 +834,8 @@ int runner_run(const struct config *cfg, const char *config_path, const char *se
 out:
     if (r.failed)
         status = 1;
+    if (r.fenced)
+        status = RUNNER_EXIT_FENCED; /* did not finish its run, and must not look like it */
     free(request_json);
     run_free(&r);
     return status;

@@ -1,8 +1,11 @@
 #!/bin/sh
 # check-cluster.sh: `make check-cluster`: the scenarios of tests/cluster/ (two chatgw
 # hosts on one PostgreSQL, one Redis with Sentinels, HAProxy in front; tests/lib/
-# cluster.py). One private PostgreSQL 15 (tests/lib/pg.sh) serves every test, each in a
-# database of its own. CHATGW_CLUSTER_TESTS overrides the list. Run from the build dir.
+# cluster.py): follow, hostdown, homes, failover, dataloss, and partition (host A's
+# Redis through a proxy it cuts; that one on a plain Redis, see its docstring). The
+# list is CLUSTER_TESTS in Makefile.am. One private PostgreSQL 15 (tests/lib/pg.sh)
+# serves every test, each in a database of its own. CHATGW_CLUSTER_TESTS overrides the
+# list. Run from the build dir.
 top=${top_srcdir:-$(dirname "$0")/../..}
 . "$top/tests/lib/pg.sh"
 tests=${CHATGW_CLUSTER_TESTS:-$CLUSTER_TESTS}

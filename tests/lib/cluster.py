@@ -14,6 +14,21 @@ Cluster() starts, each in its own temp dir and on free loopback ports:
 Every process is started here and ended by its own pid. Host.kill() plays a host that
 dies: SIGKILL of every process of that host (its lighttpd, chatgw.fcgi, the runners and
 the CLIs they started), found by a marker in their environment, never by name.
+
+Cluster(proxy_a=True) plays a partition instead: host A reaches Redis only through a
+loopback TCP proxy the test controls (tests/lib/tcpproxy.py; redis.address of A's
+configuration, so every Redis connection of A: workers, poller, host queue consumer,
+reaper, runners, chatgwctl). c.a.cut_off() drops every connection A has and blackholes
+new ones; c.a.heal() lets them through again. The test's own Redis commands (c.redis,
+a.redis) go straight to Redis. It needs the plain Redis (ha=False): Sentinel hands every
+client the one address of the primary, the same to every host, so one host's way to
+it cannot be routed apart from the other's on one loopback.
+
+Scenarios (tests/cluster/): follow (a run made on A followed via B and HAProxy), homes
+(send, abort, permissions across hosts), hostdown (A killed mid-run), failover
+(Sentinel failover and the old primary's SIGKILL mid-run), dataloss (Redis restarted
+empty mid-run), partition (A cut off from Redis longer than runner.lease_s: A's runner
+fences itself, B reaps and runs the session, two CLIs never at once).
 """
 import json
 import os
@@ -26,6 +41,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from stack import (LIMIT, TOP_BUILDDIR, TOP_SRCDIR, Stack, free_port, redis_command, wait_for,  # noqa: E402
                    wait_until, which)
+
+from tcpproxy import TcpProxy  # noqa: E402
 
 try:
     from redis_ha import RedisHA  # noqa: E402 - tests/lib/redis_ha.py (Sentinel tier)
@@ -89,6 +106,7 @@ class Host(Stack):
         self.pidfile = os.path.join(self.tmp, "fake-claude.jsonl")
         self.marker = "%s=%s" % (MARKER, self.tmp)
         self.dead = False
+        self.proxy = cluster.a_proxy if name == "A" else None
 
     def env(self):
         e = super().env()
@@ -137,6 +155,14 @@ class Host(Stack):
             return not left
         wait_for(gone, what="host %s's processes to die" % self.name)
 
+    def cut_off(self):
+        """The host loses Redis (Cluster(proxy_a=True), host A): every connection it has
+        is dropped, new ones are accepted and never answered, until heal()."""
+        self.proxy.cut()
+
+    def heal(self):
+        self.proxy.heal()
+
     def close(self):
         for pid in self.processes():  # runners and CLIs outlive chatgw.fcgi by design
             try:
@@ -159,7 +185,8 @@ class Front:
 class Cluster:
     """Use as a context manager: with Cluster() as c: c.a, c.b, c.lb (HAProxy)."""
 
-    def __init__(self, host_config=None, a_config=None, b_config=None, ha=True):
+    def __init__(self, host_config=None, a_config=None, b_config=None, ha=True,
+                 proxy_a=False):
         self.tmp = tempfile.mkdtemp(prefix="cgw-cluster-")
         self.host_config = {"claude.bin": FAKE_CLAUDE, "runner.term_grace_ms": "1000",
                             "runner.kill_grace_ms": "2000", "permissions.timeout_s": "60"}
@@ -171,6 +198,11 @@ class Cluster:
         self.sentinel = RedisHA is not None and config_knows("redis.sentinels", "127.0.0.1:1")
         self.homes = config_knows("host.id", "A")
         self.want_ha = ha and self.sentinel
+        # proxy_a: host A's Redis through a TcpProxy (see the module's docstring).
+        if proxy_a and self.want_ha:
+            raise ValueError("proxy_a needs the plain Redis (ha=False)")
+        self.proxy_a = proxy_a
+        self.a_proxy = None
         self.redis_proc = None
         self.pg_pid = None
         self.haproxy = None
@@ -304,6 +336,10 @@ class Cluster:
             self.start_pg()
             self.start_redis()
             self.host_config["db.url"] = self.db_url
+            if self.proxy_a:
+                self.a_proxy = TcpProxy(self.redis_port)
+                self.a_config = dict(self.a_config)
+                self.a_config["redis.address"] = "127.0.0.1:%d" % self.a_proxy.port
             self.a = Host(self, "A", self.a_config)
             self.hosts.append(self.a)
             self.b = Host(self, "B", self.b_config)
@@ -322,6 +358,8 @@ class Cluster:
             self.haproxy.wait()
         for h in self.hosts:
             h.close()
+        if self.a_proxy:
+            self.a_proxy.close()
         if self.ha:
             self.ha.close()
         self.stop_plain_redis(signal.SIGTERM)
