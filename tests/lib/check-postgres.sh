@@ -5,9 +5,14 @@
 # CHATGW_PG_TESTS overrides the list. Run from the build directory.
 top=${top_srcdir:-$(dirname "$0")/../..}
 . "$top/tests/lib/pg.sh"
-# The integration suite minus the tests that read the SQLite file itself (ctl, runner,
-# hardening, sandbox) and the web-server/packaging tiers (apache, install, quickstart,
-# hosting), which do not touch the store's backend.
+# Every integration test whose stack has a store runs here; the tests that reach into
+# the store themselves (ctl, runner, hardening, sandbox) do it through env_sql
+# (tests/lib/env.sh) or Stack.sql / store_sql (tests/lib/stack.py), psql on PostgreSQL.
+# Left out, none of them for a reason of the store:
+#   install.test     checks the layout of `make install` and that the installed programs
+#                    find each other (doctor's runner line; no database is made);
+#   quickstart.test  checks deploy/quickstart.sh, the README's one-command start, which
+#                    sets up its own embedded SQLite store by design (no db.url to give).
 tests=${CHATGW_PG_TESTS:-"tests/unit/test_store_pg.sh tests/integration/sessions.test
     tests/integration/subscribe.test tests/integration/chat.test tests/integration/runs.test
     tests/integration/runlimit.test tests/integration/feed.test tests/integration/rules.test
@@ -18,7 +23,11 @@ tests=${CHATGW_PG_TESTS:-"tests/unit/test_store_pg.sh tests/integration/sessions
     tests/integration/gemini.test tests/integration/opencode.test tests/integration/stream.test
     tests/integration/metrics.test tests/integration/subscribe-cache.test
     tests/integration/cli-chat.test tests/integration/hardening-argv.test
-    tests/integration/sentinel.test tests/integration/smoke-lighttpd.test"}
+    tests/integration/sentinel.test tests/integration/smoke-lighttpd.test
+    tests/integration/ctl.test tests/integration/runner.test tests/integration/hardening.test
+    tests/integration/sandbox.test tests/integration/hardening-listen.test
+    tests/integration/cli-chat-tmux.test tests/integration/hosting.test
+    tests/integration/smoke-apache-proxy.test tests/integration/smoke-apache-fcgid.test"}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/check-postgres.XXXXXX")
 trap 'pg_stop; rm -rf "$dir"' EXIT INT TERM
 pg_start "$dir/pg" || { echo "check-postgres: PostgreSQL did not start (postgresql-15 installed?)" >&2; exit 1; }

@@ -12,6 +12,12 @@
 #                             sets REDIS_PID REDIS_PORT REDIS_ADDRESS REDIS_DIR
 #   env_redis_stop
 #   env_redis_cmd ARG...      send one command to it; prints the reply's first line
+#   env_store                 the store's backend for this run: "postgres" under
+#                             make check-postgres (CHATGW_TEST_STORE), else "sqlite"
+#   env_pg_database NAME      a fresh database on $CHATGW_TEST_PG_URL's server; prints
+#                             its URL
+#   env_sql TARGET SQL        one statement on TARGET, a SQLite file or a postgresql://
+#                             URL: rows one a line, columns separated by "|"
 #   run CMD...                run CMD; sets RUN_RC, RUN_OUT, RUN_ERR
 #   ok STATUS DESC / is GOT WANT DESC / like GOT ERE DESC / unlike GOT ERE DESC
 #   skip DESC REASON / skip_all REASON / diag TEXT / bail_out TEXT / done_testing
@@ -279,4 +285,38 @@ env_redis_cmd() {
         read -r -t 5 reply <&3 || exit 1
         printf '%s\n' "${reply%$'\r'}"
     )
+}
+
+# ---- the store: SQLite or PostgreSQL ------------------------------------------
+
+env_store() {
+    if [ "${CHATGW_TEST_STORE:-}" = postgres ]; then
+        echo postgres
+    else
+        echo sqlite
+    fi
+}
+
+# env_pg_database NAME: creates database chatgw_s_NAME (made safe) on the server that
+# $CHATGW_TEST_PG_URL names (make check-postgres starts it) and prints its URL.
+env_pg_database() {
+    local url=${CHATGW_TEST_PG_URL:?make check-postgres sets CHATGW_TEST_PG_URL} db
+    db=chatgw_s_$(printf '%s' "$1" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9' _)
+    psql -X -q -v ON_ERROR_STOP=1 -d "$url" -c "CREATE DATABASE \"$db\"" >/dev/null || return 1
+    printf '%s/%s\n' "${url%/*}" "$db"
+}
+
+# env_sql TARGET SQL: sqlite3 on a file, psql on a postgresql:// URL; both print a row
+# per line with "|" between columns (sqlite3's list mode, psql -At). The SQL is the
+# caller's: where the dialects differ (hex(x) / encode(x, 'hex'), char() / chr()) the
+# test picks by env_store.
+env_sql() {
+    case $1 in
+    postgresql://* | postgres://*)
+        psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"
+        ;;
+    *)
+        sqlite3 "$1" "$2"
+        ;;
+    esac
 }

@@ -200,6 +200,91 @@ def pg_database(name):
     return url.rsplit("/", 1)[0] + "/" + db
 
 
+# ---- the store, backend-neutral -------------------------------------------------------
+# Tests read and write the store directly (fixtures no API makes, state to check) through
+# store_sql(target, query, params), where target is the stack's SQLite file or, under
+# `make check-postgres`, its database's postgresql:// URL. The query uses "?" placeholders
+# and SQL both dialects accept; on PostgreSQL the parameters are bound as quoted literals
+# and the statement goes to psql on stdin (no client library here, no argv size limit).
+
+def test_store():
+    """The backend the stacks of this run use: "postgres" (make check-postgres) or "sqlite"."""
+    return "postgres" if os.environ.get("CHATGW_TEST_STORE") == "postgres" else "sqlite"
+
+
+def pg_literal(v):
+    """v as a PostgreSQL literal (standard_conforming_strings on, the default)."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "1" if v else "0"  # the schema's flags are integers 0/1, as in SQLite
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "'\\x%s'::bytea" % bytes(v).hex()
+    s = str(v)
+    if "\0" in s:
+        raise ValueError("PostgreSQL text cannot hold NUL")
+    return "'" + s.replace("'", "''") + "'"
+
+
+def bind_params(query, params, literal):
+    """query with each "?" outside quotes replaced by literal(next parameter)."""
+    out, it, quote = [], iter(params), None
+    for c in query:
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "?":
+            try:
+                c = literal(next(it))
+            except StopIteration:
+                raise ValueError("too few parameters for: " + query) from None
+        out.append(c)
+    if next(it, out) is not out:
+        raise ValueError("too many parameters for: " + query)
+    return "".join(out)
+
+
+def pg_sql(url, query, params=()):
+    """Runs one statement on the PostgreSQL database at url; returns its rows as tuples
+    (bigint as int, NULL as None, bytea as PostgreSQL's "\\x..." text). The rows travel
+    as JSON (json_agg), so no value can be confused with a separator."""
+    q = bind_params(query.strip().rstrip(";"), params, pg_literal)
+    head = q.split(None, 1)[0].upper()
+    if head in ("SELECT", "WITH", "VALUES", "TABLE"):
+        q = "SELECT coalesce(json_agg(r), '[]') FROM (%s) r" % q
+    elif " RETURNING " in " ".join(q.upper().split()) + " ":
+        q = "WITH r AS (%s) SELECT coalesce(json_agg(r), '[]') FROM r" % q
+    else:
+        head = None  # no rows to read
+    r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url],
+                       input=q + ";\n", capture_output=True, text=True, timeout=LIMIT)
+    if r.returncode != 0:
+        raise RuntimeError("psql: %s\nin: %s" % (r.stderr.strip(), q[:500]))
+    if head is None:
+        return []
+    # Each row is a JSON object, its columns in order: keep the values, in that order.
+    return [tuple(row) for row in
+            json.loads(r.stdout, object_pairs_hook=lambda pairs: [v for _, v in pairs])]
+
+
+def store_sql(target, query, params=()):
+    """One statement on the store at target (a SQLite file, or a postgresql:// URL);
+    committed; returns the rows as tuples."""
+    if target.startswith(("postgresql://", "postgres://")):
+        return pg_sql(target, query, params)
+    import sqlite3
+    con = sqlite3.connect(target, timeout=10)
+    try:
+        rows = con.execute(query, params).fetchall()
+        con.commit()
+        return rows
+    finally:
+        con.close()
+
+
 class Stack:
     """The whole stack; use as a context manager."""
 
@@ -340,6 +425,21 @@ class Stack:
         with open(self.config, "w") as f:
             for k, v in cfg.items():
                 f.write("%s = %s\n" % (k, v))
+
+    # ---- the store ---------------------------------------------------------
+    @property
+    def store(self):
+        """"postgres" or "sqlite": the backend this stack's configuration names."""
+        return "postgres" if getattr(self, "pg_url", None) else "sqlite"
+
+    @property
+    def db_target(self):
+        """Where the store is: the SQLite file, or the PostgreSQL database's URL."""
+        return getattr(self, "pg_url", None) or os.path.join(self.tmp, "chatgw.db")
+
+    def sql(self, query, params=()):
+        """One statement ("?" placeholders) on this stack's store: see store_sql."""
+        return store_sql(self.db_target, query, params)
 
     def env(self):
         e = dict(os.environ)
