@@ -725,8 +725,7 @@ static unsigned char *batch_array(const struct store_message *msgs, size_t n, en
 }
 
 enum cgw_err pg_message_add_batch(struct store *st, const char *session_id,
-                                  const struct store_message *msgs, size_t n,
-                                  struct cgw_error *err)
+                                  const struct store_message *msgs, size_t n, struct cgw_error *err)
 {
     struct pg_params p = {0}, q = {0};
     unsigned char *arr[3] = {NULL, NULL, NULL};
@@ -738,9 +737,10 @@ enum cgw_err pg_message_add_batch(struct store *st, const char *session_id,
         return e;
     for (int c = COL_SEQ; c <= COL_JSON; c++) {
         if (!(arr[c] = batch_array(msgs, n, (enum batch_col)c, &len[c]))) {
-            e = len[c] < 0 ? cgw_error_set(err, CGW_ERR_INVALID,
-                                           "store: add messages: the batch is too large")
-                           : cgw_error_set(err, CGW_ERR_NOMEM, "store: add messages: out of memory");
+            e = len[c] < 0
+                    ? cgw_error_set(err, CGW_ERR_INVALID,
+                                    "store: add messages: the batch is too large")
+                    : cgw_error_set(err, CGW_ERR_NOMEM, "store: add messages: out of memory");
             goto out;
         }
     }
@@ -752,8 +752,7 @@ enum cgw_err pg_message_add_batch(struct store *st, const char *session_id,
                      session_id)) != CGW_OK)
         goto out;
     if (pg_int(r, 0, 0) == 0) {
-        e = cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: add messages: no session %s",
-                          session_id);
+        e = cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: add messages: no session %s", session_id);
         goto out;
     }
     if (pg_int(r, 0, 1) == 0)

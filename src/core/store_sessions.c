@@ -508,8 +508,7 @@ enum cgw_err store_message_add_batch(struct store *st, const char *session_id,
     if ((e = store_txn_begin(st, STMT_BEGIN, &own, err)) != CGW_OK)
         return e;
     for (size_t i = 0; i < n && e == CGW_OK; i++) {
-        e = message_insert(st, session_id, msgs[i].seq, msgs[i].kind, msgs[i].json, &inserted,
-                           err);
+        e = message_insert(st, session_id, msgs[i].seq, msgs[i].kind, msgs[i].json, &inserted, err);
         if (e == CGW_ERR_CONFLICT) {
             /* Keep the history that is there, write the others. */
             if (clashes++ == 0)

@@ -7,8 +7,8 @@
 #include "config.h" /* autoconf's: _GNU_SOURCE for nftw */
 
 #include <errno.h>
-#include <pthread.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1242,8 +1242,8 @@ static void test_message_batch(struct store *st, const char *path)
            "two different events at taken seqs: CONFLICT");
     ok(has_text(&err, "seq 105") && has_text(&err, "2 of 6"), "names the first and the count: %s",
        err.text);
-    snprintf(sql, sizeof sql,
-             "SELECT json FROM messages WHERE session_id = '%s' AND seq = 105", sid);
+    snprintf(sql, sizeof sql, "SELECT json FROM messages WHERE session_id = '%s' AND seq = 105",
+             sid);
     is_str(raw_text(path, sql, text, sizeof text), "{\"seq\":105}", "history kept at 105");
     is_int(count_rows(path, sid), 112, "120 and 121 written");
     is_int(last_seq_of(st, sid), 121, "last_seq 121");
