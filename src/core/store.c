@@ -433,6 +433,17 @@ void store_rollback(struct store *st)
     st->touch_due = 0;
 }
 
+/* ---- messages ---------------------------------------------------------------- */
+
+enum cgw_err store_message_clash(const char *session_id, int64_t first, size_t clashes, size_t n,
+                                 struct cgw_error *err)
+{
+    return cgw_error_set(err, CGW_ERR_CONFLICT,
+                         "store: seq %lld of session %s already holds a different event "
+                         "(%zu of %zu events clash; the others are stored)",
+                         (long long)first, session_id, clashes, n);
+}
+
 /* ---- lifecycle --------------------------------------------------------------- */
 
 bool store_is_pg_url(const char *target)

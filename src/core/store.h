@@ -227,6 +227,20 @@ void store_session_list_free(struct store_session *list, size_t n);
 enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t seq,
                                const char *kind, const char *json, struct cgw_error *err);
 
+/* Persists n events of one session (msgs[i].seq, kind and json; borrowed; n == 0 is OK)
+ * as n store_message_add calls would, but as one write: one transaction (or the caller's
+ * store_begin one) and, on PostgreSQL, one statement, so one round trip per batch. The
+ * seqs must increase strictly. sessions.last_seq is raised to the highest seq written.
+ * Identical replays are OK. Events whose seq already holds a different event are left
+ * as they are and the others are written; the answer is then CGW_ERR_CONFLICT naming the
+ * first such seq and how many clash. An unknown session is CGW_ERR_NOT_FOUND and a bad
+ * argument (seq <= 0 or not increasing, a bad kind, no json) CGW_ERR_INVALID; neither
+ * writes anything. After any other error some events may be written: calling again with
+ * the same events is safe (replays are idempotent). */
+enum cgw_err store_message_add_batch(struct store *st, const char *session_id,
+                                     const struct store_message *msgs, size_t n,
+                                     struct cgw_error *err);
+
 /* Messages of a session with after_seq < seq < before_seq (before_seq <= 0: no
  * upper bound), oldest first, at most limit (capped to 1..1000). When before_seq
  * is given and after_seq is 0 the page is the *latest* limit messages below

@@ -4,6 +4,8 @@
  * backend's. */
 #include "core/store_pg.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -632,6 +634,144 @@ enum cgw_err pg_message_add(struct store *st, const char *session_id, int64_t se
     } else if (pg_int(r, 0, 1) == 0 && strcmp(PQgetvalue(r, 0, 2), json) != 0)
         e = message_conflict(session_id, seq, err);
     PQclear(r);
+    return e;
+}
+
+/* A batch in one statement: the events arrive as three arrays (seq, kind, json), unnest
+ * makes them rows, and the insert, the raise of last_seq and the check of the seqs that
+ * were taken already are the single add's, once for all rows. The row tells whether the
+ * session exists and how many events did not go in with a different (or not yet
+ * visible) event at their seq. */
+static const char message_batch_sql[] =
+    "WITH s AS (SELECT id FROM sessions WHERE id = $1), "
+    "v AS (SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[]) AS v (seq, kind, json)), "
+    "ins AS (INSERT INTO messages (session_id, seq, kind, json) "
+    "SELECT s.id, v.seq, v.kind, v.json FROM s CROSS JOIN v ORDER BY v.seq "
+    "ON CONFLICT (session_id, seq) DO NOTHING RETURNING seq), "
+    "up AS (UPDATE sessions SET last_seq = (SELECT max(seq) FROM ins) WHERE id = $1 "
+    "AND last_seq < (SELECT max(seq) FROM ins)) "
+    "SELECT (SELECT count(*) FROM s), "
+    "(SELECT count(*) FROM v LEFT JOIN messages m ON m.session_id = $1 AND m.seq = v.seq "
+    "WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.seq = v.seq) "
+    "AND m.json IS DISTINCT FROM v.json)";
+
+/* The check again in a statement of its own, which sees what writers committed after the
+ * batch's snapshot: how many events differ from what their seq holds, and the first. */
+static const char message_batch_check_sql[] =
+    "SELECT count(*), min(v.seq) FROM unnest($2::bigint[], $3::text[]) AS v (seq, json) "
+    "LEFT JOIN messages m ON m.session_id = $1 AND m.seq = v.seq "
+    "WHERE m.json IS DISTINCT FROM v.json";
+
+/* Element type oids of the arrays (pg_type.h: int8, text). */
+#define PG_INT8_OID 20
+#define PG_TEXT_OID 25
+
+static unsigned char *put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+    return p + 4;
+}
+
+enum batch_col { COL_SEQ, COL_KIND, COL_JSON };
+
+/* One column of the batch as a one-dimensional array in PostgreSQL's binary format
+ * (array_recv): ndim, has-nulls, element type, length, lower bound, then each element
+ * as its byte length and bytes (int8: big-endian). Returns a new buffer of *len bytes,
+ * or NULL: *len is -1 when the array would not fit a parameter, 0 without memory. */
+static unsigned char *batch_array(const struct store_message *msgs, size_t n, enum batch_col col,
+                                  int *len)
+{
+    size_t size = 20;
+    unsigned char *buf, *p;
+
+    *len = -1;
+    if (n > INT32_MAX)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t el = col == COL_SEQ    ? 8
+                    : col == COL_KIND ? strlen(msgs[i].kind)
+                                      : strlen(msgs[i].json);
+        if (el > INT32_MAX || size > (size_t)INT_MAX - 4 - el)
+            return NULL;
+        size += 4 + el;
+    }
+    *len = 0;
+    if (!(buf = malloc(size)))
+        return NULL;
+    p = put_u32(buf, 1);
+    p = put_u32(p, 0);
+    p = put_u32(p, col == COL_SEQ ? PG_INT8_OID : PG_TEXT_OID);
+    p = put_u32(p, (uint32_t)n);
+    p = put_u32(p, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (col == COL_SEQ) {
+            uint64_t v = (uint64_t)msgs[i].seq;
+            p = put_u32(p, 8);
+            p = put_u32(p, (uint32_t)(v >> 32));
+            p = put_u32(p, (uint32_t)v);
+        } else {
+            const char *t = col == COL_KIND ? msgs[i].kind : msgs[i].json;
+            size_t el = strlen(t);
+            p = put_u32(p, (uint32_t)el);
+            memcpy(p, t, el);
+            p += el;
+        }
+    }
+    *len = (int)size;
+    return buf;
+}
+
+enum cgw_err pg_message_add_batch(struct store *st, const char *session_id,
+                                  const struct store_message *msgs, size_t n, struct cgw_error *err)
+{
+    struct pg_params p = {0}, q = {0};
+    unsigned char *arr[3] = {NULL, NULL, NULL};
+    int len[3];
+    PGresult *r = NULL;
+    enum cgw_err e;
+
+    if ((e = store_txn_check(st, err)) != CGW_OK)
+        return e;
+    for (int c = COL_SEQ; c <= COL_JSON; c++) {
+        if (!(arr[c] = batch_array(msgs, n, (enum batch_col)c, &len[c]))) {
+            e = len[c] < 0
+                    ? cgw_error_set(err, CGW_ERR_INVALID,
+                                    "store: add messages: the batch is too large")
+                    : cgw_error_set(err, CGW_ERR_NOMEM, "store: add messages: out of memory");
+            goto out;
+        }
+    }
+    pgp_text(&p, session_id);
+    pgp_bin(&p, arr[COL_SEQ], len[COL_SEQ]);
+    pgp_bin(&p, arr[COL_KIND], len[COL_KIND]);
+    pgp_bin(&p, arr[COL_JSON], len[COL_JSON]);
+    if ((e = pg_exec(st, message_batch_sql, &p, &r, err, "add %zu messages to session %s", n,
+                     session_id)) != CGW_OK)
+        goto out;
+    if (pg_int(r, 0, 0) == 0) {
+        e = cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: add messages: no session %s", session_id);
+        goto out;
+    }
+    if (pg_int(r, 0, 1) == 0)
+        goto out;
+    /* Taken seqs with a different or an invisible event: look again. */
+    PQclear(r);
+    r = NULL;
+    pgp_text(&q, session_id);
+    pgp_bin(&q, arr[COL_SEQ], len[COL_SEQ]);
+    pgp_bin(&q, arr[COL_JSON], len[COL_JSON]);
+    if ((e = pg_exec(st, message_batch_check_sql, &q, &r, err,
+                     "add %zu messages to session %s: re-read", n, session_id)) != CGW_OK)
+        goto out;
+    if (pg_int(r, 0, 0) > 0)
+        e = store_message_clash(session_id, pg_int(r, 0, 1), (size_t)pg_int(r, 0, 0), n, err);
+out:
+    PQclear(r);
+    for (int c = COL_SEQ; c <= COL_JSON; c++)
+        free(arr[c]);
     return e;
 }
 

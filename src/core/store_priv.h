@@ -116,6 +116,13 @@ enum cgw_err store_txn_begin(struct store *st, enum stmt_id begin, bool *own,
 /* Commits (e == CGW_OK) or rolls back an owned transaction; returns the outcome. */
 enum cgw_err store_txn_end(struct store *st, bool own, enum cgw_err e, struct cgw_error *err);
 
+/* Messages (store.c). */
+
+/* Sets err to the CGW_ERR_CONFLICT of a batch in which clashes of n events (the first at
+ * seq first) found their seq holding a different event; returns CGW_ERR_CONFLICT. */
+enum cgw_err store_message_clash(const char *session_id, int64_t first, size_t clashes, size_t n,
+                                 struct cgw_error *err);
+
 /* ---- PostgreSQL backend (store_pg.c, store_pg_tables.c) -------------------------- */
 
 /* True for a db.url that selects PostgreSQL ("postgresql://..." or "postgres://..."). */
@@ -174,6 +181,9 @@ enum cgw_err pg_session_last_seq(struct store *st, const char *id, int64_t *seq,
                                  struct cgw_error *err);
 enum cgw_err pg_message_add(struct store *st, const char *session_id, int64_t seq, const char *kind,
                             const char *json, struct cgw_error *err);
+enum cgw_err pg_message_add_batch(struct store *st, const char *session_id,
+                                  const struct store_message *msgs, size_t n,
+                                  struct cgw_error *err);
 enum cgw_err pg_message_list(struct store *st, const char *session_id, int64_t after_seq,
                              int64_t before_seq, int64_t limit, bool backwards,
                              struct store_message **out, size_t *n, bool *has_more,

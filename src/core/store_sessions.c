@@ -399,24 +399,31 @@ static enum cgw_err message_check_replay(struct store *st, const char *session_i
     return CGW_OK;
 }
 
-enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t seq,
-                               const char *kind, const char *json, struct cgw_error *err)
+/* Checks one event's arguments (store_message_add's rules). */
+static enum cgw_err message_args(const char *what, const char *session_id, int64_t seq,
+                                 const char *kind, const char *json, struct cgw_error *err)
+{
+    if (!session_id || !json || seq <= 0)
+        return cgw_error_set(err, CGW_ERR_INVALID,
+                             "store: %s: needs a session, a json and a seq > 0", what);
+    if (!kind || !*kind || strlen(kind) >= KIND_SIZE)
+        return cgw_error_set(err, CGW_ERR_INVALID, "store: %s: bad kind", what);
+    return CGW_OK;
+}
+
+/* Inserts one event inside the caller's transaction; *inserted says whether the row went
+ * in (false: an identical replay). last_seq is the caller's to raise. */
+static enum cgw_err message_insert(struct store *st, const char *session_id, int64_t seq,
+                                   const char *kind, const char *json, bool *inserted,
+                                   struct cgw_error *err)
 {
     sqlite3_stmt *s = NULL;
     int rc = SQLITE_OK;
-    bool own;
     enum cgw_err e;
 
-    if (!session_id || !json || seq <= 0)
-        return cgw_error_set(err, CGW_ERR_INVALID,
-                             "store: add message: needs a session, a json and a seq > 0");
-    if (!kind || !*kind || strlen(kind) >= KIND_SIZE)
-        return cgw_error_set(err, CGW_ERR_INVALID, "store: add message: bad kind");
-    STORE_PG_DISPATCH(st, pg_message_add(st, session_id, seq, kind, json, err));
-    if ((e = store_txn_begin(st, STMT_BEGIN, &own, err)) != CGW_OK)
-        return e;
+    *inserted = false;
     if ((e = store_stmt_get(st, STMT_MESSAGE_INSERT, &s, err)) != CGW_OK)
-        goto out;
+        return e;
     store_bind_text(s, 1, session_id, &rc);
     store_bind_int64(s, 2, seq, &rc);
     store_bind_text(s, 3, kind, &rc);
@@ -426,28 +433,97 @@ enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t
     if (rc != SQLITE_OK) {
         if (store_code(rc) == CGW_ERR_NOT_FOUND) {
             store_stmt_done(s);
-            e = cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: add message: no session %s",
-                              session_id);
-        } else {
-            e = store_fail(st, s, rc, err, "add message %lld to session %s", (long long)seq,
-                           session_id);
+            return cgw_error_set(err, CGW_ERR_NOT_FOUND, "store: add message: no session %s",
+                                 session_id);
         }
-        goto out;
+        return store_fail(st, s, rc, err, "add message %lld to session %s", (long long)seq,
+                          session_id);
     }
-    if (sqlite3_changes(st->db) == 0) {
-        e = message_check_replay(st, session_id, seq, json, err);
-        goto out; /* a replay: last_seq was raised when the row went in */
-    }
-    if ((e = store_stmt_get(st, STMT_MESSAGE_RAISE_SEQ, &s, err)) != CGW_OK)
-        goto out;
+    if (sqlite3_changes(st->db) == 0)
+        return message_check_replay(st, session_id, seq, json, err);
+    *inserted = true;
+    return CGW_OK;
+}
+
+/* Raises sessions.last_seq to seq (never lowers it). */
+static enum cgw_err message_raise_seq(struct store *st, const char *session_id, int64_t seq,
+                                      struct cgw_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = SQLITE_OK;
+    enum cgw_err e = store_stmt_get(st, STMT_MESSAGE_RAISE_SEQ, &s, err);
+
+    if (e != CGW_OK)
+        return e;
     store_bind_text(s, 1, session_id, &rc);
     store_bind_int64(s, 2, seq, &rc);
     if (rc == SQLITE_OK)
         rc = store_step_once(s);
     if (rc != SQLITE_OK)
-        e = store_fail(st, s, rc, err, "raise last seq of session %s", session_id);
-out:
+        return store_fail(st, s, rc, err, "raise last seq of session %s", session_id);
+    return CGW_OK;
+}
+
+enum cgw_err store_message_add(struct store *st, const char *session_id, int64_t seq,
+                               const char *kind, const char *json, struct cgw_error *err)
+{
+    bool own, inserted;
+    enum cgw_err e;
+
+    if ((e = message_args("add message", session_id, seq, kind, json, err)) != CGW_OK)
+        return e;
+    STORE_PG_DISPATCH(st, pg_message_add(st, session_id, seq, kind, json, err));
+    if ((e = store_txn_begin(st, STMT_BEGIN, &own, err)) != CGW_OK)
+        return e;
+    e = message_insert(st, session_id, seq, kind, json, &inserted, err);
+    /* A replay leaves last_seq alone: it was raised when the row went in. */
+    if (e == CGW_OK && inserted)
+        e = message_raise_seq(st, session_id, seq, err);
     return store_txn_end(st, own, e, err);
+}
+
+enum cgw_err store_message_add_batch(struct store *st, const char *session_id,
+                                     const struct store_message *msgs, size_t n,
+                                     struct cgw_error *err)
+{
+    int64_t top = 0, first_clash = 0;
+    size_t clashes = 0;
+    bool own, inserted;
+    enum cgw_err e;
+
+    if (!session_id || (n > 0 && !msgs))
+        return cgw_error_set(err, CGW_ERR_INVALID, "store: add messages: no session or events");
+    for (size_t i = 0; i < n; i++) {
+        if ((e = message_args("add messages", session_id, msgs[i].seq, msgs[i].kind, msgs[i].json,
+                              err)) != CGW_OK)
+            return e;
+        if (i > 0 && msgs[i].seq <= msgs[i - 1].seq)
+            return cgw_error_set(err, CGW_ERR_INVALID,
+                                 "store: add messages: seq %lld after %lld (must increase)",
+                                 (long long)msgs[i].seq, (long long)msgs[i - 1].seq);
+    }
+    if (n == 0)
+        return CGW_OK;
+    STORE_PG_DISPATCH(st, pg_message_add_batch(st, session_id, msgs, n, err));
+    if ((e = store_txn_begin(st, STMT_BEGIN, &own, err)) != CGW_OK)
+        return e;
+    for (size_t i = 0; i < n && e == CGW_OK; i++) {
+        e = message_insert(st, session_id, msgs[i].seq, msgs[i].kind, msgs[i].json, &inserted, err);
+        if (e == CGW_ERR_CONFLICT) {
+            /* Keep the history that is there, write the others. */
+            if (clashes++ == 0)
+                first_clash = msgs[i].seq;
+            e = CGW_OK;
+        } else if (e == CGW_OK && inserted) {
+            top = msgs[i].seq; /* seqs increase: the last one inserted is the highest */
+        }
+    }
+    if (e == CGW_OK && top > 0)
+        e = message_raise_seq(st, session_id, top, err);
+    e = store_txn_end(st, own, e, err);
+    if (e == CGW_OK && clashes > 0)
+        e = store_message_clash(session_id, first_clash, clashes, n, err);
+    return e;
 }
 
 void store_message_list_free(struct store_message *list, size_t n)

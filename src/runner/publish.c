@@ -1,4 +1,4 @@
-/* publish.c: publishing a run's events to Redis and persisting them to SQLite in batches. */
+/* publish.c: publishing a run's events to Redis and persisting them to the store in batches. */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -135,9 +135,10 @@ enum cgw_err runner_bus_publish(struct run *r, size_t n, const char *const *ids,
 
 /* ---- persistence ----------------------------------------------------------------- */
 
-/* Events are collected in memory (r->batch, in_tx = a batch is pending) and written in
- * one short transaction when the batch is full, RUN_BATCH_MS after its first event, or
- * at the end of the run. The write lock (BEGIN IMMEDIATE) is held only while the batch is
+/* Events are collected in memory (r->batch, in_tx = a batch is pending) and written with
+ * one store_message_add_batch (one short transaction; on PostgreSQL one statement, one
+ * round trip) when the batch is full, RUN_BATCH_MS after its first event, or at the end
+ * of the run. The write lock is held only while the batch is
  * written, never while the runner waits for the CLI: SQLite allows one writer at a time,
  * and with many runners of slow CLIs a transaction left open for RUN_BATCH_MS per event
  * kept the others (and chatgw.fcgi's sends) waiting into their busy timeouts. */
@@ -179,6 +180,7 @@ static void batch_replay(struct run *r)
 
 void runner_batch_commit(struct run *r)
 {
+    struct store_message msgs[RUN_BATCH_MAX];
     struct cgw_error err;
     enum cgw_err rc;
 
@@ -186,26 +188,20 @@ void runner_batch_commit(struct run *r)
         batch_clear(r);
         return;
     }
-    if ((rc = store_begin(r->store, &err)) != CGW_OK) {
-        log_warn("starting a transaction for %zu events: %s; adding them one by one", r->n_batch,
-                 err.text);
-        batch_replay(r);
-        return;
-    }
     for (size_t i = 0; i < r->n_batch; i++) {
-        struct batch_item *b = &r->batch[i];
-        rc = store_message_add(r->store, r->session_id, b->seq, b->kind, b->json, &err);
-        if (rc != CGW_OK)
-            break;
+        msgs[i].seq = r->batch[i].seq;
+        snprintf(msgs[i].kind, sizeof msgs[i].kind, "%s", r->batch[i].kind);
+        msgs[i].json = r->batch[i].json;
     }
-    if (rc == CGW_OK)
-        rc = store_commit(r->store, &err);
-    else
-        store_rollback(r->store);
+    rc = store_message_add_batch(r->store, r->session_id, msgs, r->n_batch, &err);
     if (rc == CGW_ERR_NOT_FOUND) {
         store_gone(r);
+    } else if (rc == CGW_ERR_CONFLICT) {
+        /* The others are stored; history keeps what it had at the clashing seqs. */
+        log_error("events not persisted: %s", err.text);
+        batch_clear(r);
     } else if (rc != CGW_OK) {
-        log_warn("committing %zu events: %s; adding them one by one", r->n_batch, err.text);
+        log_warn("writing %zu events: %s; adding them one by one", r->n_batch, err.text);
         batch_replay(r);
     } else {
         batch_clear(r);

@@ -416,7 +416,7 @@ def first_event(st, token, sends=FIRST_EVENT_SENDS):
 
 
 def runner_rate(st, token, n=RUNNER_EVENTS):
-    """Events/s one runner publishes (Redis + SQLite batches): fast-claude prints n
+    """Events/s one runner publishes (Redis + the store's batches): fast-claude prints n
     messages at once; the session's seq counter in Redis is watched."""
     sid = st.sessions(token, 1)[0]
     api = Api(st, token)
@@ -635,8 +635,8 @@ def table(s):
                                          fs.get("everysec_events_per_s")))
     u = s.get("runner")
     if u:
-        lines.append("one runner: %s events/s (Redis + SQLite); bus alone, one publisher: %s events/s"
-                 % (u.get("runner_events_per_s"), u.get("bus_events_per_s")))
+        lines.append("one runner: %s events/s (Redis + %s); bus alone, one publisher: %s events/s"
+                 % (u.get("runner_events_per_s"), store_name(), u.get("bus_events_per_s")))
     return "\n".join(lines)
 
 
@@ -653,6 +653,12 @@ def hold_table(s, lines):
             h["max_ms"] or -1, h["events_per_s"], h["lost"], h["duplicated"], h["threads"],
             h["rss_kib"] / 1024, h["rss_per_poll_kib"], h["redis_conns"]))
     lines.append("")
+
+
+def store_name():
+    """The store the stacks use: CHATGW_TEST_STORE=postgres (with CHATGW_TEST_PG_URL) as in
+    make check-postgres, else SQLite."""
+    return "PostgreSQL" if os.environ.get("CHATGW_TEST_STORE") == "postgres" else "SQLite"
 
 
 def setup_info(args, threads):
@@ -680,6 +686,7 @@ def setup_info(args, threads):
             "compare": {"events": compare.EVENTS, "event_rate": compare.EVENT_RATE,
                         "subscribers": list(compare.COMPARE_N)},
             "sanitizers": os.environ.get("BENCH_SAN", "").strip(),
+            "store": store_name(),
             "fcgi_threads": threads, "hello_threads": threads,
             "redis_appendfsync": args.fsync, "sessions": SESSIONS, "rate_events_per_s": RATE,
             "hold_seconds": HOLD_SECS, "wait_ms": WAIT_MS, "rate_conns": RATE_CONNS,

@@ -111,6 +111,13 @@ static int data_scenario(struct fa_log *log, void *arg)
         store_rollback(st);
     TRY(rc);
     TRY(store_message_add(st, sid, 4, "complete", "{\"kind\":\"complete\"}", &err));
+    /* A batch: a replay of 4, then two new events. */
+    struct store_message batch[3] = {
+        {.seq = 4, .kind = "complete", .json = (char *)"{\"kind\":\"complete\"}"},
+        {.seq = 5, .kind = "text", .json = (char *)"{\"kind\":\"text\",\"content\":\"a\"}"},
+        {.seq = 6, .kind = "text", .json = (char *)"{\"kind\":\"text\",\"content\":\"b\"}"},
+    };
+    TRY(store_message_add_batch(st, sid, batch, 3, &err));
     TRY(store_message_list(st, sid, 1, 0, 10, &msgs, &n_msgs, &more, &err));
     fa_logf(log, "messages %zu %d: %s %s", n_msgs, more, n_msgs ? msgs[0].kind : "-",
             n_msgs ? msgs[n_msgs - 1].json : "-");

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1136,6 +1137,225 @@ static int migrator_adapter(const char *path, const char *sid, int k, int go)
     return child_migrator(path, go);
 }
 
+/* ---- message batches ------------------------------------------------------------- */
+
+/* msgs[i] = seq first + i, json {"seq":N} (+ extra), kind "text"; the jsons live in buf. */
+static void batch_fill(struct store_message *msgs, char (*buf)[96], size_t n, int64_t first,
+                       const char *extra)
+{
+    for (size_t i = 0; i < n; i++) {
+        msgs[i].seq = first + (int64_t)i;
+        snprintf(msgs[i].kind, sizeof msgs[i].kind, "text");
+        snprintf(buf[i], sizeof buf[i], "{\"seq\":%lld%s}", (long long)msgs[i].seq, extra);
+        msgs[i].json = buf[i];
+    }
+}
+
+static long long count_rows(const char *path, const char *sid)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE session_id = '%s'", sid);
+    return raw_int(path, sql);
+}
+
+static int64_t last_seq_of(struct store *st, const char *sid)
+{
+    struct cgw_error err;
+    int64_t seq = -1;
+    if (store_session_last_seq(st, sid, &seq, &err) != CGW_OK)
+        BAIL_OUT("last seq: %s", err.text);
+    return seq;
+}
+
+/* A second connection (in a thread: SQLite must not be used across fork with a
+ * connection open) writes a batch that overlaps one the first connection's open
+ * transaction holds; the first commits once the second waits for it (PostgreSQL: its
+ * statement then finds seqs taken by a commit it cannot see, and looks again). */
+struct batch_writer {
+    const char *path, *sid;
+    enum cgw_err rc;
+    struct cgw_error err;
+};
+
+static void *batch_writer_main(void *arg)
+{
+    struct batch_writer *w = arg;
+    struct store_message msgs[4];
+    char buf[4][96];
+    struct store *st = NULL;
+
+    if ((w->rc = store_open(w->path, false, 20000, &st, &w->err)) != CGW_OK)
+        return NULL;
+    batch_fill(msgs, buf, 4, 1001, "");
+    w->rc = store_message_add_batch(st, w->sid, msgs, 4, &w->err);
+    store_close(st);
+    return NULL;
+}
+
+static void test_message_batch(struct store *st, const char *path)
+{
+    struct store_user alice;
+    struct store_message msgs[120], *m = NULL;
+    static char buf[120][96];
+    struct cgw_error err;
+    char sid[CGW_UUID_LEN + 1], sql[300], text[96];
+    size_t n = 0;
+    bool same = true;
+
+    if (store_user_get(st, "alice", &alice, &err) != CGW_OK)
+        BAIL_OUT("alice missing: %s", err.text);
+    new_session(st, alice.id, "batches", 1000, false, sid);
+
+    /* Order and content: every event at its own seq, listed oldest first. */
+    batch_fill(msgs, buf, 100, 1, "");
+    for (size_t i = 0; i < 100; i += 3)
+        snprintf(msgs[i].kind, sizeof msgs[i].kind, "tool_use");
+    is_int(store_message_add_batch(st, sid, msgs, 100, &err), CGW_OK, "a batch of 100");
+    is_int(last_seq_of(st, sid), 100, "last_seq is the batch's highest");
+    is_int(store_message_list(st, sid, 0, 0, 1000, &m, &n, NULL, &err), CGW_OK, "list");
+    for (size_t i = 0; i < n && n == 100; i++)
+        same = same && m[i].seq == (int64_t)i + 1 && strcmp(m[i].json, buf[i]) == 0 &&
+               strcmp(m[i].kind, i % 3 == 0 ? "tool_use" : "text") == 0;
+    ok(n == 100 && same, "the 100 rows in seq order with their kind and json");
+    store_message_list_free(m, n);
+    is_int(store_message_add_batch(st, sid, msgs, 0, &err), CGW_OK, "an empty batch is OK");
+    is_int(store_message_add_batch(st, sid, NULL, 0, &err), CGW_OK, "also without an array");
+
+    /* Replays: identical events are OK and change nothing. */
+    is_int(store_message_add_batch(st, sid, msgs, 100, &err), CGW_OK, "the same batch again");
+    is_int(count_rows(path, sid), 100, "still 100 rows");
+    batch_fill(msgs, buf, 16, 95, "");
+    is_int(store_message_add_batch(st, sid, msgs, 16, &err), CGW_OK,
+           "95..110: six replays, ten new");
+    is_int(count_rows(path, sid), 110, "110 rows");
+    is_int(last_seq_of(st, sid), 110, "last_seq 110");
+
+    /* Clashes: kept as they are, the others written, the first named. */
+    batch_fill(msgs, buf, 6, 104, "");
+    snprintf(buf[1], sizeof buf[1], "{\"seq\":105,\"x\":1}");
+    snprintf(buf[3], sizeof buf[3], "{\"seq\":107,\"x\":1}");
+    msgs[4].seq = 120;
+    snprintf(buf[4], sizeof buf[4], "{\"seq\":120}");
+    msgs[5].seq = 121;
+    snprintf(buf[5], sizeof buf[5], "{\"seq\":121}");
+    is_int(store_message_add_batch(st, sid, msgs, 6, &err), CGW_ERR_CONFLICT,
+           "two different events at taken seqs: CONFLICT");
+    ok(has_text(&err, "seq 105") && has_text(&err, "2 of 6"), "names the first and the count: %s",
+       err.text);
+    snprintf(sql, sizeof sql, "SELECT json FROM messages WHERE session_id = '%s' AND seq = 105",
+             sid);
+    is_str(raw_text(path, sql, text, sizeof text), "{\"seq\":105}", "history kept at 105");
+    is_int(count_rows(path, sid), 112, "120 and 121 written");
+    is_int(last_seq_of(st, sid), 121, "last_seq 121");
+    batch_fill(msgs, buf, 1, 50, ",\"x\":2");
+    is_int(store_message_add_batch(st, sid, msgs, 1, &err), CGW_ERR_CONFLICT, "a lone clash");
+    is_int(last_seq_of(st, sid), 121, "last_seq never goes down");
+
+    /* Errors write nothing. */
+    batch_fill(msgs, buf, 3, 200, "");
+    is_int(store_message_add_batch(st, "00000000-0000-4000-8000-000000000000", msgs, 3, &err),
+           CGW_ERR_NOT_FOUND, "unknown session: NOT_FOUND");
+    ok(has_text(&err, "no session"), "says so: %s", err.text);
+    msgs[2].seq = 201;
+    is_int(store_message_add_batch(st, sid, msgs, 3, &err), CGW_ERR_INVALID,
+           "a repeated seq: INVALID");
+    ok(has_text(&err, "must increase"), "says why: %s", err.text);
+    msgs[2].seq = 150;
+    is_int(store_message_add_batch(st, sid, msgs, 3, &err), CGW_ERR_INVALID,
+           "a lower seq: INVALID");
+    batch_fill(msgs, buf, 3, 200, "");
+    msgs[1].json = NULL;
+    is_int(store_message_add_batch(st, sid, msgs, 3, &err), CGW_ERR_INVALID, "no json: INVALID");
+    batch_fill(msgs, buf, 3, 200, "");
+    msgs[2].kind[0] = '\0';
+    is_int(store_message_add_batch(st, sid, msgs, 3, &err), CGW_ERR_INVALID, "no kind: INVALID");
+    batch_fill(msgs, buf, 3, 0, "");
+    is_int(store_message_add_batch(st, sid, msgs, 3, &err), CGW_ERR_INVALID, "seq 0: INVALID");
+    is_int(store_message_add_batch(st, sid, NULL, 3, &err), CGW_ERR_INVALID, "no array: INVALID");
+    is_int(store_message_add_batch(st, NULL, msgs, 3, &err), CGW_ERR_INVALID,
+           "no session id: INVALID");
+    is_int(count_rows(path, sid), 112, "none of them wrote a row");
+    is_int(last_seq_of(st, sid), 121, "nor raised last_seq");
+
+    /* Inside store_begin: it joins the transaction. */
+    batch_fill(msgs, buf, 5, 300, "");
+    is_int(store_begin(st, &err), CGW_OK, "begin");
+    is_int(store_message_add_batch(st, sid, msgs, 5, &err), CGW_OK, "a batch inside it");
+    store_rollback(st);
+    is_int(count_rows(path, sid), 112, "rolled back with it");
+    is_int(last_seq_of(st, sid), 121, "last_seq too");
+    is_int(store_begin(st, &err), CGW_OK, "begin again");
+    is_int(store_message_add_batch(st, sid, msgs, 5, &err), CGW_OK, "the batch");
+    is_int(store_commit(st, &err), CGW_OK, "commit");
+    is_int(count_rows(path, sid), 117, "committed with it");
+    is_int(last_seq_of(st, sid), 304, "last_seq 304");
+
+    /* Big events with every kind of character come back byte for byte. */
+    {
+        size_t big = 200000;
+        char *a = malloc(big + 1), *b = malloc(big + 1);
+        struct store_message two[2] = {{.seq = 400}, {.seq = 401}};
+        if (!a || !b)
+            BAIL_OUT("no memory");
+        static const char chars[] = "ab\"\\'{}[],:\t\xc3\xa9\xe2\x82\xac{\"x\":\"\\u0000\"}";
+        size_t k = 0;
+        /* Whole copies only (never a cut UTF-8 sequence), then plain bytes. */
+        for (; k + sizeof chars - 1 <= big; k += sizeof chars - 1)
+            memcpy(a + k, chars, sizeof chars - 1);
+        memset(a + k, 'z', big - k);
+        for (size_t i = 0; i < big; i++)
+            b[i] = (char)('A' + i % 26);
+        a[big] = b[big] = '\0';
+        snprintf(two[0].kind, sizeof two[0].kind, "tool_result");
+        snprintf(two[1].kind, sizeof two[1].kind, "text");
+        two[0].json = a;
+        two[1].json = b;
+        is_int(store_message_add_batch(st, sid, two, 2, &err), CGW_OK, "two 200 kB events");
+        is_int(store_message_list(st, sid, 399, 0, 10, &m, &n, NULL, &err), CGW_OK, "read back");
+        ok(n == 2 && strcmp(m[0].json, a) == 0 && strcmp(m[1].json, b) == 0 &&
+               strcmp(m[0].kind, "tool_result") == 0,
+           "byte for byte");
+        store_message_list_free(m, n);
+        free(a);
+        free(b);
+    }
+
+    /* Two writers of overlapping batches. */
+    {
+        struct batch_writer w = {.path = path, .sid = sid, .rc = CGW_ERR_INTERNAL};
+        pthread_t t;
+        batch_fill(msgs, buf, 3, 1000, "");
+        is_int(store_begin(st, &err), CGW_OK, "writer 1: begin");
+        is_int(store_message_add_batch(st, sid, msgs, 3, &err), CGW_OK, "writer 1: 1000..1002");
+        if (pthread_create(&t, NULL, batch_writer_main, &w) != 0)
+            BAIL_OUT("pthread_create");
+#ifdef HAVE_POSTGRES
+        if (pg_url) {
+            /* Commit only once writer 2's statement waits for this transaction. */
+            snprintf(sql, sizeof sql,
+                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                     "AND datname = current_database()");
+            bool waiting = false;
+            for (int i = 0; i < 3000 && !waiting; i++) {
+                waiting = raw_int(path, sql) > 0;
+                if (!waiting)
+                    usleep(10000);
+            }
+            ok(waiting, "writer 2 waits for writer 1's rows");
+        }
+#endif
+        is_int(store_commit(st, &err), CGW_OK, "writer 1: commit");
+        pthread_join(t, NULL);
+        is_int(w.rc, CGW_OK, "writer 2: 1001..1004 is OK (two of them replays)");
+        if (w.rc != CGW_OK)
+            diag("writer 2: %s", w.err.text);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM messages WHERE session_id = '%s' AND seq >= 1000", sid);
+        is_int(raw_int(path, sql), 5, "1000..1004 stored once each");
+        is_int(last_seq_of(st, sid), 1004, "last_seq 1004");
+    }
+}
+
 static void test_two_processes(void)
 {
     char path[600], sid[CGW_UUID_LEN + 1];
@@ -1219,6 +1439,7 @@ int main(void)
     test_tokens(st, path);
     test_sessions(st, path);
     test_messages(st, path);
+    test_message_batch(st, path);
     test_rules(st);
     test_attachments(st);
     store_close(st);
