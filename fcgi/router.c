@@ -77,25 +77,30 @@ static int split(char *p, char **segs)
     return n;
 }
 
-/* Matches the request's segments against pattern; "{}" segments become parameters. */
+/* Matches the request's segments against pattern, walking the pattern in place (no copy,
+ * no formatting: this runs for every route of every request); "{}" segments become
+ * parameters. */
 static bool match(const char *pattern, char *const *segs, int n, struct request *req)
 {
-    char buf[128];
-    char *pat[MAX_SEGMENTS];
+    const char *p = pattern;
     size_t n_params = 0;
 
-    snprintf(buf, sizeof buf, "%s", pattern);
-    if (split(buf, pat) != n)
-        return false;
     for (int i = 0; i < n; i++) {
-        if (strcmp(pat[i], "{}") == 0) {
+        if (*p != '/')
+            return false; /* the pattern has fewer segments */
+        p++;
+        size_t len = strcspn(p, "/");
+        if (len == 2 && p[0] == '{' && p[1] == '}') {
             if (n_params == REQUEST_MAX_PARAMS)
                 return false;
             req->params[n_params++] = segs[i];
-        } else if (strcmp(pat[i], segs[i]) != 0) {
+        } else if (strncmp(p, segs[i], len) != 0 || segs[i][len] != '\0') {
             return false;
         }
+        p += len;
     }
+    if (*p != '\0')
+        return false; /* the pattern has more segments */
     req->n_params = n_params;
     return true;
 }
