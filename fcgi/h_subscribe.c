@@ -484,6 +484,21 @@ static enum cgw_err snapshot_read(struct poller *p, struct bus *bus, const char 
     return rc;
 }
 
+/* A session's "from now" read (no cursor given: only its counter and state), from the
+ * process's copy when it is current, else from Redis, offered to the copy. */
+static enum cgw_err from_now_read(struct poller *p, struct bus *bus, const char *id,
+                                  struct sub_snapshot *snap, struct cgw_error *err)
+{
+    struct poller_cache *c = p ? poller_cache(p) : NULL;
+    if (c && poller_cache_head(c, id, snap))
+        return CGW_OK;
+    uint64_t gen = c ? poller_cache_gen(c) : 0;
+    enum cgw_err rc = answer_snapshot_read(bus, id, 0, 0, 0, snap, err);
+    if (rc == CGW_OK && c)
+        poller_cache_store_head(c, id, snap, gen);
+    return rc;
+}
+
 /* Stage 3: one read per found session, sharing one answer's budget in request order.
  * *news says whether any of them must be answered now. Returns 0 or -1 with resp set. */
 static int read_snapshots(struct poller *p, struct bus *bus, const struct config *cfg,
@@ -503,7 +518,7 @@ static int read_snapshots(struct poller *p, struct bus *bus, const struct config
         enum cgw_err rc;
         if (s->from_now) {
             /* "From now": the cursor is the high-water mark; nothing to replay. */
-            rc = answer_snapshot_read(bus, s->id, 0, 0, 0, snap, &err);
+            rc = from_now_read(p, bus, s->id, snap, &err);
             if (rc == CGW_OK) {
                 s->cursor =
                     snap->read.last_seq > s->store_last ? snap->read.last_seq : s->store_last;
@@ -711,7 +726,7 @@ static int resolve_from_now(struct worker *w, struct sub_request *r, struct resp
         if (!s->found || !s->from_now)
             continue;
         if ((!bus && worker_bus(w, &bus, &err) != CGW_OK) ||
-            answer_snapshot_read(bus, s->id, 0, 0, 0, &snap, &err) != CGW_OK) {
+            from_now_read(w->app->poller, bus, s->id, &snap, &err) != CGW_OK) {
             answer_snapshot_free(&snap);
             response_from_err(resp, &err, s->id);
             return -1;
