@@ -136,16 +136,29 @@ uint64_t poller_cache_gen(struct poller_cache *c)
     return t;
 }
 
+static void entry_unlink(struct poller_cache *c, struct entry *e)
+{
+    struct entry **at = &c->buckets[bucket_of(e->id)];
+    while (*at != e)
+        at = &(*at)->next;
+    *at = e->next;
+    c->n_entries--;
+    entry_free(e);
+}
+
 void poller_cache_notified(struct poller_cache *c, const char *id, int64_t seq)
 {
     pthread_mutex_lock(&c->lock);
     c->sketch[bucket_of(id)] = ++c->tick;
     struct entry *e = find(c, id);
-    if (e) {
-        /* No seq, or one below the copy's head (the counter went back: Redis lost
-         * data, e.g. a flush, and counts again; or an old notification still on its
-         * way): unknown until the next read. */
-        if (seq <= 0 || seq < e->head)
+    if (e && seq > 0 && seq < e->head) {
+        /* Below the copy's head: the counter went back (Redis lost data, e.g. a flush,
+         * and counts again), or an old notification was still on its way. The copy is
+         * dropped, not marked: a read after the loss must not be refused as older
+         * than it (poller_cache_store). */
+        entry_unlink(c, e);
+    } else if (e) {
+        if (seq <= 0)
             e->notified = INT64_MAX;
         else if (seq > e->notified)
             e->notified = seq;
@@ -196,16 +209,6 @@ static bool ring_append(struct poller_cache *c, struct entry *e, const struct bu
         bytes -= e->ring[k++].len;
     ring_drop_front(e, k);
     return true;
-}
-
-static void entry_unlink(struct poller_cache *c, struct entry *e)
-{
-    struct entry **at = &c->buckets[bucket_of(e->id)];
-    while (*at != e)
-        at = &(*at)->next;
-    *at = e->next;
-    c->n_entries--;
-    entry_free(e);
 }
 
 void poller_cache_store(struct poller_cache *c, const char *id, const struct sub_snapshot *s,
