@@ -53,8 +53,12 @@ static int add_session(const struct config *cfg, struct sub_request *r, const ch
                        SESSION_ID_MAX);
         return -1;
     }
-    json_t *probe = json_string(id); /* the id is echoed in the ack: it must be UTF-8 */
-    if (!probe) {
+    /* The id is echoed in the ack: it must be UTF-8 (plain ASCII is; else Jansson says). */
+    const char *c = id;
+    while (*c && !(*c & 0x80))
+        c++;
+    json_t *probe = *c ? json_string(id) : NULL;
+    if (*c && !probe) {
         response_error(resp, CODE_INVALID_REQUEST, NULL, "sessionId must be UTF-8 text");
         return -1;
     }
@@ -447,6 +451,10 @@ static int find_owned(struct worker *w, const struct request *req, struct sub_re
         response_from_err(resp, &err, NULL);
         return -1;
     }
+    /* Several reads share one snapshot (one WAL read lock), unless the router's is open
+     * (store_read_begin refuses then: that one serves). */
+    if (r->n - (r->has_feed ? 1u : 0u) > 1)
+        (void)store_read_begin(st, &err);
     for (size_t i = 0; i < r->n; i++) {
         struct store_session row;
         struct sub_session *s = &r->s[i];
@@ -456,6 +464,7 @@ static int find_owned(struct worker *w, const struct request *req, struct sub_re
         if (rc == CGW_ERR_NOT_FOUND)
             continue;
         if (rc != CGW_OK) {
+            store_read_end(st);
             response_from_err(resp, &err, NULL);
             return -1;
         }
