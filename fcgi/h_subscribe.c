@@ -286,8 +286,8 @@ static bool q_int(struct quick *q, int64_t *v)
     size_t digits = (size_t)(q->p - start);
     if (digits == 0 || digits > 15 || (digits > 1 && *start == '0'))
         return false;
-    if (q->p < q->end && (*q->p == '.' || *q->p == 'e' || *q->p == 'E' ||
-                          (*q->p >= '0' && *q->p <= '9')))
+    if (q->p < q->end &&
+        (*q->p == '.' || *q->p == 'e' || *q->p == 'E' || (*q->p >= '0' && *q->p <= '9')))
         return false;
     *v = neg ? -x : x;
     return true;
@@ -348,8 +348,8 @@ static bool quick_parse(const struct request *req, struct quick *q)
     const char *ct = req->content_type ? req->content_type : "";
 
     /* http_json_body's checks first: what they refuse goes its way, for its error. */
-    if (req->body_too_large || !req->body || req->body_len == 0 ||
-        strcspn(ct, "; \t") != 16 || strncasecmp(ct, "application/json", 16) != 0)
+    if (req->body_too_large || !req->body || req->body_len == 0 || strcspn(ct, "; \t") != 16 ||
+        strncasecmp(ct, "application/json", 16) != 0)
         return false;
     memset(q, 0, offsetof(struct quick, s));
     q->n = 0;
@@ -403,7 +403,8 @@ static int quick_apply(const struct config *cfg, const struct quick *q, struct s
     }
     for (size_t i = 0; i < q->n; i++) {
         const struct quick_session *qs = &q->s[i];
-        size_t len = qs->id_len < sizeof id - 1 ? qs->id_len : sizeof id - 1; /* over 128: refused */
+        size_t len =
+            qs->id_len < sizeof id - 1 ? qs->id_len : sizeof id - 1; /* over 128: refused */
         memcpy(id, qs->id, len);
         id[len] = '\0';
         if (add_session(cfg, r, id, qs->has_cursor, qs->cursor, resp) < 0)

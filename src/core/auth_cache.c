@@ -238,9 +238,7 @@ static bool ticket_lookup(struct auth_cache *c, const unsigned char d[DIGEST_LEN
     return hit;
 }
 
-enum cgw_err auth_ticket_verify_cached(struct auth_cache *c, void *ctx,
-                                       enum cgw_err (*get_bus)(void *ctx, struct bus **out,
-                                                               struct cgw_error *err),
+enum cgw_err auth_ticket_verify_cached(struct auth_cache *c, void *ctx, auth_bus_fn get_bus,
                                        struct store *st, const char *ticket,
                                        struct store_user *user, char *token_public,
                                        struct cgw_error *err)

@@ -66,6 +66,9 @@ void auth_cache_reading(struct auth_cache *c, bool reading);
 enum cgw_err auth_token_verify_cached(struct auth_cache *c, struct store *st, const char *token,
                                       struct store_user *user, struct cgw_error *err);
 
+/* Gives a Redis connection (the worker's, opened when first needed). */
+typedef enum cgw_err (*auth_bus_fn)(void *ctx, struct bus **out, struct cgw_error *err);
+
 /* A subscribe ticket's check (auth_ticket_verify) through the cache: a hit fills *user
  * (id and name) and token_public without Redis or the store; a miss gets its Redis
  * connection from get_bus(ctx) and checks as before. A passed check is kept, under the
@@ -73,9 +76,7 @@ enum cgw_err auth_token_verify_cached(struct auth_cache *c, struct store *st, co
  * max_age_ms, whichever comes first. Tickets are not single-use (an EventSource comes
  * back with the same URL), so a repeated use is what a cache may answer; a revocation of
  * its token or user flushes it like a token check. c may be NULL: no cache. */
-enum cgw_err auth_ticket_verify_cached(struct auth_cache *c, void *ctx,
-                                       enum cgw_err (*get_bus)(void *ctx, struct bus **out,
-                                                               struct cgw_error *err),
+enum cgw_err auth_ticket_verify_cached(struct auth_cache *c, void *ctx, auth_bus_fn get_bus,
                                        struct store *st, const char *ticket,
                                        struct store_user *user, char *token_public,
                                        struct cgw_error *err);
