@@ -86,7 +86,8 @@ enum cgw_err auth_ticket_verify_cached(struct auth_cache *c, void *ctx, auth_bus
  * ask the store (c may be NULL: always a miss). */
 bool auth_cache_active(struct auth_cache *c, const char *public_id, int64_t user_id);
 
-/* Counters for tests and /metrics: lookups answered from the cache, and misses. */
+/* Counters for tests and /metrics: lookups (tokens and tickets) answered from the cache,
+ * and misses. */
 void auth_cache_stats(struct auth_cache *c, uint64_t *hits, uint64_t *misses);
 
 #endif
