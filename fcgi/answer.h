@@ -111,6 +111,11 @@ bool answer_snapshot_covers(const struct sub_snapshot *s, const struct sub_sessi
 json_t *answer_build(const struct config *cfg, const struct sub_session *ss, size_t n,
                      struct sub_snapshot *const *snaps);
 
+/* The same answer as JSON text (one line and a line break), written directly; *n_frames
+ * (may be NULL) receives the frames it holds. A new string, or NULL when memory ran out. */
+char *answer_build_text(const struct config *cfg, const struct sub_session *ss, size_t n,
+                        struct sub_snapshot *const *snaps, size_t *n_frames);
+
 /* ---- the stream (GET /chat/stream, Server-Sent Events) ------------------------------- */
 
 /* Text of a stream being written; failed once memory ran out (nothing is appended then). */

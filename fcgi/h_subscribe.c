@@ -1,11 +1,14 @@
 /* h_subscribe.c: GET/POST /chat/subscribe: decoding, then answer now or park. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "fcgi/answer.h"
 #include "fcgi/handlers.h"
+#include "fcgi/metrics.h"
 #include "fcgi/poller.h"
 
 #define SEQ_MAX (((int64_t)1 << 53) - 1) /* seqs stay exact in JSON numbers and Lua */
@@ -50,8 +53,12 @@ static int add_session(const struct config *cfg, struct sub_request *r, const ch
                        SESSION_ID_MAX);
         return -1;
     }
-    json_t *probe = json_string(id); /* the id is echoed in the ack: it must be UTF-8 */
-    if (!probe) {
+    /* The id is echoed in the ack: it must be UTF-8 (plain ASCII is; else Jansson says). */
+    const char *c = id;
+    while (*c && !(*c & 0x80))
+        c++;
+    json_t *probe = *c ? json_string(id) : NULL;
+    if (*c && !probe) {
         response_error(resp, CODE_INVALID_REQUEST, NULL, "sessionId must be UTF-8 text");
         return -1;
     }
@@ -206,6 +213,206 @@ static int parse_json(const struct config *cfg, json_t *body, struct sub_request
     return 0;
 }
 
+/* ---- the common body, without Jansson ------------------------------------------------- */
+
+/* Almost every POST body is {"sessions":[{"sessionId":"<uuid>","lastSeq":N},...],
+ * "waitMs":N, "feed":N} (make bench, callgrind: Jansson's parse was the largest single
+ * cost of a no-wait subscribe). quick_parse reads exactly that shape: those member
+ * names at most once each, session ids of [A-Za-z0-9_-] without escapes, integers of
+ * at most 15 digits. Anything else — another member, an escape, a duplicate, a
+ * fraction, null, a syntax error — is "not quick", and the body goes through
+ * http_json_body and parse_json as before, which answer every error. What it accepts
+ * it hands to the same add_session and clamp_wait, in parse_json's order, so the
+ * result is the same. */
+struct quick_session {
+    const char *id;
+    size_t id_len;
+    bool has_cursor;
+    int64_t cursor;
+};
+
+struct quick {
+    const char *p, *end;
+    bool has_sessions, has_wait, has_feed;
+    int64_t wait, feed;
+    struct quick_session s[16];
+    size_t n;
+};
+
+static void q_ws(struct quick *q)
+{
+    while (q->p < q->end && (*q->p == ' ' || *q->p == '\t' || *q->p == '\n' || *q->p == '\r'))
+        q->p++;
+}
+
+static bool q_char(struct quick *q, char c)
+{
+    q_ws(q);
+    if (q->p < q->end && *q->p == c) {
+        q->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A string of [A-Za-z0-9_-] (no escapes, nothing to check for UTF-8). */
+static bool q_word(struct quick *q, const char **w, size_t *len)
+{
+    if (!q_char(q, '"'))
+        return false;
+    const char *start = q->p;
+    while (q->p < q->end && ((*q->p >= 'a' && *q->p <= 'z') || (*q->p >= 'A' && *q->p <= 'Z') ||
+                             (*q->p >= '0' && *q->p <= '9') || *q->p == '-' || *q->p == '_'))
+        q->p++;
+    if (q->p >= q->end || *q->p != '"')
+        return false;
+    *w = start;
+    *len = (size_t)(q->p - start);
+    q->p++;
+    return true;
+}
+
+/* An integer as JSON writes one: -?(0|[1-9][0-9]*), at most 15 digits, no fraction. */
+static bool q_int(struct quick *q, int64_t *v)
+{
+    q_ws(q);
+    bool neg = q->p < q->end && *q->p == '-';
+    if (neg)
+        q->p++;
+    const char *start = q->p;
+    int64_t x = 0;
+    while (q->p < q->end && *q->p >= '0' && *q->p <= '9' && q->p - start < 16)
+        x = x * 10 + (*q->p++ - '0');
+    size_t digits = (size_t)(q->p - start);
+    if (digits == 0 || digits > 15 || (digits > 1 && *start == '0'))
+        return false;
+    if (q->p < q->end &&
+        (*q->p == '.' || *q->p == 'e' || *q->p == 'E' || (*q->p >= '0' && *q->p <= '9')))
+        return false;
+    *v = neg ? -x : x;
+    return true;
+}
+
+static bool q_is(const char *w, size_t len, const char *name)
+{
+    return strlen(name) == len && memcmp(w, name, len) == 0;
+}
+
+static bool q_session(struct quick *q, struct quick_session *out)
+{
+    const char *k;
+    size_t len;
+    bool has_id = false;
+
+    memset(out, 0, sizeof *out);
+    if (!q_char(q, '{'))
+        return false;
+    if (q_char(q, '}'))
+        return false; /* no sessionId: parse_json's error */
+    do {
+        if (!q_word(q, &k, &len) || !q_char(q, ':'))
+            return false;
+        if (q_is(k, len, "sessionId") && !has_id) {
+            if (!q_word(q, &out->id, &out->id_len))
+                return false;
+            has_id = true;
+        } else if (q_is(k, len, "lastSeq") && !out->has_cursor) {
+            if (!q_int(q, &out->cursor) || out->cursor < 0 || out->cursor > SEQ_MAX)
+                return false;
+            out->has_cursor = true;
+        } else {
+            return false;
+        }
+    } while (q_char(q, ','));
+    return has_id && q_char(q, '}');
+}
+
+static bool q_sessions(struct quick *q)
+{
+    if (!q_char(q, '['))
+        return false;
+    if (q_char(q, ']'))
+        return true;
+    do {
+        if (q->n == sizeof q->s / sizeof q->s[0] || !q_session(q, &q->s[q->n]))
+            return false;
+        q->n++;
+    } while (q_char(q, ','));
+    return q_char(q, ']');
+}
+
+static bool quick_parse(const struct request *req, struct quick *q)
+{
+    const char *k;
+    size_t len;
+    const char *ct = req->content_type ? req->content_type : "";
+
+    /* http_json_body's checks first: what they refuse goes its way, for its error. */
+    if (req->body_too_large || !req->body || req->body_len == 0 || strcspn(ct, "; \t") != 16 ||
+        strncasecmp(ct, "application/json", 16) != 0)
+        return false;
+    memset(q, 0, offsetof(struct quick, s));
+    q->n = 0;
+    q->p = req->body;
+    q->end = req->body + req->body_len;
+    if (!q_char(q, '{'))
+        return false;
+    if (!q_char(q, '}')) {
+        do {
+            if (!q_word(q, &k, &len) || !q_char(q, ':'))
+                return false;
+            if (q_is(k, len, "sessions") && !q->has_sessions) {
+                if (!q_sessions(q))
+                    return false;
+                q->has_sessions = true;
+            } else if (q_is(k, len, "waitMs") && !q->has_wait) {
+                if (!q_int(q, &q->wait))
+                    return false;
+                q->has_wait = true;
+            } else if (q_is(k, len, "feed") && !q->has_feed) {
+                if (!q_int(q, &q->feed) || q->feed < 0)
+                    return false;
+                q->has_feed = true;
+            } else {
+                return false;
+            }
+        } while (q_char(q, ','));
+        if (!q_char(q, '}'))
+            return false;
+    }
+    q_ws(q);
+    return q->p == q->end;
+}
+
+/* parse_json's work on what quick_parse read. Returns 0 or -1 with resp set. */
+static int quick_apply(const struct config *cfg, const struct quick *q, struct sub_request *r,
+                       struct response *resp)
+{
+    char id[SESSION_ID_MAX + 2];
+
+    if (q->has_wait)
+        r->wait_ms = clamp_wait(cfg, q->wait);
+    if (q->has_feed) {
+        r->has_feed = true;
+        r->feed = q->feed;
+    }
+    if (q->n > (size_t)cfg->max_subscribe_sessions) {
+        response_error(resp, CODE_INVALID_REQUEST, NULL, "at most %lld sessions per subscribe",
+                       (long long)cfg->max_subscribe_sessions);
+        return -1;
+    }
+    for (size_t i = 0; i < q->n; i++) {
+        const struct quick_session *qs = &q->s[i];
+        size_t len =
+            qs->id_len < sizeof id - 1 ? qs->id_len : sizeof id - 1; /* over 128: refused */
+        memcpy(id, qs->id, len);
+        id[len] = '\0';
+        if (add_session(cfg, r, id, qs->has_cursor, qs->cursor, resp) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- answer now, or park ----------------------------------------------------------- */
 
 /* Stage 1. The caller's session feed (DESIGN §3.4) is followed like one more session
@@ -245,6 +452,10 @@ static int find_owned(struct worker *w, const struct request *req, struct sub_re
         response_from_err(resp, &err, NULL);
         return -1;
     }
+    /* Several reads share one snapshot (one WAL read lock), unless the router's is open
+     * (store_read_begin refuses then: that one serves). */
+    if (r->n - (r->has_feed ? 1u : 0u) > 1)
+        (void)store_read_begin(st, &err);
     for (size_t i = 0; i < r->n; i++) {
         struct store_session row;
         struct sub_session *s = &r->s[i];
@@ -254,6 +465,7 @@ static int find_owned(struct worker *w, const struct request *req, struct sub_re
         if (rc == CGW_ERR_NOT_FOUND)
             continue;
         if (rc != CGW_OK) {
+            store_read_end(st);
             response_from_err(resp, &err, NULL);
             return -1;
         }
@@ -282,6 +494,21 @@ static enum cgw_err snapshot_read(struct poller *p, struct bus *bus, const char 
     return rc;
 }
 
+/* A session's "from now" read (no cursor given: only its counter and state), from the
+ * process's copy when it is current, else from Redis, offered to the copy. */
+static enum cgw_err from_now_read(struct poller *p, struct bus *bus, const char *id,
+                                  struct sub_snapshot *snap, struct cgw_error *err)
+{
+    struct poller_cache *c = p ? poller_cache(p) : NULL;
+    if (c && poller_cache_head(c, id, snap))
+        return CGW_OK;
+    uint64_t gen = c ? poller_cache_gen(c) : 0;
+    enum cgw_err rc = answer_snapshot_read(bus, id, 0, 0, 0, snap, err);
+    if (rc == CGW_OK && c)
+        poller_cache_store_head(c, id, snap, gen);
+    return rc;
+}
+
 /* Stage 3: one read per found session, sharing one answer's budget in request order.
  * *news says whether any of them must be answered now. Returns 0 or -1 with resp set. */
 static int read_snapshots(struct poller *p, struct bus *bus, const struct config *cfg,
@@ -301,7 +528,7 @@ static int read_snapshots(struct poller *p, struct bus *bus, const struct config
         enum cgw_err rc;
         if (s->from_now) {
             /* "From now": the cursor is the high-water mark; nothing to replay. */
-            rc = answer_snapshot_read(bus, s->id, 0, 0, 0, snap, &err);
+            rc = from_now_read(p, bus, s->id, snap, &err);
             if (rc == CGW_OK) {
                 s->cursor =
                     snap->read.last_seq > s->store_last ? snap->read.last_seq : s->store_last;
@@ -324,8 +551,8 @@ static int read_snapshots(struct poller *p, struct bus *bus, const struct config
 }
 
 /* Stage 4: the answer, from the snapshots and the permission requests. */
-static void answer_now(struct bus *bus, const struct config *cfg, struct sub_request *r,
-                       struct sub_snapshot *snaps, struct response *resp)
+static void answer_now(struct worker *w, struct bus *bus, const struct config *cfg,
+                       struct sub_request *r, struct sub_snapshot *snaps, struct response *resp)
 {
     struct sub_snapshot **ptrs = r->n ? calloc(r->n, sizeof *ptrs) : NULL;
     struct cgw_error err;
@@ -344,11 +571,15 @@ static void answer_now(struct bus *bus, const struct config *cfg, struct sub_req
         }
         ptrs[i] = &snaps[i];
     }
-    json_t *body = answer_build(cfg, r->s, r->n, ptrs);
-    if (!body)
+    /* As text: no Jansson tree to build, dump and free (answer_build_text). */
+    size_t frames = 0;
+    char *text = answer_build_text(cfg, r->s, r->n, ptrs, &frames);
+    if (!text) {
         response_error(resp, CODE_INTERNAL_ERROR, NULL, "internal error");
-    else
-        response_json(resp, 200, body);
+    } else {
+        response_text(resp, 200, "application/json; charset=utf-8", text);
+        metrics_frames(w->app->metrics, frames);
+    }
     free(ptrs);
 }
 
@@ -410,7 +641,7 @@ static void answer_or_park(struct worker *w, struct request *req, struct sub_req
     }
     if (read_snapshots(w->app->poller, bus, cfg, r, snaps, &news, resp) == 0) {
         if (news || r->wait_ms == 0 || !w->app->poller)
-            answer_now(bus, cfg, r, snaps, resp);
+            answer_now(w, bus, cfg, r, snaps, resp);
         else
             park(w, req, r, false, resp);
     }
@@ -426,6 +657,13 @@ void h_subscribe(struct worker *w, struct request *req, const struct query *q,
     struct sub_request r = {.wait_ms = cfg->wait_ms_default};
 
     if (req->method == HTTP_POST) {
+        struct quick quick;
+        if (cfg->max_json_depth >= 3 && quick_parse(req, &quick)) {
+            if (quick_apply(cfg, &quick, &r, resp) == 0)
+                answer_or_park(w, req, &r, resp);
+            answer_sessions_free(r.s, r.n);
+            return;
+        }
         json_t *body = http_json_body(req, cfg, false, resp);
         if (body) {
             subscribe_from_json(w, req, body, resp);
@@ -498,7 +736,7 @@ static int resolve_from_now(struct worker *w, struct sub_request *r, struct resp
         if (!s->found || !s->from_now)
             continue;
         if ((!bus && worker_bus(w, &bus, &err) != CGW_OK) ||
-            answer_snapshot_read(bus, s->id, 0, 0, 0, &snap, &err) != CGW_OK) {
+            from_now_read(w->app->poller, bus, s->id, &snap, &err) != CGW_OK) {
             answer_snapshot_free(&snap);
             response_from_err(resp, &err, s->id);
             return -1;

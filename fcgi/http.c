@@ -213,13 +213,18 @@ const char *http_bearer(const struct request *req)
     return token;
 }
 
+static enum cgw_err ticket_bus(void *ctx, struct bus **out, struct cgw_error *err)
+{
+    return worker_bus(ctx, out, err);
+}
+
 /* The user of a ?ticket= (GET /chat/subscribe only: the router says when). */
 static enum cgw_err ticket_user(struct worker *w, struct store *st, const char *ticket,
                                 struct store_user *user, char *token_public, struct cgw_error *err)
 {
-    struct bus *bus;
-    enum cgw_err rc = worker_bus(w, &bus, err);
-    return rc == CGW_OK ? auth_ticket_verify(bus, st, ticket, user, token_public, err) : rc;
+    /* Through the process's cache (core/auth_cache.h), like a bearer token's check. */
+    return auth_ticket_verify_cached(w->app->auth_cache, w, ticket_bus, st, ticket, user,
+                                     token_public, err);
 }
 
 int http_authenticate(struct worker *w, struct request *req, const struct query *q,

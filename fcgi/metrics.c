@@ -124,6 +124,12 @@ void metrics_answer(struct metrics *m, int route, int status, int64_t dur_us, co
         count_permission(m, status, body);
 }
 
+void metrics_frames(struct metrics *m, size_t n)
+{
+    if (m)
+        inc(&m->frames, n);
+}
+
 void metrics_run_started(struct metrics *m, int provider, bool spawn_failed)
 {
     if (!m || provider < 0 || provider >= PROVIDER__COUNT)

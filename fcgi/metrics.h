@@ -28,6 +28,9 @@ void metrics_free(struct metrics *m);
  * permission answer (allow, deny, or its error code). m may be NULL: nothing. */
 void metrics_answer(struct metrics *m, int route, int status, int64_t dur_us, const json_t *body);
 
+/* n frames sent in an answer written as text (metrics_answer counts those of a body). */
+void metrics_frames(struct metrics *m, size_t n);
+
 /* A run of provider (enum provider_id) was started by this process's send; spawn_failed:
  * its runner did not start, so the run also ended here (reason spawn_failed). */
 void metrics_run_started(struct metrics *m, int provider, bool spawn_failed);

@@ -136,12 +136,28 @@ uint64_t poller_cache_gen(struct poller_cache *c)
     return t;
 }
 
+static void entry_unlink(struct poller_cache *c, struct entry *e)
+{
+    struct entry **at = &c->buckets[bucket_of(e->id)];
+    while (*at != e)
+        at = &(*at)->next;
+    *at = e->next;
+    c->n_entries--;
+    entry_free(e);
+}
+
 void poller_cache_notified(struct poller_cache *c, const char *id, int64_t seq)
 {
     pthread_mutex_lock(&c->lock);
     c->sketch[bucket_of(id)] = ++c->tick;
     struct entry *e = find(c, id);
-    if (e) {
+    if (e && seq > 0 && seq < e->head) {
+        /* Below the copy's head: the counter went back (Redis lost data, e.g. a flush,
+         * and counts again), or an old notification was still on its way. The copy is
+         * dropped, not marked: a read after the loss must not be refused as older
+         * than it (poller_cache_store). */
+        entry_unlink(c, e);
+    } else if (e) {
         if (seq <= 0)
             e->notified = INT64_MAX;
         else if (seq > e->notified)
@@ -193,16 +209,6 @@ static bool ring_append(struct poller_cache *c, struct entry *e, const struct bu
         bytes -= e->ring[k++].len;
     ring_drop_front(e, k);
     return true;
-}
-
-static void entry_unlink(struct poller_cache *c, struct entry *e)
-{
-    struct entry **at = &c->buckets[bucket_of(e->id)];
-    while (*at != e)
-        at = &(*at)->next;
-    *at = e->next;
-    c->n_entries--;
-    entry_free(e);
 }
 
 void poller_cache_store(struct poller_cache *c, const char *id, const struct sub_snapshot *s,
@@ -319,6 +325,38 @@ bool poller_cache_snapshot(struct poller_cache *c, const char *id, int64_t curso
     if (!hit)
         answer_snapshot_free(out);
     return hit;
+}
+
+bool poller_cache_head(struct poller_cache *c, const char *id, struct sub_snapshot *out)
+{
+    int64_t now = cgw_mono_ms();
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&c->lock);
+    struct entry *e = find(c, id);
+    bool hit = e && current(c, e, now) && e->perms_none && (e->first_seq > 0 || e->n == 0);
+    if (hit) {
+        out->after = e->head;
+        out->read.last_seq = e->head;
+        out->read.first_seq = e->first_seq;
+        out->read.status = e->status;
+        memcpy(out->read.run_id, e->run_id, sizeof out->read.run_id);
+        out->have_perms = true;
+        e->used_ms = now;
+    }
+    hit ? c->hits++ : c->misses++;
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
+void poller_cache_store_head(struct poller_cache *c, const char *id, const struct sub_snapshot *s,
+                             uint64_t gen)
+{
+    if (s->read.n != 0)
+        return;
+    struct sub_snapshot head = *s; /* shallow: store copies what it keeps */
+    head.after = s->read.last_seq;
+    head.read.more = false;
+    poller_cache_store(c, id, &head, gen);
 }
 
 void poller_cache_sweep(struct poller_cache *c)

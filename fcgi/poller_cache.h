@@ -76,6 +76,16 @@ bool poller_cache_at_head(struct poller_cache *c, const char *id, int64_t cursor
 bool poller_cache_snapshot(struct poller_cache *c, const char *id, int64_t cursor,
                            int64_t max_count, int64_t max_bytes, struct sub_snapshot *out);
 
+/* The "from now" read of id (no cursor: the counter is the cursor, nothing to replay):
+ * fills *out (zeroed first) as answer_snapshot_read(id, 0, 0, 0) would, after = the
+ * head, with permissions, when id's entry is current for an answer. false on a miss. */
+bool poller_cache_head(struct poller_cache *c, const char *id, struct sub_snapshot *out);
+
+/* Offers a "from now" read (answer_snapshot_read(id, 0, 0, 0), begun at gen): it holds
+ * no events, so it is kept as a read after its own counter. */
+void poller_cache_store_head(struct poller_cache *c, const char *id, const struct sub_snapshot *s,
+                             uint64_t gen);
+
 /* Drops entries unused for idle_ms (call now and then, from one thread). */
 void poller_cache_sweep(struct poller_cache *c);
 

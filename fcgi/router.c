@@ -77,25 +77,30 @@ static int split(char *p, char **segs)
     return n;
 }
 
-/* Matches the request's segments against pattern; "{}" segments become parameters. */
+/* Matches the request's segments against pattern, walking the pattern in place (no copy,
+ * no formatting: this runs for every route of every request); "{}" segments become
+ * parameters. */
 static bool match(const char *pattern, char *const *segs, int n, struct request *req)
 {
-    char buf[128];
-    char *pat[MAX_SEGMENTS];
+    const char *p = pattern;
     size_t n_params = 0;
 
-    snprintf(buf, sizeof buf, "%s", pattern);
-    if (split(buf, pat) != n)
-        return false;
     for (int i = 0; i < n; i++) {
-        if (strcmp(pat[i], "{}") == 0) {
+        if (*p != '/')
+            return false; /* the pattern has fewer segments */
+        p++;
+        size_t len = strcspn(p, "/");
+        if (len == 2 && p[0] == '{' && p[1] == '}') {
             if (n_params == REQUEST_MAX_PARAMS)
                 return false;
             req->params[n_params++] = segs[i];
-        } else if (strcmp(pat[i], segs[i]) != 0) {
+        } else if (strncmp(p, segs[i], len) != 0 || segs[i][len] != '\0') {
             return false;
         }
+        p += len;
     }
+    if (*p != '\0')
+        return false; /* the pattern has more segments */
     req->n_params = n_params;
     return true;
 }
@@ -181,10 +186,13 @@ void router_dispatch(struct worker *w, struct request *req, struct response *res
     }
     /* Subscribe reads the token and its sessions' owners: one SQLite read snapshot for
      * both takes the WAL read lock once (make bench: the lock's mutex, shared by the
-     * worker threads, was a futex wait per read). Without a snapshot they autocommit. */
+     * worker threads, was a futex wait per read). Without a snapshot they autocommit.
+     * A bearer token's check is almost always answered by the process's cache
+     * (auth_cache.h), which leaves one read (one session): that autocommits, without
+     * the snapshot's BEGIN and COMMIT; find_owned opens one itself for several. */
     struct store *st = NULL;
     struct cgw_error err;
-    if (found->one_read && found->auth != AUTH_NONE &&
+    if (found->one_read && found->auth != AUTH_NONE && !http_bearer(req) &&
         (worker_store(w, &st, &err) != CGW_OK || store_read_begin(st, &err) != CGW_OK))
         st = NULL;
     if (found->auth == AUTH_NONE ||

@@ -208,11 +208,15 @@ static enum cgw_err ticket_owner(struct store *st, const char *value, struct sto
 }
 
 enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *ticket,
-                                struct store_user *user, char *token_public, struct cgw_error *err)
+                                struct store_user *user, char *token_public, int64_t *expires_ms,
+                                struct cgw_error *err)
 {
     char hex[2 * AUTH_HASH_LEN + 1];
     char *value = NULL;
+    int64_t asked_ms = cgw_now_ms(), ttl_ms = -1;
 
+    if (expires_ms)
+        *expires_ms = 0;
     if (!ticket || strlen(ticket) != AUTH_TICKET_LEN || strncmp(ticket, "cgt_", 4) != 0 ||
         strspn(ticket + 4, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
             AUTH_TICKET_LEN - 4)
@@ -220,7 +224,7 @@ enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *t
     /* Looked up by its hash: the lookup itself reveals nothing about other tickets. */
     enum cgw_err rc = ticket_hash_hex(ticket, hex, err);
     if (rc == CGW_OK)
-        rc = bus_ticket_get(bus, hex, &value, err);
+        rc = bus_ticket_get(bus, hex, &value, expires_ms ? &ttl_ms : NULL, err);
     if (rc == CGW_ERR_NOT_FOUND)
         return cgw_error_set(err, CGW_ERR_UNAUTHORIZED, "invalid or expired ticket");
     if (rc == CGW_OK)
@@ -229,6 +233,9 @@ enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *t
         const char *colon = strchr(value, ':'); /* checked by ticket_owner */
         snprintf(token_public, AUTH_PUBLIC_LEN + 1, "%s", colon + 1);
     }
+    /* Counted from before the read: never later than Redis' own expiry. */
+    if (rc == CGW_OK && expires_ms && ttl_ms >= 0)
+        *expires_ms = asked_ms + ttl_ms;
     free(value);
     return rc;
 }

@@ -78,9 +78,11 @@ enum cgw_err auth_ticket_create(struct bus *bus, const struct store_user *user,
  * bytes, may be NULL) with the public id of the token the ticket was made with ("" when
  * the web server had authenticated the user). Any failure — malformed, unknown,
  * expired, its token revoked, the user disabled or gone — is CGW_ERR_UNAUTHORIZED with
- * the same text; CGW_ERR_BACKEND when Redis or the store is down. */
+ * the same text; CGW_ERR_BACKEND when Redis or the store is down. expires_ms (may be
+ * NULL) receives when the ticket expires (cgw_now_ms time), 0 when Redis did not say. */
 enum cgw_err auth_ticket_verify(struct bus *bus, struct store *st, const char *ticket,
-                                struct store_user *user, char *token_public, struct cgw_error *err);
+                                struct store_user *user, char *token_public, int64_t *expires_ms,
+                                struct cgw_error *err);
 
 /* Constant-time comparison of n bytes (sodium_memcmp): true when equal. */
 bool auth_equal_ct(const void *a, const void *b, size_t n);

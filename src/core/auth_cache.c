@@ -7,20 +7,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/util.h"
+
+#define DIGEST_LEN 32 /* keyed BLAKE2b of a whole token or ticket */
 
 struct auth_entry {
     char public_id[AUTH_PUBLIC_LEN + 1]; /* "" = empty slot */
-    unsigned char hash[AUTH_HASH_LEN];
+    unsigned char hash[DIGEST_LEN];
     int64_t user_id;
     char user_name[STORE_NAME_MAX + 1];
     int64_t added_ms; /* cgw_mono_ms */
 };
 
+/* A passed ticket check: the slot is the digest's, the token it was made with kept. */
+struct ticket_entry {
+    bool used;
+    unsigned char digest[DIGEST_LEN];
+    int64_t user_id;
+    char user_name[STORE_NAME_MAX + 1];
+    char token_public[AUTH_PUBLIC_LEN + 1];
+    int64_t added_ms;   /* cgw_mono_ms */
+    int64_t expires_ms; /* cgw_now_ms: the ticket's expiry in Redis */
+};
+
 struct auth_cache {
     pthread_mutex_t lock;
     struct auth_entry *slots;
+    struct ticket_entry *tickets; /* mask + 1 of them too */
     size_t mask;
+    unsigned char key[crypto_generichash_KEYBYTES];
     int64_t max_age_ms;
     int fd;         /* the subscriber's socket; -1: off */
     bool reading;   /* notifications read but not handled yet */
@@ -36,16 +53,21 @@ enum cgw_err auth_cache_new(size_t slots, int64_t max_age_ms, struct auth_cache 
         n *= 2;
     struct auth_cache *c = calloc(1, sizeof *c);
     *out = NULL;
-    if (!c || !(c->slots = calloc(n, sizeof *c->slots))) {
+    if (!c || !(c->slots = calloc(n, sizeof *c->slots)) ||
+        !(c->tickets = calloc(n, sizeof *c->tickets)) || auth_crypto_init() < 0) {
+        if (c)
+            free(c->slots), free(c->tickets);
         free(c);
         return cgw_error_set(err, CGW_ERR_NOMEM, "out of memory");
     }
     if (pthread_mutex_init(&c->lock, NULL) != 0) {
         free(c->slots);
+        free(c->tickets);
         free(c);
         return cgw_error_set(err, CGW_ERR_INTERNAL, "auth cache: cannot create a lock");
     }
     c->mask = n - 1;
+    randombytes_buf(c->key, sizeof c->key);
     c->max_age_ms = max_age_ms;
     c->fd = -1;
     *out = c;
@@ -57,7 +79,9 @@ void auth_cache_free(struct auth_cache *c)
     if (!c)
         return;
     pthread_mutex_destroy(&c->lock);
+    sodium_memzero(c->key, sizeof c->key);
     free(c->slots);
+    free(c->tickets);
     free(c);
 }
 
@@ -65,6 +89,7 @@ void auth_cache_free(struct auth_cache *c)
 static void flush_locked(struct auth_cache *c)
 {
     memset(c->slots, 0, (c->mask + 1) * sizeof *c->slots);
+    memset(c->tickets, 0, (c->mask + 1) * sizeof *c->tickets);
     c->epoch++;
 }
 
@@ -116,6 +141,13 @@ static bool quiet_locked(const struct auth_cache *c)
     return poll(&pf, 1, 0) == 0;
 }
 
+/* The keyed digest of n bytes (the key never leaves the process). */
+static void digest(const struct auth_cache *c, const void *data, size_t n,
+                   unsigned char out[DIGEST_LEN])
+{
+    crypto_generichash(out, DIGEST_LEN, data, n, c->key, sizeof c->key);
+}
+
 /* Copies the entry of public_id into *out when it may be used; counts the lookup.
  * *epoch receives the epoch to add an entry under after a miss. */
 static bool lookup(struct auth_cache *c, const char *public_id, struct auth_entry *out,
@@ -148,13 +180,12 @@ enum cgw_err auth_token_verify_cached(struct auth_cache *c, struct store *st, co
     struct auth_entry e;
     uint64_t epoch;
     char public_id[AUTH_PUBLIC_LEN + 1];
-    unsigned char hash[AUTH_HASH_LEN];
+    unsigned char hash[DIGEST_LEN];
+    enum cgw_err rc;
 
     if (!c || auth_token_public_id(token, public_id) < 0)
         return auth_token_verify(st, token, user, err);
-    enum cgw_err rc = auth_token_hash(token, AUTH_TOKEN_LEN, hash, err);
-    if (rc != CGW_OK)
-        return rc;
+    digest(c, token, AUTH_TOKEN_LEN, hash);
     if (lookup(c, public_id, &e, &epoch) && auth_equal_ct(hash, e.hash, sizeof hash)) {
         memset(user, 0, sizeof *user);
         user->id = e.user_id;
@@ -178,4 +209,75 @@ bool auth_cache_active(struct auth_cache *c, const char *public_id, int64_t user
     struct auth_entry e;
     uint64_t epoch;
     return c && lookup(c, public_id, &e, &epoch) && e.user_id == user_id;
+}
+
+/* ---- tickets ---------------------------------------------------------------------------- */
+
+static size_t ticket_slot(const struct auth_cache *c, const unsigned char d[DIGEST_LEN])
+{
+    uint64_t h;
+    memcpy(&h, d, sizeof h); /* a keyed digest: its bytes are as good as any hash */
+    return (size_t)h & c->mask;
+}
+
+/* Copies the ticket entry of digest d into *out when it may be used; counts the lookup
+ * and gives the epoch to add under after a miss. */
+static bool ticket_lookup(struct auth_cache *c, const unsigned char d[DIGEST_LEN],
+                          struct ticket_entry *out, uint64_t *epoch)
+{
+    pthread_mutex_lock(&c->lock);
+    const struct ticket_entry *e = &c->tickets[ticket_slot(c, d)];
+    bool hit = e->used && auth_equal_ct(e->digest, d, DIGEST_LEN) &&
+               cgw_mono_ms() - e->added_ms < c->max_age_ms && cgw_now_ms() < e->expires_ms &&
+               quiet_locked(c);
+    if (hit)
+        *out = *e;
+    hit ? c->hits++ : c->misses++;
+    *epoch = c->epoch;
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
+enum cgw_err auth_ticket_verify_cached(struct auth_cache *c, void *ctx, auth_bus_fn get_bus,
+                                       struct store *st, const char *ticket,
+                                       struct store_user *user, char *token_public,
+                                       struct cgw_error *err)
+{
+    struct ticket_entry e;
+    struct bus *bus;
+    uint64_t epoch = 0;
+    unsigned char d[DIGEST_LEN];
+    int64_t expires_ms = 0;
+
+    bool well_formed = ticket && strlen(ticket) == AUTH_TICKET_LEN;
+    if (c && well_formed) {
+        digest(c, ticket, AUTH_TICKET_LEN, d);
+        if (ticket_lookup(c, d, &e, &epoch)) {
+            memset(user, 0, sizeof *user);
+            user->id = e.user_id;
+            snprintf(user->name, sizeof user->name, "%s", e.user_name);
+            if (token_public)
+                snprintf(token_public, AUTH_PUBLIC_LEN + 1, "%s", e.token_public);
+            return CGW_OK;
+        }
+    }
+    enum cgw_err rc = get_bus(ctx, &bus, err);
+    if (rc == CGW_OK)
+        rc = auth_ticket_verify(bus, st, ticket, user, token_public, &expires_ms, err);
+    /* Kept only with the token it came from: the poller re-checks that one. */
+    if (rc != CGW_OK || !c || !well_formed || !token_public || expires_ms <= 0)
+        return rc;
+    memset(&e, 0, sizeof e);
+    e.used = true;
+    memcpy(e.digest, d, sizeof d);
+    e.user_id = user->id;
+    snprintf(e.user_name, sizeof e.user_name, "%s", user->name);
+    snprintf(e.token_public, sizeof e.token_public, "%s", token_public);
+    e.added_ms = cgw_mono_ms();
+    e.expires_ms = expires_ms;
+    pthread_mutex_lock(&c->lock);
+    if (c->fd >= 0 && c->epoch == epoch)
+        c->tickets[ticket_slot(c, d)] = e;
+    pthread_mutex_unlock(&c->lock);
+    return CGW_OK;
 }

@@ -383,8 +383,9 @@ enum cgw_err bus_ticket_put(struct bus *b, const char *hash_hex, const char *val
                             struct cgw_error *err);
 
 /* The value stored for hash_hex into *value (a new string, free()). CGW_ERR_NOT_FOUND
- * when unknown or expired. */
-enum cgw_err bus_ticket_get(struct bus *b, const char *hash_hex, char **value,
+ * when unknown or expired. ttl_ms (may be NULL) receives the key's remaining lifetime in
+ * ms, read right after the value (a second command), or -1 when it is not known. */
+enum cgw_err bus_ticket_get(struct bus *b, const char *hash_hex, char **value, int64_t *ttl_ms,
                             struct cgw_error *err);
 
 #endif

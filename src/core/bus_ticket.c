@@ -33,13 +33,15 @@ enum cgw_err bus_ticket_put(struct bus *b, const char *hash_hex, const char *val
     return rc;
 }
 
-enum cgw_err bus_ticket_get(struct bus *b, const char *hash_hex, char **value,
+enum cgw_err bus_ticket_get(struct bus *b, const char *hash_hex, char **value, int64_t *ttl_ms,
                             struct cgw_error *err)
 {
     char key[BUS_KEY_MAX];
     redisReply *r;
 
     *value = NULL;
+    if (ttl_ms)
+        *ttl_ms = -1;
     if (ticket_key(hash_hex, key, sizeof key) < 0)
         return cgw_error_set(err, CGW_ERR_INVALID, "bus: invalid ticket");
     enum cgw_err rc = bus_cmd(b, CMD_RETRY, WANT_STR | WANT_NIL, &r, err, 2, "GET", key);
@@ -50,5 +52,13 @@ enum cgw_err bus_ticket_get(struct bus *b, const char *hash_hex, char **value,
     else if (!(*value = bus_strndup(r->str, r->len)))
         rc = cgw_error_set(err, CGW_ERR_NOMEM, "bus: out of memory");
     freeReplyObject(r);
+    /* The lifetime left, for a cache of the check (auth_cache.h): read after the value,
+     * so it can only be shorter than the value's. Any failure leaves it unknown. */
+    struct cgw_error ignored;
+    if (rc == CGW_OK && ttl_ms &&
+        bus_cmd(b, CMD_RETRY, WANT_INT, &r, &ignored, 2, "PTTL", key) == CGW_OK) {
+        *ttl_ms = r->integer >= 0 ? (int64_t)r->integer : -1;
+        freeReplyObject(r);
+    }
     return rc;
 }

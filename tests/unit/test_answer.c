@@ -254,6 +254,77 @@ static void test_sse(void)
     answer_snapshot_free(&s);
 }
 
+/* ---- answer_build_text: the same answer as answer_build --------------------------- */
+
+static void drop_timestamps(json_t *body)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(frames_of(body), i, f)
+    {
+        if (json_is_object(f) && json_is_string(json_object_get(f, "kind")) &&
+            strcmp(json_string_value(json_object_get(f, "kind")), "chat_subscribed") == 0)
+            json_object_del(f, "timestamp");
+    }
+}
+
+/* answer_build_text parses to answer_build's answer (acks' timestamps aside), and its
+ * frame count is the answer's. */
+static void same_answer(const struct sub_session *ss, size_t n, struct sub_snapshot *const *snaps,
+                        const char *what)
+{
+    size_t frames = 0;
+    json_t *tree = answer_build(&cfg, ss, n, snaps);
+    char *text = answer_build_text(&cfg, ss, n, snaps, &frames);
+    json_t *parsed = text ? json_loads(text, 0, NULL) : NULL;
+    ok(tree && parsed && text[strlen(text) - 1] == '\n', "%s: both built, the text one line", what);
+    is_int(frames, json_array_size(frames_of(tree)), "%s: frame count", what);
+    drop_timestamps(tree);
+    drop_timestamps(parsed);
+    if (!ok(json_equal(tree, parsed), "%s: the text is the tree", what)) {
+        char *a = json_dumps(tree, JSON_COMPACT), *b = json_dumps(parsed, JSON_COMPACT);
+        diag("tree: %s", a ? a : "(null)");
+        diag("text: %s", b ? b : "(null)");
+        free(a);
+        free(b);
+    }
+    json_decref(tree);
+    json_decref(parsed);
+    free(text);
+}
+
+static void test_text(void)
+{
+    struct sub_session ss[4] = {{.id = "a", .cursor = 1, .found = true},
+                                {.id = "odd \"\\\x01\x1f\t\n/\xc3\xa9 id"},
+                                {.id = "b", .cursor = 0, .store_last = 9, .found = true},
+                                {.id = "u:1", .cursor = 2, .found = true, .feed = true}};
+    struct sub_snapshot s[3], *snaps[4] = {&s[0], NULL, &s[1], &s[2]};
+    int64_t seqs[] = {1, 2, 3, 4}, feed_seqs[] = {3, 4};
+
+    snap_make(&s[0], seqs, 4, 4, 1, 10);
+    snap_make(&s[1], seqs + 2, 2, 4, 3, 0); /* cursor 0, buffer from 3: truncated */
+    s[1].read.status = RUN_COMPLETED;
+    snap_make(&s[2], feed_seqs, 2, 4, 3, 0);
+    s[0].perms = calloc(2, sizeof *s[0].perms);
+    s[0].perms[0] = strdup("{\"kind\":\"permission_request\",\"requestId\":\"r1\"}");
+    s[0].perms[1] = strdup("not json");
+    s[0].n_perms = 2;
+    same_answer(ss, 4, snaps, "acks, events, an odd id, a hole, perms, the feed");
+
+    cfg.max_frames = 5; /* 3 acks: two events, then more */
+    same_answer(ss, 4, snaps, "a budget cut");
+    cfg.max_frames = 1000;
+
+    free(s[0].read.events[1].json); /* a stored text that is not an object */
+    s[0].read.events[1].json = strdup("[1,2");
+    s[0].read.events[1].len = 4;
+    same_answer(ss, 4, snaps, "a stored event that does not parse");
+    same_answer(ss, 2, snaps, "no events for the second, no feed");
+    for (size_t i = 0; i < 3; i++)
+        answer_snapshot_free(&s[i]);
+}
+
 int main(void)
 {
     struct cgw_error err;
@@ -268,6 +339,7 @@ int main(void)
     test_feed();
     test_bad_stored_event();
     test_sse();
+    test_text();
     config_free(&cfg);
     return done_testing();
 }
