@@ -12,6 +12,7 @@
 #include "fcgi/handlers.h"
 #include "fcgi/metrics.h"
 #include "fcgi/poller.h"
+#include "fcgi/poller_cache.h"
 #include "fcgi/spawn.h"
 
 /* Which top-level members a verb takes; the envelope adds "type". */
@@ -290,6 +291,11 @@ static void chat_send(struct worker *w, struct request *req, json_t *body, bool 
         attachments_undo(w, &s, req->user.id, created);
         goto out;
     }
+    /* Read your own writes: this process's copy of the session (poller_cache.h) learns
+     * of the run's first events now, not when their notification comes back, so a
+     * no-wait subscribe right after this 202 reads them instead of the old head. */
+    if (w->app->poller)
+        poller_cache_notified(poller_cache(w->app->poller), s.id, started.last_seq);
     metrics_run_started(w->app->metrics, (int)provider, started.spawn_failed);
     log_context_set(req->request_id, started.run_id, s.id);
     log_info("run %s started by %s (%s%s%s)", started.run_id, req->user.name, s.provider,
