@@ -602,13 +602,38 @@ void sse_frame(struct sse_text *t, const char *id, json_t *frame)
 void sse_stored(struct sse_text *t, const char *id, const char *json, size_t len,
                 const char *session_id, int64_t seq)
 {
-    json_t *v = stored_json(json, len, session_id, seq);
-    if (!v) {
+    /* A stored object on one line goes out as stored, as an answer's events do
+     * (answer_build_text); anything else is re-encoded onto one line (stored_json). */
+    json_t *v = json_loadb(json, len, 0, NULL);
+    if (json_is_object(v) && !memchr(json, '\n', len) && !memchr(json, '\r', len)) {
+        sse_event_line(t, id, v);
+        sse_append(t, json, len);
+        sse_puts(t, "\n\n");
+        json_decref(v);
+        return;
+    }
+    json_decref(v);
+    if (!(v = stored_json(json, len, session_id, seq))) {
         t->failed = true;
         return;
     }
-    sse_frame(t, id, v); /* re-encoded: one line, also when stored text had breaks */
+    sse_frame(t, id, v);
     json_decref(v);
+}
+
+void sse_ack(struct sse_text *t, const char *id, const struct sub_session *ss,
+             const struct sub_snapshot *s)
+{
+    char ts[CGW_ISO_TIME_LEN + 1];
+    cgw_time_iso(cgw_now_ms(), ts);
+    if (id) {
+        sse_puts(t, "id: ");
+        sse_puts(t, id);
+        sse_puts(t, "\n");
+    }
+    sse_puts(t, "event: chat_subscribed\ndata: ");
+    jt_ack(t, ss, ss->found ? s : NULL, ts);
+    sse_puts(t, "\n\n");
 }
 
 void answer_sessions_free(struct sub_session *ss, size_t n)

@@ -919,9 +919,7 @@ static int stream_begin(struct poller *p, struct park *pk, struct response *resp
         }
         if (ss->feed)
             continue; /* the feed has no ack */
-        json_t *ack = answer_ack(ss, s);
-        sse_frame(&t, id.buf, ack);
-        json_decref(ack);
+        sse_ack(&t, id.buf, ss, s);
     }
     sse_text_free(&id);
     if (rc < 0) {

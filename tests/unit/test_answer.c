@@ -233,6 +233,53 @@ static void test_sse(void)
            "a stored event with a line break goes out on one data: line");
     sse_text_free(&t);
 
+    const char *line = "{\"kind\":\"text\", \"seq\":6,\"content\":\"\\u00e9\"}";
+    sse_stored(&t, NULL, line, strlen(line), "aaaa", 6);
+    is_str(t.buf, "event: text\ndata: {\"kind\":\"text\", \"seq\":6,\"content\":\"\\u00e9\"}\n\n",
+           "a stored event on one line goes out as stored");
+    sse_text_free(&t);
+
+    sse_stored(&t, "aaaa:7", "not json", 8, "aaaa", 7);
+    const char *data = t.buf ? strstr(t.buf, "\ndata: ") : NULL;
+    ok(t.buf && strncmp(t.buf, "id: aaaa:7\nevent: error\n", 24) == 0 && data &&
+           strstr(data, "\"seq\":7") && strchr(data + 1, '\n') == t.buf + t.len - 2,
+       "an undecodable stored event: an error event with its seq, on one line");
+    sse_text_free(&t);
+
+    /* The ack as text is answer_ack's frame (timestamps aside). */
+    {
+        struct sub_snapshot as;
+        int64_t aseqs[] = {4, 5};
+        snap_make(&as, aseqs, 2, 5, 4, 0);
+        as.read.status = RUN_RUNNING;
+        snprintf(as.read.run_id, sizeof as.read.run_id, "run_x");
+        as.perms = calloc(1, sizeof *as.perms);
+        as.perms[0] = strdup("{\"kind\":\"permission_request\",\"requestId\":\"r1\"}");
+        as.n_perms = 1;
+        as.have_perms = true;
+        char odd[] = "q\"\\\x01";
+        struct sub_session acks[2] = {{.id = a, .cursor = 2, .found = true},
+                                      {.id = odd, .cursor = 0, .found = false}};
+        for (int k = 0; k < 2; k++) {
+            sse_ack(&t, "aaaa:2", &acks[k], &as);
+            const char *pre = "id: aaaa:2\nevent: chat_subscribed\ndata: ";
+            ok(t.buf && strncmp(t.buf, pre, strlen(pre)) == 0 &&
+                   strcmp(t.buf + t.len - 2, "\n\n") == 0,
+               "sse_ack: id, event and one data: line");
+            json_t *got =
+                t.buf ? json_loadb(t.buf + strlen(pre), t.len - strlen(pre) - 2, 0, NULL) : NULL;
+            json_t *want = answer_ack(&acks[k], &as);
+            json_object_del(got, "timestamp");
+            json_object_del(want, "timestamp");
+            ok(got && json_equal(got, want), "sse_ack's frame is answer_ack's (%s session)",
+               k == 0 ? "a running" : "an unknown");
+            json_decref(got);
+            json_decref(want);
+            sse_text_free(&t);
+        }
+        answer_snapshot_free(&as);
+    }
+
     json_t *f = json_pack("{s:s, s:i}", "kind", "x\ndata: forged", "seq", 1);
     sse_frame(&t, NULL, f);
     json_decref(f);
