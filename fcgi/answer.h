@@ -116,6 +116,11 @@ json_t *answer_build(const struct config *cfg, const struct sub_session *ss, siz
 char *answer_build_text(const struct config *cfg, const struct sub_session *ss, size_t n,
                         struct sub_snapshot *const *snaps, size_t *n_frames);
 
+/* True when text[0..len) is surely one JSON object that json_loadb accepts, found
+ * without building it; false when it is not or when the quick check cannot tell (then
+ * ask Jansson). answer_build_text copies such a stored text as it is. */
+bool answer_json_object_sure(const char *text, size_t len);
+
 /* ---- the stream (GET /chat/stream, Server-Sent Events) ------------------------------- */
 
 /* Text of a stream being written; failed once memory ran out (nothing is appended then). */

@@ -372,6 +372,94 @@ static void test_text(void)
         answer_snapshot_free(&s[i]);
 }
 
+/* ---- answer_json_object_sure: never yes where Jansson says no ----------------------- */
+
+static bool jansson_object(const char *text, size_t len)
+{
+    json_t *v = json_loadb(text, len, 0, NULL);
+    bool yes = json_is_object(v);
+    json_decref(v);
+    return yes;
+}
+
+static void test_quick_check(void)
+{
+    static const struct {
+        const char *text;
+        bool sure; /* what the quick check must say */
+    } cases[] = {
+        {"{\"kind\":\"text\",\"seq\":5,\"content\":\"hello\"}", true},
+        {" {\"a\": [1, -2.5, 3e10, 0, -0, true, false, null, {}, []],\r\n\"b\":\"\\u00e9\\n\"} ",
+         true},
+        {"{\"k\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}", true},
+        {"{\"k\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}", true},
+        {"{\"n\":123456789012345678}", true},
+        {"{}", true},
+        {"[1]", false},
+        {"\"x\"", false},
+        {"", false},
+        {"{", false},
+        {"{\"a\":1,}", false},
+        {"{\"a\":1}x", false},
+        {"{\"a\":01}", false},
+        {"{\"a\":1.}", false},
+        {"{\"a\":.5}", false},
+        {"{\"a\":-}", false},
+        {"{\"a\":1e}", false},
+        {"{a:1}", false},
+        {"{\"a\":tru}", false},
+        {"{\"a\":\"\x01\"}", false},
+        {"{\"a\":\"\\x\"}", false},
+        {"{\"a\":\"\\u12\"}", false},
+        {"{\"a\":\"\xc0\xaf\"}", false},         /* overlong */
+        {"{\"a\":\"\xed\xa0\x80\"}", false},     /* a surrogate as UTF-8 */
+        {"{\"a\":\"\xf4\x90\x80\x80\"}", false}, /* beyond U+10FFFF */
+        {"{\"a\":\"\xc3\"}", false},
+        {"{\"a\":\"\\u0000\"}", false},        /* Jansson decides */
+        {"{\"a\":\"\\ud83d\\ude00\"}", false}, /* Jansson decides */
+        {"{\"n\":1234567890123456789012}", false},
+        {"{\"n\":1e999}", false},
+        {"{\"a\":\"unterminated}", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i].text);
+        bool sure = answer_json_object_sure(cases[i].text, len);
+        ok(sure == cases[i].sure, "quick check of %s: %s", cases[i].text,
+           cases[i].sure ? "sure" : "not sure");
+        if (sure)
+            ok(jansson_object(cases[i].text, len), "and Jansson accepts it");
+    }
+    /* Mutations of a valid event (a byte changed, dropped or cut off): whenever the
+     * quick check is sure, Jansson must accept the text as an object. */
+    const char *base = "{\"kind\":\"text\",\"seq\":12,\"content\":\"a \\\"q\\\" \xc3\xa9\\u00e9\","
+                       "\"x\":[1.5,-3,true,null,{\"y\":\"z\"}]}";
+    static const unsigned char bytes[] = {'{', '}', '[', ']', '"',  '\\', ',',  ':',  '0',  '-',
+                                          'e', '.', 'u', ' ', 0x00, 0x01, 0x7f, 0x80, 0xc3, 0xff};
+    size_t blen = strlen(base), wrong = 0, sure = 0, tried = 0;
+    char buf[256];
+    for (size_t at = 0; at < blen; at++) {
+        for (size_t k = 0; k <= sizeof bytes; k++) {
+            memcpy(buf, base, blen);
+            size_t len = blen;
+            if (k < sizeof bytes) {
+                buf[at] = (char)bytes[k];
+            } else { /* dropped */
+                memmove(buf + at, buf + at + 1, blen - at - 1);
+                len--;
+            }
+            tried++;
+            if (answer_json_object_sure(buf, len)) {
+                sure++;
+                if (!jansson_object(buf, len))
+                    wrong++;
+            }
+            if (answer_json_object_sure(buf, at) && !jansson_object(buf, at))
+                wrong++; /* cut off */
+        }
+    }
+    ok(wrong == 0, "%zu mutations (%zu sure): never sure where Jansson refuses", tried, sure);
+}
+
 int main(void)
 {
     struct cgw_error err;
@@ -387,6 +475,7 @@ int main(void)
     test_bad_stored_event();
     test_sse();
     test_text();
+    test_quick_check();
     config_free(&cfg);
     return done_testing();
 }
