@@ -346,6 +346,8 @@ static void jt_str(struct sse_text *t, const char *s)
 struct qj {
     const unsigned char *p, *end;
     int depth;
+    const unsigned char *kind; /* the top level's last "kind" when a string: its text */
+    size_t kind_len;
 };
 
 static void qj_ws(struct qj *q)
@@ -499,15 +501,22 @@ static bool qj_object(struct qj *q)
         return true;
     }
     for (;;) {
+        const unsigned char *key = q->p, *value;
         if (q->p >= q->end || *q->p != '"' || !qj_string(q))
             return false;
+        bool kind = q->depth == 1 && q->p - key == 6 && memcmp(key, "\"kind\"", 6) == 0;
         qj_ws(q);
         if (q->p >= q->end || *q->p != ':')
             return false;
         q->p++;
         qj_ws(q);
+        value = q->p;
         if (!qj_value(q))
             return false;
+        if (kind) { /* the last one counts, as in Jansson's object */
+            q->kind = *value == '"' ? value + 1 : NULL;
+            q->kind_len = *value == '"' ? (size_t)(q->p - value - 2) : 0;
+        }
         qj_ws(q);
         if (q->p >= q->end)
             return false;
@@ -582,14 +591,20 @@ static bool qj_value(struct qj *q)
     }
 }
 
+static bool qj_top(struct qj *q, const char *text, size_t len)
+{
+    *q = (struct qj){.p = (const unsigned char *)text, .end = (const unsigned char *)text + len};
+    qj_ws(q);
+    if (q->p >= q->end || *q->p != '{' || !qj_object(q))
+        return false;
+    qj_ws(q);
+    return q->p == q->end;
+}
+
 bool answer_json_object_sure(const char *text, size_t len)
 {
-    struct qj q = {(const unsigned char *)text, (const unsigned char *)text + len, 0};
-    qj_ws(&q);
-    if (q.p >= q.end || *q.p != '{' || !qj_object(&q))
-        return false;
-    qj_ws(&q);
-    return q.p == q.end;
+    struct qj q;
+    return qj_top(&q, text, len);
 }
 
 /* A stored JSON text (event, permission request) when it is one JSON object, else what
@@ -827,21 +842,33 @@ void sse_cursor_id(struct sse_text *t, const struct sub_session *ss, size_t n)
 }
 
 /* The event name: the frame's kind when it is a plain word, else "message". */
-static void sse_event_line(struct sse_text *t, const char *id, json_t *frame)
+static const char plain_word[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+
+/* "id: ...", "event: <kind>" when kind[0..len) is a plain word (else "message"), "data: ". */
+static void sse_event_head(struct sse_text *t, const char *id, const char *kind, size_t len)
 {
-    const char *kind = json_string_value(json_object_get(frame, "kind"));
-    if (!kind || !*kind || strlen(kind) > 64 ||
-        strspn(kind, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-            strlen(kind))
+    size_t plain = 0;
+    while (kind && plain < len && kind[plain] && strchr(plain_word, kind[plain]))
+        plain++;
+    if (!kind || len == 0 || len > 64 || plain != len) {
         kind = "message";
+        len = strlen(kind);
+    }
     if (id) {
         sse_puts(t, "id: ");
         sse_puts(t, id);
         sse_puts(t, "\n");
     }
     sse_puts(t, "event: ");
-    sse_puts(t, kind);
+    sse_append(t, kind, len);
     sse_puts(t, "\ndata: ");
+}
+
+static void sse_event_line(struct sse_text *t, const char *id, json_t *frame)
+{
+    json_t *kind = json_object_get(frame, "kind");
+    sse_event_head(t, id, json_string_value(kind), json_string_length(kind));
 }
 
 void sse_frame(struct sse_text *t, const char *id, json_t *frame)
@@ -863,15 +890,27 @@ void sse_stored(struct sse_text *t, const char *id, const char *json, size_t len
 {
     /* A stored object on one line goes out as stored, as an answer's events do
      * (answer_build_text); anything else is re-encoded onto one line (stored_json). */
-    json_t *v = json_loadb(json, len, 0, NULL);
-    if (json_is_object(v) && !memchr(json, '\n', len) && !memchr(json, '\r', len)) {
-        sse_event_line(t, id, v);
-        sse_append(t, json, len);
-        sse_puts(t, "\n\n");
+    struct qj q;
+    if (!memchr(json, '\n', len) && !memchr(json, '\r', len)) {
+        /* Checked without a tree when the quick check is sure (and the kind has no
+         * escape: its text is then its value), else by Jansson. */
+        if (qj_top(&q, json, len) && !(q.kind && memchr(q.kind, '\\', q.kind_len))) {
+            sse_event_head(t, id, (const char *)q.kind, q.kind_len);
+            sse_append(t, json, len);
+            sse_puts(t, "\n\n");
+            return;
+        }
+        json_t *v = json_loadb(json, len, 0, NULL);
+        if (json_is_object(v)) {
+            sse_event_line(t, id, v);
+            sse_append(t, json, len);
+            sse_puts(t, "\n\n");
+            json_decref(v);
+            return;
+        }
         json_decref(v);
-        return;
     }
-    json_decref(v);
+    json_t *v;
     if (!(v = stored_json(json, len, session_id, seq))) {
         t->failed = true;
         return;

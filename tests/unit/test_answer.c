@@ -246,6 +246,31 @@ static void test_sse(void)
        "an undecodable stored event: an error event with its seq, on one line");
     sse_text_free(&t);
 
+    /* The event name from the stored text (quick check) is the one Jansson's value
+     * gives: the last top-level "kind", when a plain word. */
+    static const struct {
+        const char *text, *event;
+    } kinds[] = {
+        {"{\"kind\":\"text\",\"seq\":1}", "text"},
+        {"{\"seq\":1,\"kind\":\"run_started\"}", "run_started"},
+        {"{\"kind\":\"a\",\"kind\":\"b\"}", "b"},
+        {"{\"kind\":\"a\",\"kind\":1}", "message"},
+        {"{\"x\":{\"kind\":\"inner\"}}", "message"},
+        {"{\"kind\":\"\\u0074ext\"}", "text"},
+        {"{\"kind\":\"t\\u00e9\"}", "message"},
+        {"{\"kind\":\"t\xc3\xa9\"}", "message"},
+        {"{\"kind\":\"a b\"}", "message"},
+        {"{\"kind\":\"\"}", "message"},
+        {"{}", "message"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "event: %s\ndata: %s\n\n", kinds[i].event, kinds[i].text);
+        sse_stored(&t, NULL, kinds[i].text, strlen(kinds[i].text), "aaaa", 1);
+        is_str(t.buf, want, "the event name of %s", kinds[i].text);
+        sse_text_free(&t);
+    }
+
     /* The ack as text is answer_ack's frame (timestamps aside). */
     {
         struct sub_snapshot as;
