@@ -11,9 +11,67 @@
 #include "core/util.h"
 #include "fcgi/fcgi_wire.h"
 
-static char *param_dup(FCGX_Request *fr, const char *name)
+/* The parameters adapter_read uses. */
+enum param_id {
+    P_METHOD,
+    P_QUERY,
+    P_LENGTH,
+    P_REQUEST_URI,
+    P_DOCUMENT_URI,
+    P_CONTENT_TYPE,
+    P_AUTHORIZATION,
+    P_REMOTE_USER,
+    P_ORIGIN,
+    P_REMOTE_ADDR,
+    P_LAST_EVENT_ID,
+    P_CONTENT_DISPOSITION,
+    P_COUNT
+};
+
+static const char *const param_names[P_COUNT] = {
+    [P_METHOD] = "REQUEST_METHOD",
+    [P_QUERY] = "QUERY_STRING",
+    [P_LENGTH] = "CONTENT_LENGTH",
+    [P_REQUEST_URI] = "REQUEST_URI",
+    [P_DOCUMENT_URI] = "DOCUMENT_URI",
+    [P_CONTENT_TYPE] = "CONTENT_TYPE",
+    [P_AUTHORIZATION] = "HTTP_AUTHORIZATION",
+    [P_REMOTE_USER] = "REMOTE_USER",
+    [P_ORIGIN] = "HTTP_ORIGIN",
+    [P_REMOTE_ADDR] = "REMOTE_ADDR",
+    [P_LAST_EVENT_ID] = "HTTP_LAST_EVENT_ID",
+    [P_CONTENT_DISPOSITION] = "HTTP_CONTENT_DISPOSITION",
+};
+
+/* Picks the wanted parameters out of envp ("NAME=value" strings) in one pass: v[i] is
+ * the value of param_names[i], or NULL. The first entry of a name wins, as with
+ * FCGX_GetParam, which would scan every entry once per name. */
+static void params_pick(char **envp, const char *v[P_COUNT])
 {
-    const char *v = FCGX_GetParam(name, fr->envp);
+    for (int i = 0; i < P_COUNT; i++)
+        v[i] = NULL;
+    for (char **e = envp; e && *e; e++) {
+        const char *s = *e;
+        /* Every wanted name starts with one of these: skip the rest unread. */
+        if (s[0] != 'R' && s[0] != 'Q' && s[0] != 'C' && s[0] != 'H' && s[0] != 'D')
+            continue;
+        const char *eq = strchr(s, '=');
+        if (!eq)
+            continue;
+        size_t len = (size_t)(eq - s);
+        for (int i = 0; i < P_COUNT; i++) {
+            const char *name = param_names[i];
+            if (name[0] == s[0] && strncmp(name, s, len) == 0 && name[len] == '\0') {
+                if (!v[i])
+                    v[i] = eq + 1;
+                break;
+            }
+        }
+    }
+}
+
+static char *value_dup(const char *v)
+{
     return v ? strdup(v) : NULL;
 }
 
@@ -36,11 +94,10 @@ static enum http_method method_parse(const char *s)
 
 /* The path below the mount prefix, from REQUEST_URI (raw, as the client sent it) so the
  * result does not depend on how the web server splits SCRIPT_NAME and PATH_INFO. */
-static char *path_below_prefix(FCGX_Request *fr, const char *prefix)
+static char *path_below_prefix(const char *uri, const char *document_uri, const char *prefix)
 {
-    const char *uri = FCGX_GetParam("REQUEST_URI", fr->envp);
     if (!uri)
-        uri = FCGX_GetParam("DOCUMENT_URI", fr->envp);
+        uri = document_uri;
     if (!uri)
         uri = "/";
     size_t len = strcspn(uri, "?#");
@@ -75,10 +132,11 @@ static int64_t adapter_body_limit(const struct config *cfg, const struct request
 
 int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req)
 {
-    const char *method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
-    const char *query = FCGX_GetParam("QUERY_STRING", fr->envp);
-    const char *length = FCGX_GetParam("CONTENT_LENGTH", fr->envp);
+    const char *v[P_COUNT];
     unsigned char rnd[9];
+
+    params_pick(fr->envp, v);
+    const char *method = v[P_METHOD], *query = v[P_QUERY], *length = v[P_LENGTH];
 
     memset(req, 0, sizeof *req);
     req->route = -1;
@@ -86,15 +144,15 @@ int adapter_read(FCGX_Request *fr, const struct config *cfg, struct request *req
     req->method = method_parse(method);
     if (cgw_random_bytes(rnd, sizeof rnd) == 0)
         cgw_base64url(rnd, sizeof rnd, req->request_id);
-    req->path = path_below_prefix(fr, cfg->http_prefix);
+    req->path = path_below_prefix(v[P_REQUEST_URI], v[P_DOCUMENT_URI], cfg->http_prefix);
     req->query = strdup(query ? query : "");
-    req->content_type = param_dup(fr, "CONTENT_TYPE");
-    req->authorization = param_dup(fr, "HTTP_AUTHORIZATION");
-    req->remote_user = param_dup(fr, "REMOTE_USER");
-    req->origin = param_dup(fr, "HTTP_ORIGIN");
-    req->remote_addr = param_dup(fr, "REMOTE_ADDR");
-    req->last_event_id = param_dup(fr, "HTTP_LAST_EVENT_ID");
-    req->content_disposition = param_dup(fr, "HTTP_CONTENT_DISPOSITION");
+    req->content_type = value_dup(v[P_CONTENT_TYPE]);
+    req->authorization = value_dup(v[P_AUTHORIZATION]);
+    req->remote_user = value_dup(v[P_REMOTE_USER]);
+    req->origin = value_dup(v[P_ORIGIN]);
+    req->remote_addr = value_dup(v[P_REMOTE_ADDR]);
+    req->last_event_id = value_dup(v[P_LAST_EVENT_ID]);
+    req->content_disposition = value_dup(v[P_CONTENT_DISPOSITION]);
     if (!req->path || !req->query)
         return -1;
 

@@ -337,11 +337,285 @@ static void jt_str(struct sse_text *t, const char *s)
     sse_append(t, "\"", 1);
 }
 
+/* ---- a quick check of stored JSON --------------------------------------------------
+ * Whether a stored text is one JSON object that Jansson (json_loadb, no flags) surely
+ * accepts, without building it. Conservative: anything it does not know for sure (a
+ * \u0000 or a surrogate escape, a long number, deep nesting) is "not sure", and the
+ * caller asks Jansson. It never says yes to a text Jansson refuses. */
+
+struct qj {
+    const unsigned char *p, *end;
+    int depth;
+    const unsigned char *kind; /* the top level's last "kind" when a string: its text */
+    size_t kind_len;
+};
+
+static void qj_ws(struct qj *q)
+{
+    while (q->p < q->end && (*q->p == ' ' || *q->p == '\t' || *q->p == '\n' || *q->p == '\r'))
+        q->p++;
+}
+
+static bool qj_hex4(const unsigned char *h, unsigned *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = h[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return false;
+        *v = *v << 4 | d;
+    }
+    return true;
+}
+
+/* One UTF-8 sequence of a string at q->p (its lead byte >= 0x80): well-formed, not
+ * overlong, no surrogate, at most U+10FFFF. */
+static bool qj_utf8(struct qj *q)
+{
+    const unsigned char *p = q->p;
+    unsigned c = *p, n, cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 1;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 2;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 3;
+        cp = c & 0x07;
+    } else {
+        return false;
+    }
+    if ((size_t)(q->end - p) <= n)
+        return false;
+    for (unsigned i = 1; i <= n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return false;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return false;
+    q->p = p + n + 1;
+    return true;
+}
+
+static bool qj_string(struct qj *q)
+{
+    q->p++; /* the opening quote */
+    while (q->p < q->end) {
+        unsigned c = *q->p;
+        if (c == '"') {
+            q->p++;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c >= 0x80) {
+            if (!qj_utf8(q))
+                return false;
+            continue;
+        }
+        if (c != '\\') {
+            q->p++;
+            continue;
+        }
+        if (q->end - q->p < 2)
+            return false;
+        c = q->p[1];
+        if (c == 'u') {
+            unsigned v;
+            if (q->end - q->p < 6 || !qj_hex4(q->p + 2, &v) || v == 0 ||
+                (v >= 0xD800 && v <= 0xDFFF))
+                return false; /* surrogate pairs and \u0000: Jansson decides */
+            q->p += 6;
+        } else if (strchr("\"\\/bfnrt", (int)c) && c) {
+            q->p += 2;
+        } else {
+            return false;
+        }
+    }
+    return false;
+}
+
+static bool qj_digits(struct qj *q, int *n)
+{
+    *n = 0;
+    while (q->p < q->end && *q->p >= '0' && *q->p <= '9') {
+        q->p++;
+        (*n)++;
+    }
+    return *n > 0;
+}
+
+static bool qj_number(struct qj *q)
+{
+    int n, total;
+    if (*q->p == '-')
+        q->p++;
+    if (q->p < q->end && *q->p == '0') {
+        q->p++;
+        n = 1;
+    } else if (!qj_digits(q, &n)) {
+        return false;
+    }
+    total = n;
+    bool real = false;
+    if (q->p < q->end && *q->p == '.') {
+        q->p++;
+        if (!qj_digits(q, &n))
+            return false;
+        total += n;
+        real = true;
+    }
+    if (q->p < q->end && (*q->p == 'e' || *q->p == 'E')) {
+        q->p++;
+        if (q->p < q->end && (*q->p == '+' || *q->p == '-'))
+            q->p++;
+        if (!qj_digits(q, &n) || n > 2)
+            return false; /* no overflow to think about: at most e99 */
+        real = true;
+    }
+    /* An integer of up to 18 digits fits json_int_t; a real of up to 17 digits and
+     * exponent 99 is a finite double. Longer ones: Jansson decides. */
+    return real ? total <= 17 : total <= 18;
+}
+
+static bool qj_value(struct qj *q);
+
+static bool qj_object(struct qj *q)
+{
+    if (++q->depth > 64)
+        return false;
+    q->p++; /* { */
+    qj_ws(q);
+    if (q->p < q->end && *q->p == '}') {
+        q->p++;
+        q->depth--;
+        return true;
+    }
+    for (;;) {
+        const unsigned char *key = q->p, *value;
+        if (q->p >= q->end || *q->p != '"' || !qj_string(q))
+            return false;
+        bool kind = q->depth == 1 && q->p - key == 6 && memcmp(key, "\"kind\"", 6) == 0;
+        qj_ws(q);
+        if (q->p >= q->end || *q->p != ':')
+            return false;
+        q->p++;
+        qj_ws(q);
+        value = q->p;
+        if (!qj_value(q))
+            return false;
+        if (kind) { /* the last one counts, as in Jansson's object */
+            q->kind = *value == '"' ? value + 1 : NULL;
+            q->kind_len = *value == '"' ? (size_t)(q->p - value - 2) : 0;
+        }
+        qj_ws(q);
+        if (q->p >= q->end)
+            return false;
+        if (*q->p == '}') {
+            q->p++;
+            q->depth--;
+            return true;
+        }
+        if (*q->p != ',')
+            return false;
+        q->p++;
+        qj_ws(q);
+    }
+}
+
+static bool qj_array(struct qj *q)
+{
+    if (++q->depth > 64)
+        return false;
+    q->p++; /* [ */
+    qj_ws(q);
+    if (q->p < q->end && *q->p == ']') {
+        q->p++;
+        q->depth--;
+        return true;
+    }
+    for (;;) {
+        if (!qj_value(q))
+            return false;
+        qj_ws(q);
+        if (q->p >= q->end)
+            return false;
+        if (*q->p == ']') {
+            q->p++;
+            q->depth--;
+            return true;
+        }
+        if (*q->p != ',')
+            return false;
+        q->p++;
+        qj_ws(q);
+    }
+}
+
+static bool qj_word(struct qj *q, const char *w, size_t n)
+{
+    if ((size_t)(q->end - q->p) < n || memcmp(q->p, w, n) != 0)
+        return false;
+    q->p += n;
+    return true;
+}
+
+static bool qj_value(struct qj *q)
+{
+    if (q->p >= q->end)
+        return false;
+    switch (*q->p) {
+    case '{':
+        return qj_object(q);
+    case '[':
+        return qj_array(q);
+    case '"':
+        return qj_string(q);
+    case 't':
+        return qj_word(q, "true", 4);
+    case 'f':
+        return qj_word(q, "false", 5);
+    case 'n':
+        return qj_word(q, "null", 4);
+    default:
+        return (*q->p == '-' || (*q->p >= '0' && *q->p <= '9')) && qj_number(q);
+    }
+}
+
+static bool qj_top(struct qj *q, const char *text, size_t len)
+{
+    *q = (struct qj){.p = (const unsigned char *)text, .end = (const unsigned char *)text + len};
+    qj_ws(q);
+    if (q->p >= q->end || *q->p != '{' || !qj_object(q))
+        return false;
+    qj_ws(q);
+    return q->p == q->end;
+}
+
+bool answer_json_object_sure(const char *text, size_t len)
+{
+    struct qj q;
+    return qj_top(&q, text, len);
+}
+
 /* A stored JSON text (event, permission request) when it is one JSON object, else what
  * stored_json makes of it. -1 when memory ran out. */
 static int jt_stored(struct sse_text *t, const char *text, size_t len, const char *session_id,
                      int64_t seq)
 {
+    if (answer_json_object_sure(text, len)) {
+        sse_append(t, text, len);
+        return 0;
+    }
     json_t *v = json_loadb(text, len, 0, NULL);
     if (v && json_is_object(v)) {
         json_decref(v);
@@ -568,21 +842,33 @@ void sse_cursor_id(struct sse_text *t, const struct sub_session *ss, size_t n)
 }
 
 /* The event name: the frame's kind when it is a plain word, else "message". */
-static void sse_event_line(struct sse_text *t, const char *id, json_t *frame)
+static const char plain_word[] =
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+
+/* "id: ...", "event: <kind>" when kind[0..len) is a plain word (else "message"), "data: ". */
+static void sse_event_head(struct sse_text *t, const char *id, const char *kind, size_t len)
 {
-    const char *kind = json_string_value(json_object_get(frame, "kind"));
-    if (!kind || !*kind || strlen(kind) > 64 ||
-        strspn(kind, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-            strlen(kind))
+    size_t plain = 0;
+    while (kind && plain < len && kind[plain] && strchr(plain_word, kind[plain]))
+        plain++;
+    if (!kind || len == 0 || len > 64 || plain != len) {
         kind = "message";
+        len = strlen(kind);
+    }
     if (id) {
         sse_puts(t, "id: ");
         sse_puts(t, id);
         sse_puts(t, "\n");
     }
     sse_puts(t, "event: ");
-    sse_puts(t, kind);
+    sse_append(t, kind, len);
     sse_puts(t, "\ndata: ");
+}
+
+static void sse_event_line(struct sse_text *t, const char *id, json_t *frame)
+{
+    json_t *kind = json_object_get(frame, "kind");
+    sse_event_head(t, id, json_string_value(kind), json_string_length(kind));
 }
 
 void sse_frame(struct sse_text *t, const char *id, json_t *frame)
@@ -602,13 +888,50 @@ void sse_frame(struct sse_text *t, const char *id, json_t *frame)
 void sse_stored(struct sse_text *t, const char *id, const char *json, size_t len,
                 const char *session_id, int64_t seq)
 {
-    json_t *v = stored_json(json, len, session_id, seq);
-    if (!v) {
+    /* A stored object on one line goes out as stored, as an answer's events do
+     * (answer_build_text); anything else is re-encoded onto one line (stored_json). */
+    struct qj q;
+    if (!memchr(json, '\n', len) && !memchr(json, '\r', len)) {
+        /* Checked without a tree when the quick check is sure (and the kind has no
+         * escape: its text is then its value), else by Jansson. */
+        if (qj_top(&q, json, len) && !(q.kind && memchr(q.kind, '\\', q.kind_len))) {
+            sse_event_head(t, id, (const char *)q.kind, q.kind_len);
+            sse_append(t, json, len);
+            sse_puts(t, "\n\n");
+            return;
+        }
+        json_t *v = json_loadb(json, len, 0, NULL);
+        if (json_is_object(v)) {
+            sse_event_line(t, id, v);
+            sse_append(t, json, len);
+            sse_puts(t, "\n\n");
+            json_decref(v);
+            return;
+        }
+        json_decref(v);
+    }
+    json_t *v;
+    if (!(v = stored_json(json, len, session_id, seq))) {
         t->failed = true;
         return;
     }
-    sse_frame(t, id, v); /* re-encoded: one line, also when stored text had breaks */
+    sse_frame(t, id, v);
     json_decref(v);
+}
+
+void sse_ack(struct sse_text *t, const char *id, const struct sub_session *ss,
+             const struct sub_snapshot *s)
+{
+    char ts[CGW_ISO_TIME_LEN + 1];
+    cgw_time_iso(cgw_now_ms(), ts);
+    if (id) {
+        sse_puts(t, "id: ");
+        sse_puts(t, id);
+        sse_puts(t, "\n");
+    }
+    sse_puts(t, "event: chat_subscribed\ndata: ");
+    jt_ack(t, ss, ss->found ? s : NULL, ts);
+    sse_puts(t, "\n\n");
 }
 
 void answer_sessions_free(struct sub_session *ss, size_t n)

@@ -116,6 +116,11 @@ json_t *answer_build(const struct config *cfg, const struct sub_session *ss, siz
 char *answer_build_text(const struct config *cfg, const struct sub_session *ss, size_t n,
                         struct sub_snapshot *const *snaps, size_t *n_frames);
 
+/* True when text[0..len) is surely one JSON object that json_loadb accepts, found
+ * without building it; false when it is not or when the quick check cannot tell (then
+ * ask Jansson). answer_build_text copies such a stored text as it is. */
+bool answer_json_object_sure(const char *text, size_t len);
+
 /* ---- the stream (GET /chat/stream, Server-Sent Events) ------------------------------- */
 
 /* Text of a stream being written; failed once memory ran out (nothing is appended then). */
@@ -137,9 +142,15 @@ void sse_cursor_id(struct sse_text *t, const struct sub_session *ss, size_t n);
  * frame as one line of JSON>\n\n". */
 void sse_frame(struct sse_text *t, const char *id, json_t *frame);
 
-/* The same for a stored event (JSON text of session_id's event seq, as in an answer). */
+/* The same for a stored event (JSON text of session_id's event seq, as in an answer):
+ * its text as stored when it is one JSON object on one line, else re-encoded. */
 void sse_stored(struct sse_text *t, const char *id, const char *json, size_t len,
                 const char *session_id, int64_t seq);
+
+/* The chat_subscribed ack of ss as read in s (s read with permissions; NULL for a
+ * session that is not the caller's) as one event, written as text: answer_ack's frame. */
+void sse_ack(struct sse_text *t, const char *id, const struct sub_session *ss,
+             const struct sub_snapshot *s);
 
 /* The chat_subscribed ack of ss as read in s (s read with permissions; NULL for a
  * session that is not the caller's), as in answer_build. New reference or NULL. */

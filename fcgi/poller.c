@@ -564,8 +564,8 @@ static void bus_worked(struct poller *p)
     }
 }
 
-/* This round's read of w (after the smallest cursor of its waiters), or NULL when
- * Redis cannot be read. */
+/* This round's read of w (after the smallest cursor of its waiters), from the process's
+ * copy or from Redis, or NULL when Redis cannot be read. */
 static struct sub_snapshot *watch_snapshot(struct poller *p, struct watch *w)
 {
     struct cgw_error err;
@@ -584,6 +584,11 @@ static struct sub_snapshot *watch_snapshot(struct poller *p, struct watch *w)
             min = wt->ss->cursor;
     if (min == INT64_MAX)
         min = 0;
+    /* The process's copy when it is current (a new stream's first acks, an expired
+     * poll): no Redis read. After a notification it is not, until this read. */
+    if (poller_cache_snapshot(p->cache, w->id, min, p->cfg->max_frames, p->cfg->max_answer_bytes,
+                              &w->snap))
+        return &w->snap;
     uint64_t gen = poller_cache_gen(p->cache);
     if (answer_snapshot_read(p->bus, w->id, min, p->cfg->max_frames, p->cfg->max_answer_bytes,
                              &w->snap, &err) != CGW_OK) {
@@ -914,9 +919,7 @@ static int stream_begin(struct poller *p, struct park *pk, struct response *resp
         }
         if (ss->feed)
             continue; /* the feed has no ack */
-        json_t *ack = answer_ack(ss, s);
-        sse_frame(&t, id.buf, ack);
-        json_decref(ack);
+        sse_ack(&t, id.buf, ss, s);
     }
     sse_text_free(&id);
     if (rc < 0) {
@@ -1046,6 +1049,7 @@ static void answer_one(struct poller *p, struct park *pk)
     struct sub_snapshot *own = NULL;
     struct cgw_error err;
     enum cgw_code failed = CODE__COUNT;
+    size_t frames = 0;
 
     if (pk->n && !snaps)
         failed = CODE_INTERNAL_ERROR;
@@ -1091,14 +1095,16 @@ static void answer_one(struct poller *p, struct park *pk)
     } else if (failed != CODE__COUNT) {
         response_error(&resp, failed, NULL, "internal error");
     } else {
-        json_t *body = answer_build(p->cfg, pk->sessions, pk->n, snaps);
-        if (body)
-            response_json(&resp, 200, body);
+        /* As text, as the workers answer (answer_build_text): no Jansson tree. */
+        char *text = answer_build_text(p->cfg, pk->sessions, pk->n, snaps, &frames);
+        if (text)
+            response_text(&resp, 200, "application/json; charset=utf-8", text);
         else
             response_error(&resp, CODE_INTERNAL_ERROR, NULL, "internal error");
     }
     release(p, pk, &resp);
-    json_decref(resp.body);
+    metrics_frames(p->metrics, frames);
+    response_clear(&resp);
     for (size_t i = 0; own && i < pk->n; i++)
         answer_snapshot_free(&own[i]);
     free(own);

@@ -233,6 +233,78 @@ static void test_sse(void)
            "a stored event with a line break goes out on one data: line");
     sse_text_free(&t);
 
+    const char *line = "{\"kind\":\"text\", \"seq\":6,\"content\":\"\\u00e9\"}";
+    sse_stored(&t, NULL, line, strlen(line), "aaaa", 6);
+    is_str(t.buf, "event: text\ndata: {\"kind\":\"text\", \"seq\":6,\"content\":\"\\u00e9\"}\n\n",
+           "a stored event on one line goes out as stored");
+    sse_text_free(&t);
+
+    sse_stored(&t, "aaaa:7", "not json", 8, "aaaa", 7);
+    const char *data = t.buf ? strstr(t.buf, "\ndata: ") : NULL;
+    ok(t.buf && strncmp(t.buf, "id: aaaa:7\nevent: error\n", 24) == 0 && data &&
+           strstr(data, "\"seq\":7") && strchr(data + 1, '\n') == t.buf + t.len - 2,
+       "an undecodable stored event: an error event with its seq, on one line");
+    sse_text_free(&t);
+
+    /* The event name from the stored text (quick check) is the one Jansson's value
+     * gives: the last top-level "kind", when a plain word. */
+    static const struct {
+        const char *text, *event;
+    } kinds[] = {
+        {"{\"kind\":\"text\",\"seq\":1}", "text"},
+        {"{\"seq\":1,\"kind\":\"run_started\"}", "run_started"},
+        {"{\"kind\":\"a\",\"kind\":\"b\"}", "b"},
+        {"{\"kind\":\"a\",\"kind\":1}", "message"},
+        {"{\"x\":{\"kind\":\"inner\"}}", "message"},
+        {"{\"kind\":\"\\u0074ext\"}", "text"},
+        {"{\"kind\":\"t\\u00e9\"}", "message"},
+        {"{\"kind\":\"t\xc3\xa9\"}", "message"},
+        {"{\"kind\":\"a b\"}", "message"},
+        {"{\"kind\":\"\"}", "message"},
+        {"{}", "message"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "event: %s\ndata: %s\n\n", kinds[i].event, kinds[i].text);
+        sse_stored(&t, NULL, kinds[i].text, strlen(kinds[i].text), "aaaa", 1);
+        is_str(t.buf, want, "the event name of %s", kinds[i].text);
+        sse_text_free(&t);
+    }
+
+    /* The ack as text is answer_ack's frame (timestamps aside). */
+    {
+        struct sub_snapshot as;
+        int64_t aseqs[] = {4, 5};
+        snap_make(&as, aseqs, 2, 5, 4, 0);
+        as.read.status = RUN_RUNNING;
+        snprintf(as.read.run_id, sizeof as.read.run_id, "run_x");
+        as.perms = calloc(1, sizeof *as.perms);
+        as.perms[0] = strdup("{\"kind\":\"permission_request\",\"requestId\":\"r1\"}");
+        as.n_perms = 1;
+        as.have_perms = true;
+        char odd[] = "q\"\\\x01";
+        struct sub_session acks[2] = {{.id = a, .cursor = 2, .found = true},
+                                      {.id = odd, .cursor = 0, .found = false}};
+        for (int k = 0; k < 2; k++) {
+            sse_ack(&t, "aaaa:2", &acks[k], &as);
+            const char *pre = "id: aaaa:2\nevent: chat_subscribed\ndata: ";
+            ok(t.buf && strncmp(t.buf, pre, strlen(pre)) == 0 &&
+                   strcmp(t.buf + t.len - 2, "\n\n") == 0,
+               "sse_ack: id, event and one data: line");
+            json_t *got =
+                t.buf ? json_loadb(t.buf + strlen(pre), t.len - strlen(pre) - 2, 0, NULL) : NULL;
+            json_t *want = answer_ack(&acks[k], &as);
+            json_object_del(got, "timestamp");
+            json_object_del(want, "timestamp");
+            ok(got && json_equal(got, want), "sse_ack's frame is answer_ack's (%s session)",
+               k == 0 ? "a running" : "an unknown");
+            json_decref(got);
+            json_decref(want);
+            sse_text_free(&t);
+        }
+        answer_snapshot_free(&as);
+    }
+
     json_t *f = json_pack("{s:s, s:i}", "kind", "x\ndata: forged", "seq", 1);
     sse_frame(&t, NULL, f);
     json_decref(f);
@@ -325,6 +397,94 @@ static void test_text(void)
         answer_snapshot_free(&s[i]);
 }
 
+/* ---- answer_json_object_sure: never yes where Jansson says no ----------------------- */
+
+static bool jansson_object(const char *text, size_t len)
+{
+    json_t *v = json_loadb(text, len, 0, NULL);
+    bool yes = json_is_object(v);
+    json_decref(v);
+    return yes;
+}
+
+static void test_quick_check(void)
+{
+    static const struct {
+        const char *text;
+        bool sure; /* what the quick check must say */
+    } cases[] = {
+        {"{\"kind\":\"text\",\"seq\":5,\"content\":\"hello\"}", true},
+        {" {\"a\": [1, -2.5, 3e10, 0, -0, true, false, null, {}, []],\r\n\"b\":\"\\u00e9\\n\"} ",
+         true},
+        {"{\"k\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}", true},
+        {"{\"k\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}", true},
+        {"{\"n\":123456789012345678}", true},
+        {"{}", true},
+        {"[1]", false},
+        {"\"x\"", false},
+        {"", false},
+        {"{", false},
+        {"{\"a\":1,}", false},
+        {"{\"a\":1}x", false},
+        {"{\"a\":01}", false},
+        {"{\"a\":1.}", false},
+        {"{\"a\":.5}", false},
+        {"{\"a\":-}", false},
+        {"{\"a\":1e}", false},
+        {"{a:1}", false},
+        {"{\"a\":tru}", false},
+        {"{\"a\":\"\x01\"}", false},
+        {"{\"a\":\"\\x\"}", false},
+        {"{\"a\":\"\\u12\"}", false},
+        {"{\"a\":\"\xc0\xaf\"}", false},         /* overlong */
+        {"{\"a\":\"\xed\xa0\x80\"}", false},     /* a surrogate as UTF-8 */
+        {"{\"a\":\"\xf4\x90\x80\x80\"}", false}, /* beyond U+10FFFF */
+        {"{\"a\":\"\xc3\"}", false},
+        {"{\"a\":\"\\u0000\"}", false},        /* Jansson decides */
+        {"{\"a\":\"\\ud83d\\ude00\"}", false}, /* Jansson decides */
+        {"{\"n\":1234567890123456789012}", false},
+        {"{\"n\":1e999}", false},
+        {"{\"a\":\"unterminated}", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i].text);
+        bool sure = answer_json_object_sure(cases[i].text, len);
+        ok(sure == cases[i].sure, "quick check of %s: %s", cases[i].text,
+           cases[i].sure ? "sure" : "not sure");
+        if (sure)
+            ok(jansson_object(cases[i].text, len), "and Jansson accepts it");
+    }
+    /* Mutations of a valid event (a byte changed, dropped or cut off): whenever the
+     * quick check is sure, Jansson must accept the text as an object. */
+    const char *base = "{\"kind\":\"text\",\"seq\":12,\"content\":\"a \\\"q\\\" \xc3\xa9\\u00e9\","
+                       "\"x\":[1.5,-3,true,null,{\"y\":\"z\"}]}";
+    static const unsigned char bytes[] = {'{', '}', '[', ']', '"',  '\\', ',',  ':',  '0',  '-',
+                                          'e', '.', 'u', ' ', 0x00, 0x01, 0x7f, 0x80, 0xc3, 0xff};
+    size_t blen = strlen(base), wrong = 0, sure = 0, tried = 0;
+    char buf[256];
+    for (size_t at = 0; at < blen; at++) {
+        for (size_t k = 0; k <= sizeof bytes; k++) {
+            memcpy(buf, base, blen);
+            size_t len = blen;
+            if (k < sizeof bytes) {
+                buf[at] = (char)bytes[k];
+            } else { /* dropped */
+                memmove(buf + at, buf + at + 1, blen - at - 1);
+                len--;
+            }
+            tried++;
+            if (answer_json_object_sure(buf, len)) {
+                sure++;
+                if (!jansson_object(buf, len))
+                    wrong++;
+            }
+            if (answer_json_object_sure(buf, at) && !jansson_object(buf, at))
+                wrong++; /* cut off */
+        }
+    }
+    ok(wrong == 0, "%zu mutations (%zu sure): never sure where Jansson refuses", tried, sure);
+}
+
 int main(void)
 {
     struct cgw_error err;
@@ -340,6 +500,7 @@ int main(void)
     test_bad_stored_event();
     test_sse();
     test_text();
+    test_quick_check();
     config_free(&cfg);
     return done_testing();
 }
