@@ -121,6 +121,11 @@ struct watch {
     bool dirty, snapped, snap_failed;
     struct watch *dirty_next, *snap_next;
     struct sub_snapshot snap;
+    /* This round's SSE text of snap's events after one cursor, written as it is to
+     * every single-session stream at that cursor (stream_shared); freed with snap. */
+    struct sse_text frame;
+    int64_t frame_from, frame_to;
+    bool frame_feed, frame_set;
 };
 
 struct user_slot {
@@ -163,6 +168,10 @@ struct poller {
     struct watch *dirty, *snapped;
     struct park *answer, **answer_tail;
     bool stopping_seen; /* queue_expired saw p->stopping: streams end */
+    /* auth_cache_quiet, asked once per round's answers (not a poll() per answer), and
+     * again after any Redis read made while answering: what such a read returns may
+     * have been published after a revocation that is now waiting unread. */
+    bool auth_quiet, auth_asked;
 };
 
 /* epoll data for the two fds that are not requests. */
@@ -590,6 +599,7 @@ static struct sub_snapshot *watch_snapshot(struct poller *p, struct watch *w)
                               &w->snap))
         return &w->snap;
     uint64_t gen = poller_cache_gen(p->cache);
+    p->auth_asked = false;
     if (answer_snapshot_read(p->bus, w->id, min, p->cfg->max_frames, p->cfg->max_answer_bytes,
                              &w->snap, &err) != CGW_OK) {
         bus_failed(p, &err);
@@ -810,7 +820,13 @@ static void answer_abort(struct poller *p, struct park *pk)
 static int token_recheck(struct poller *p, struct park *pk, struct response *resp)
 {
     struct cgw_error err;
-    if (!pk->token_public[0] || auth_cache_active(p->auth, pk->token_public, pk->user_id))
+    if (!pk->token_public[0])
+        return 0;
+    if (!p->auth_asked) {
+        p->auth_quiet = auth_cache_quiet(p->auth);
+        p->auth_asked = true;
+    }
+    if (auth_cache_active_quiet(p->auth, pk->token_public, pk->user_id, p->auth_quiet))
         return 0;
     enum cgw_err rc = CGW_OK;
     if (!p->store)
@@ -908,6 +924,7 @@ static int stream_begin(struct poller *p, struct park *pk, struct response *resp
         struct sub_snapshot *s = NULL;
         if (ss->found) {
             struct waiter *wt = &pk->waiters[k++];
+            p->auth_asked = false;
             if (!wt->watch || !(s = watch_snapshot(p, wt->watch)) || !bus_usable(p) ||
                 answer_snapshot_perms(p->bus, ss->id, s, &err) != CGW_OK) {
                 if (s && bus_usable(p))
@@ -945,6 +962,7 @@ static void stream_session(struct poller *p, struct park *pk, struct waiter *wt,
     if (!answer_snapshot_covers(s, ss)) {
         if (!bus_usable(p))
             return;
+        p->auth_asked = false;
         if (answer_snapshot_read(p->bus, ss->id, ss->cursor, p->cfg->max_frames,
                                  p->cfg->max_answer_bytes, &own, &err) != CGW_OK) {
             bus_failed(p, &err);
@@ -974,11 +992,50 @@ static void stream_session(struct poller *p, struct park *pk, struct waiter *wt,
     answer_snapshot_free(&own);
 }
 
+/* A stream of one session whose news is all in this round's read (no hole): the text
+ * is the same for every such stream at the same cursor, so it is built once per round
+ * and written to each (1000 followers of a session: one build, 1000 writes). Returns as
+ * stream_events, or 2 when pk's text must be its own. */
+static int stream_shared(struct poller *p, struct park *pk)
+{
+    struct waiter *wt = &pk->waiters[0];
+    struct sub_session *ss = wt->ss;
+    struct watch *w = wt->watch;
+
+    if (!w || !w->snapped || w->snap_failed)
+        return 0;
+    if (!answer_snapshot_covers(&w->snap, ss) || answer_hole(&w->snap, ss))
+        return 2;
+    if (!w->frame_set) {
+        w->frame_from = ss->cursor;
+        w->frame_feed = ss->feed;
+        stream_session(p, pk, wt, &w->frame); /* advances ss->cursor */
+        w->frame_to = ss->cursor;
+        w->frame_set = true;
+    } else if (w->frame_from == ss->cursor && w->frame_feed == ss->feed) {
+        ss->cursor = w->frame_to;
+        if (w->snap.read.more)
+            mark_dirty(p, w); /* the rest of the backlog: next round */
+    } else {
+        return 2; /* another cursor: its own text */
+    }
+    if (w->frame.failed)
+        return -1;
+    if (w->frame.len == 0)
+        return 0;
+    return adapter_held_stream_put(&pk->conn, w->frame.buf, w->frame.len, false) == 0 ? 1 : -1;
+}
+
 /* Writes the news of every session read this round. Returns 1 when something was
  * written, 0 when nothing was due, -1 when the client is gone. */
 static int stream_events(struct poller *p, struct park *pk)
 {
     struct sse_text t = {0};
+    if (pk->n == 1 && pk->n_waiters == 1) {
+        int rc = stream_shared(p, pk);
+        if (rc != 2)
+            return rc;
+    }
     for (size_t k = 0; k < pk->n_waiters; k++) {
         struct waiter *wt = &pk->waiters[k];
         if (wt->watch && wt->watch->snapped && !wt->watch->snap_failed)
@@ -1069,6 +1126,7 @@ static void answer_one(struct poller *p, struct park *pk)
                 break;
             }
             s = &own[i];
+            p->auth_asked = false;
             if (!bus_usable(p) ||
                 answer_snapshot_read(p->bus, ss->id, ss->cursor, p->cfg->max_frames,
                                      p->cfg->max_answer_bytes, s, &err) != CGW_OK) {
@@ -1079,6 +1137,7 @@ static void answer_one(struct poller *p, struct park *pk)
             }
         }
         if (!s->have_perms) {
+            p->auth_asked = false;
             if (!bus_usable(p) || answer_snapshot_perms(p->bus, ss->id, s, &err) != CGW_OK) {
                 if (bus_usable(p))
                     bus_failed(p, &err);
@@ -1114,6 +1173,7 @@ static void answer_one(struct poller *p, struct park *pk)
 static void answer_queued(struct poller *p)
 {
     struct park *pk;
+    p->auth_asked = false; /* notifications may have come since the last round */
     while ((pk = p->answer)) {
         p->answer = pk->next;
         if (!p->answer)
@@ -1130,7 +1190,8 @@ static void round_end(struct poller *p)
         p->snapped = w->snap_next;
         w->snap_next = NULL;
         answer_snapshot_free(&w->snap);
-        w->snapped = w->snap_failed = false;
+        sse_text_free(&w->frame);
+        w->snapped = w->snap_failed = w->frame_set = false;
         watch_maybe_free(p, w);
     }
 }

@@ -150,19 +150,27 @@ static void digest(const struct auth_cache *c, const void *data, size_t n,
 
 /* Copies the entry of public_id into *out when it may be used; counts the lookup.
  * *epoch receives the epoch to add an entry under after a miss. */
-static bool lookup(struct auth_cache *c, const char *public_id, struct auth_entry *out,
-                   uint64_t *epoch)
+static bool lookup_as(struct auth_cache *c, const char *public_id, struct auth_entry *out,
+                      uint64_t *epoch, int quiet)
 {
     pthread_mutex_lock(&c->lock);
     const struct auth_entry *e = &c->slots[slot_of(c, public_id)];
     bool hit = e->public_id[0] && strcmp(e->public_id, public_id) == 0 &&
-               cgw_mono_ms() - e->added_ms < c->max_age_ms && quiet_locked(c);
+               cgw_mono_ms() - e->added_ms < c->max_age_ms &&
+               (quiet < 0 ? quiet_locked(c) : quiet && c->fd >= 0 && !c->reading);
     if (hit)
         *out = *e;
     hit ? c->hits++ : c->misses++;
     *epoch = c->epoch;
     pthread_mutex_unlock(&c->lock);
     return hit;
+}
+
+/* quiet: -1 = check now (poll), else what auth_cache_quiet said. */
+static bool lookup(struct auth_cache *c, const char *public_id, struct auth_entry *out,
+                   uint64_t *epoch)
+{
+    return lookup_as(c, public_id, out, epoch, -1);
 }
 
 /* Adds a check that passed in the store, unless a flush came since the lookup. */
@@ -209,6 +217,24 @@ bool auth_cache_active(struct auth_cache *c, const char *public_id, int64_t user
     struct auth_entry e;
     uint64_t epoch;
     return c && lookup(c, public_id, &e, &epoch) && e.user_id == user_id;
+}
+
+bool auth_cache_quiet(struct auth_cache *c)
+{
+    if (!c)
+        return false;
+    pthread_mutex_lock(&c->lock);
+    bool quiet = quiet_locked(c);
+    pthread_mutex_unlock(&c->lock);
+    return quiet;
+}
+
+bool auth_cache_active_quiet(struct auth_cache *c, const char *public_id, int64_t user_id,
+                             bool quiet)
+{
+    struct auth_entry e;
+    uint64_t epoch;
+    return c && quiet && lookup_as(c, public_id, &e, &epoch, 1) && e.user_id == user_id;
 }
 
 /* ---- tickets ---------------------------------------------------------------------------- */

@@ -20,7 +20,8 @@
  *
  * A check that misses goes to the store as before and, when it passes, is added, unless
  * a flush happened since the lookup began (an epoch counted here). Thread-safe: one
- * mutex; the lookup's poll() of the subscriber's socket is the only system call.
+ * mutex; the lookup's poll() of the subscriber's socket is the only system call (the
+ * poller checks once per round: auth_cache_quiet).
  *
  * An entry holds a keyed BLAKE2b digest of the whole token (a key drawn per process),
  * compared in constant time, not its SHA-256: the digest is ~7 times cheaper, and a
@@ -85,6 +86,16 @@ enum cgw_err auth_ticket_verify_cached(struct auth_cache *c, void *ctx, auth_bus
  * that may be trusted now (then auth_token_active would say CGW_OK); false on a miss:
  * ask the store (c may be NULL: always a miss). */
 bool auth_cache_active(struct auth_cache *c, const char *public_id, int64_t user_id);
+
+/* For the thread that reads the notifications (the poller), which knows when it last
+ * read them: auth_cache_quiet does the lookup's check once (nothing waits unread, the
+ * cache is live), and auth_cache_active_quiet looks up as auth_cache_active but trusts
+ * that answer instead of a poll() per lookup. Valid until that thread reads the
+ * notifications again; a flush meanwhile (only that thread flushes) empties the cache
+ * anyway. */
+bool auth_cache_quiet(struct auth_cache *c);
+bool auth_cache_active_quiet(struct auth_cache *c, const char *public_id, int64_t user_id,
+                             bool quiet);
 
 /* Counters for tests and /metrics: lookups (tokens and tickets) answered from the cache,
  * and misses. */

@@ -221,6 +221,16 @@ static void test_auth(void)
     is_int(auth_token_verify_cached(c, st, token, &u, &err), CGW_OK, "verified: kept");
     ok(auth_cache_active(c, pub, u.id), "the check is cached");
     ok(!auth_cache_active(c, pub, u.id + 1), "... for its user only");
+    /* The poller's way: one quiet check per round, lookups that trust it. */
+    bool quiet = auth_cache_quiet(c);
+    ok(quiet, "quiet: nothing waits unread");
+    ok(auth_cache_active_quiet(c, pub, u.id, quiet), "... so the entry is trusted");
+    ok(!auth_cache_active_quiet(c, pub, u.id, false), "not trusted when the round was not quiet");
+    ok(!auth_cache_active_quiet(c, pub, u.id + 1, quiet), "... for its user only");
+    auth_cache_reading(c, true);
+    ok(!auth_cache_quiet(c), "not quiet while a notification is being handled");
+    ok(!auth_cache_active_quiet(c, pub, u.id, true), "... nor trusted then");
+    auth_cache_reading(c, false);
     auth_cache_stats(c, &hits, &misses);
 
     /* Revoked in the store: the cache still says yes until it hears of it. */
@@ -228,6 +238,7 @@ static void test_auth(void)
     if (write(fds[1], "x", 1) != 1)
         BAIL_OUT("write");
     ok(!auth_cache_active(c, pub, u.id), "a notification waits unread: not trusted");
+    ok(!auth_cache_quiet(c), "... and the round is not quiet");
     is_int(auth_token_verify_cached(c, st, token, &u, &err), CGW_ERR_UNAUTHORIZED,
            "... so the store is asked: 401");
     char x;
@@ -254,6 +265,8 @@ static void test_auth(void)
            "its public id with a wrong secret: 401");
     auth_cache_live(c, -1);
     ok(!auth_cache_active(c, pub2, u.id), "subscriber lost: flushed and off");
+    ok(!auth_cache_quiet(c) && !auth_cache_active_quiet(c, pub2, u.id, true),
+       "... for the poller's lookups too");
     is_int(auth_token_verify_cached(c, st, token2, &u, &err), CGW_OK, "verified by the store");
     ok(!auth_cache_active(c, pub2, u.id), "... and not kept while off");
 
