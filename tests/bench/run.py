@@ -614,22 +614,25 @@ def compare_table(c):
     row("stream floor CPU us/delivery (vs nchan long-poll)",
         get(cg, ("stream-floor", big), "cpu_us_per_delivery"),
         get(nc, ("nchan", big), "cpu_us_per_delivery"), "%.1f")
-    split = []
+    lines.append("CPU us/delivery by process at %d (web server's share):" % big)
     for label, d, key in (("chatgw long-poll", cg, ("hold", big)),
                           ("chatgw stream", cg, ("stream", big)),
                           ("stream floor", cg, ("stream-floor", big)),
                           ("nchan long-poll", nc, ("nchan", big)),
                           ("nchan EventSource", nc, ("nchan-sse", big))):
-        by = get(d, key, "cpu_us_by_process")
-        if by:
-            split.append("%s %s" % (label, " + ".join(
-                "%s %.1f" % (p, v) for p, v in by.items() if v is not None)))
-    if split:
-        lines.append("CPU us/delivery by process at %d: %s" % (big, "; ".join(split)))
+        by = {p: v for p, v in (get(d, key, "cpu_us_by_process") or {}).items()
+              if v is not None}
+        if not by:
+            continue
+        web = sum(v for p, v in by.items() if p.startswith(("lighttpd", "nginx")))
+        total = sum(by.values())
+        lines.append("  %-18s %s (%s)" % (
+            label, " + ".join("%s %.1f" % (p, v) for p, v in by.items()),
+            "%.0f %%" % (100 * web / total) if total else "-"))
     a = get(cg, ("stream", big), "cpu_us_per_delivery")
     b = get(cg, ("stream-floor", big), "cpu_us_per_delivery")
     if a is not None and b:
-        lines.append("chatgw stream CPU / its floor: %.2f" % (a / b))
+        lines.append("chatgw stream CPU / its floor's: %.2f" % (a / b))
     r = c["rates"]
     for conns in (32, 1):
         lines.append("no-wait subscribe vs FastCGI hello-world, %2d connection%s: %.0f/s vs "
