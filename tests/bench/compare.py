@@ -341,11 +341,12 @@ def chatgw_rows(bench, st, token, rate_run, log):
               for s in sids]
     hello_pid = st.procs["hello"].pid
     rates = {}
+    lighttpd = web["lighttpd"]
     for conns in (32, 1):
         for name, method, path, b, pids in (
-                ("hello", "GET", "/hello/", None, {"lighttpd": web["lighttpd"], "hello": hello_pid}),
+                ("hello", "GET", "/hello/", None, {"lighttpd": lighttpd, "hello": hello_pid}),
                 ("subscribe", "POST", "/api/chat/subscribe", bodies,
-                 {"lighttpd": web["lighttpd"], "fcgi": fcgi, "redis": redis})):
+                 {"lighttpd": lighttpd, "fcgi": fcgi, "redis": redis})):
             log("compare: %s at %d connections" % (name, conns))
             c0 = {k: cpu_s(p) for k, p in pids.items()}
             r = rate_run(st, token, method, path, b, conns=conns)
