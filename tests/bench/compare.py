@@ -2,8 +2,10 @@
 and nginx + nchan (Debian's libnginx-mod-nchan, Redis store) with the same client
 (tests/bench/load) and the same shape: one session (one nchan channel), N subscribers on
 it, EVENTS events at EVENT_RATE/s, for N in COMPARE_N. Also the streaming subscribe
-(GET /chat/stream) and nchan's EventSource at the largest N, and the no-wait subscribe
-against the FastCGI hello-world at 32 and 1 connections. See tests/bench/README.md."""
+(GET /chat/stream), its floor (tests/bench/stream-floor: lighttpd + libfcgi streaming the
+same events with no work) and nchan's EventSource at the largest N, and the no-wait
+subscribe against the FastCGI hello-world at 32 and 1 connections. Every streaming and
+long-poll row has its CPU per delivery split by process. See tests/bench/README.md."""
 import json
 import os
 import shutil
@@ -168,9 +170,12 @@ http {
         return self
 
     def web_pids(self):
-        """nginx's master and its worker."""
+        """nginx's master and its worker, by name."""
         p = self.procs["nginx"].pid
-        return [p] + children(p)
+        out = {"nginx-master": p}
+        for i, c in enumerate(children(p)):
+            out["nginx-worker" if i == 0 else "nginx-worker%d" % i] = c
+        return out
 
     def publish(self, channel, body):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -236,13 +241,16 @@ def _up(port, http=False):
         return False
 
 
-def start_load(bench, mode, ports, token, sid, n, tmp):
+def start_load(bench, mode, ports, token, sid, n, tmp, stream_path=None):
     path = os.path.join(tmp, "compare-sessions.txt")
     with open(path, "w") as f:
         f.write(sid + "\n")
+    env = dict(os.environ)
+    if stream_path:
+        env["LOAD_STREAM_PATH"] = stream_path
     p = subprocess.Popen([os.path.join(bench, "load"), mode, ",".join(str(x) for x in ports),
                           token or "-", path, str(n), "55000"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     line = p.stdout.readline()
     if line.strip() != "ready":
         p.kill()
@@ -251,19 +259,23 @@ def start_load(bench, mode, ports, token, sid, n, tmp):
     return p
 
 
-def measure(bench, mode, n, ports, token, sid, tmp, web_pids, redis_pid, wait_held, publish):
+def measure(bench, mode, n, ports, token, sid, tmp, web_pids, redis_pid, wait_held, publish,
+            stream_path=None, label=None):
     """N subscribers of one session/channel with load MODE; EVENTS events at EVENT_RATE/s
     through publish(i) (returns nothing; stamps the event just before it leaves); returns
-    the figures: delivery latency, CPU per delivery, memory and fds per subscriber."""
-    rest_rss = sum(rss_kib(p) for p in web_pids)
-    rest_fds = sum(nfds(p) for p in web_pids)
-    load = start_load(bench, mode, ports, token, sid, n, tmp)
+    the figures: delivery latency, CPU per delivery (in all and per process of web_pids,
+    {name: pid}: web server and app), memory and fds per subscriber. redis_pid None: no
+    Redis in the path. stream_path: the stream's path for load (LOAD_STREAM_PATH);
+    label: the row's mode (default MODE)."""
+    rest_rss = sum(rss_kib(p) for p in web_pids.values())
+    rest_fds = sum(nfds(p) for p in web_pids.values())
+    load = start_load(bench, mode, ports, token, sid, n, tmp, stream_path)
     wait_held(n)
     time.sleep(1.0)  # let memory settle
-    held_rss = sum(rss_kib(p) for p in web_pids)
-    held_fds = sum(nfds(p) for p in web_pids)
-    cpu0 = sum(cpu_s(p) for p in web_pids)
-    rcpu0 = cpu_s(redis_pid)
+    held_rss = sum(rss_kib(p) for p in web_pids.values())
+    held_fds = sum(nfds(p) for p in web_pids.values())
+    cpu0 = {k: cpu_s(p) for k, p in web_pids.items()}
+    rcpu0 = cpu_s(redis_pid) if redis_pid else 0.0
     t0 = time.monotonic()
     for i in range(EVENTS):
         due = t0 + i / EVENT_RATE
@@ -276,24 +288,27 @@ def measure(bench, mode, n, ports, token, sid, tmp, web_pids, redis_pid, wait_he
     load.stdin.flush()
     res = json.loads(load.stdout.readline())
     load.wait()
-    cpu = sum(cpu_s(p) for p in web_pids) - cpu0
-    rcpu = cpu_s(redis_pid) - rcpu0
+    by = {k: cpu_s(p) - cpu0[k] for k, p in web_pids.items()}
+    cpu = sum(by.values())
+    rcpu = cpu_s(redis_pid) - rcpu0 if redis_pid else None
     d = max(res["delivered"], 1)
-    return {"mode": mode, "subscribers": n, "delivered": res["delivered"],
+    return {"mode": label or mode, "subscribers": n, "delivered": res["delivered"],
             "lost": res["lost"], "duplicated": res["duplicated"], "errors": res["errors"],
             "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"], "max_ms": res["max_ms"],
             "cpu_us_per_delivery": round(cpu * 1e6 / d, 1),
-            "redis_cpu_us_per_delivery": round(rcpu * 1e6 / d, 1),
+            "cpu_us_by_process": {k: round(v * 1e6 / d, 1) for k, v in by.items()},
+            "redis_cpu_us_per_delivery": round(rcpu * 1e6 / d, 1) if redis_pid else None,
             "kib_per_sub": round((held_rss - rest_rss) / n, 2),
             "fds_per_sub": round((held_fds - rest_fds) / n, 2),
             "client_cpu_pct": round(100 * res["client_cpu_s"] / max(res["client_wall_s"], 1e-9), 1)}
 
 
 def chatgw_rows(bench, st, token, rate_run, log):
-    """The chatgw side: long-poll at every N, the stream at the largest, no-wait subscribe
-    and hello-world at 32 and 1 connections (with CPU per request of each process)."""
+    """The chatgw side: long-poll at every N, the stream and its floor at the largest,
+    no-wait subscribe and hello-world at 32 and 1 connections (with CPU per request of
+    each process)."""
     fcgi = st.procs["fcgi"].pid
-    web = [st.procs["lighttpd"].pid, fcgi]
+    web = {"lighttpd": st.procs["lighttpd"].pid, "fcgi": fcgi}
     redis = st.procs["redis"].pid
     rows = []
 
@@ -319,17 +334,19 @@ def chatgw_rows(bench, st, token, rate_run, log):
                                 lambda k: wait_for(lambda: nfds(fcgi) >= base + k, timeout=120,
                                                    what="%d held" % k),
                                 publisher(sid)))
+    rows.append(floor_row(bench, st, token, log))
     # No-wait subscribe and the hello-world through the same lighttpd.
     sids = st.sessions(token, 200)
     bodies = [json.dumps({"sessions": [{"sessionId": s, "lastSeq": 0}], "waitMs": 0})
               for s in sids]
     hello_pid = st.procs["hello"].pid
     rates = {}
+    lighttpd = web["lighttpd"]
     for conns in (32, 1):
         for name, method, path, b, pids in (
-                ("hello", "GET", "/hello/", None, {"lighttpd": web[0], "hello": hello_pid}),
+                ("hello", "GET", "/hello/", None, {"lighttpd": lighttpd, "hello": hello_pid}),
                 ("subscribe", "POST", "/api/chat/subscribe", bodies,
-                 {"lighttpd": web[0], "fcgi": fcgi, "redis": redis})):
+                 {"lighttpd": lighttpd, "fcgi": fcgi, "redis": redis})):
             log("compare: %s at %d connections" % (name, conns))
             c0 = {k: cpu_s(p) for k, p in pids.items()}
             r = rate_run(st, token, method, path, b, conns=conns)
@@ -341,6 +358,34 @@ def chatgw_rows(bench, st, token, rate_run, log):
         rates["ratio_%d" % conns] = round(rates["subscribe_%d_per_s" % conns] /
                                           max(rates["hello_%d_per_s" % conns], 1), 3)
     return rows, rates
+
+
+def floor_row(bench, st, token, log):
+    """The stream's floor: the same load stream client at the largest N against
+    tests/bench/stream-floor under /floor of the same lighttpd (event streams held by
+    libfcgi, each event written to every one, nothing else); its events are datagrams
+    "1".."EVENTS" to its trigger socket, paced as the others. The session id is only
+    echoed back in the frames."""
+    n = max(COMPARE_N)
+    pid = st.procs["floor"].pid
+    web = {"lighttpd": st.procs["lighttpd"].pid, "stream-floor": pid}
+    trigger = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def publish(i):
+        if i is None:
+            return EVENTS
+        trigger.sendto(str(i + 1).encode(), st.floor_trigger)
+
+    log("compare: stream floor (lighttpd + libfcgi), %d subscribers" % n)
+    base = nfds(pid)
+    sid = "00000000-0000-4000-8000-00000000f100"  # the length of a chatgw session id
+    try:
+        return measure(bench, "stream", n, [st.port], token, sid, st.tmp, web, None,
+                       lambda k: wait_for(lambda: nfds(pid) >= base + k, timeout=120,
+                                          what="%d held by stream-floor" % k),
+                       publish, stream_path="/floor/stream", label="stream-floor")
+    finally:
+        trigger.close()
 
 
 def nchan_rows(bench, redis_bin, fsync, max_fds, log):

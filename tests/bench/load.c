@@ -19,6 +19,8 @@
  *        "nchan-sse" holds nchan's GET /ev/SESSION event stream. For nchan "ready" is
  *        printed once every request is sent (nchan answers nothing before a message:
  *        the driver waits for the channel's subscriber count). TOKEN is unused for nchan.
+ *        The environment variable LOAD_STREAM_PATH replaces the stream's path
+ *        (/api/chat/stream; make bench's stream floor is at another prefix).
  *   load rate PORT TOKEN METHOD PATH BODIES_FILE CONNS SECS
  *        Closed loop: CONNS connections each send a request and the next one as soon as
  *        the answer is complete, for SECS seconds. Request bodies are the lines of
@@ -73,6 +75,7 @@ static size_t n_sessions, n_bodies, next_body;
 static long long *final_seq; /* per session; -1 = not known yet */
 static int ports[16], n_ports = 1, ep;
 static const char *token, *method = "POST", *path;
+static const char *stream_path = "/api/chat/stream";
 static struct vec lat; /* microseconds */
 static long long delivered, lost, dups, errors, bench_events, reconnects;
 static long long status_count[600];
@@ -181,9 +184,9 @@ static void hold_request(struct conn *c)
         else
             body[0] = 0;
         n = snprintf(req, sizeof req,
-                     "GET /api/chat/stream?sessionId=%s%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "GET %s?sessionId=%s%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                      "Authorization: Bearer %s\r\n\r\n",
-                     sessions[c->sess], body, token);
+                     stream_path, sessions[c->sess], body, token);
     } else if (proto == P_NCHAN) {
         if (c->etag[0])
             snprintf(body, sizeof body, "If-Modified-Since: %s\r\nIf-None-Match: %s\r\n",
@@ -745,6 +748,8 @@ int main(int argc, char **argv)
         sessions = read_lines(argv[4], &n_sessions);
         wait_ms_hold = atoi(argv[6]);
         path = "/api/chat/subscribe";
+        if (getenv("LOAD_STREAM_PATH"))
+            stream_path = getenv("LOAD_STREAM_PATH");
         final_seq = calloc(n_sessions, sizeof *final_seq);
         for (size_t i = 0; i < n_sessions; i++)
             final_seq[i] = -1;

@@ -40,8 +40,9 @@ def log(msg):
 # ---- the stack --------------------------------------------------------------------
 class BenchStack(Stack):
     """Stack with Redis as deploy/quickstart.sh runs it (AOF, fsync policy selectable,
-    TCP loopback), lighttpd's connection limits raised for 10 000 held requests, and the
-    hello-world FastCGI program behind the same lighttpd under /hello."""
+    TCP loopback), lighttpd's connection limits raised for 10 000 held requests, the
+    hello-world FastCGI program behind the same lighttpd under /hello and the stream
+    floor (tests/bench/stream-floor: event streams with no work) under /floor."""
 
     def __init__(self, fsync="everysec", threads=8, polls=0):
         self.fsync = fsync
@@ -64,6 +65,8 @@ class BenchStack(Stack):
             "stream.maxlen": "1000000",
         })
         self.hello_socket = os.path.join(self.tmp, "hello.sock")
+        self.floor_socket = os.path.join(self.tmp, "floor.sock")
+        self.floor_trigger = os.path.join(self.tmp, "floor-trigger.sock")
 
     def start_redis(self):
         self.redis_port = self.redis_port if hasattr(self, "redis_port") else _free_port()
@@ -78,6 +81,9 @@ class BenchStack(Stack):
     def start_lighttpd(self):
         self._spawn("hello", [os.path.join(BENCH, "hello"), self.hello_socket, str(self.threads)])
         wait_for(lambda: os.path.exists(self.hello_socket), what="hello socket")
+        self._spawn("floor", [os.path.join(BENCH, "stream-floor"), self.floor_socket,
+                              self.floor_trigger])
+        wait_for(lambda: os.path.exists(self.floor_socket), what="stream-floor socket")
         self.ports = []
         for i in range(self.web_servers):
             self.ports.append(self._lighttpd(i))
@@ -98,6 +104,11 @@ class BenchStack(Stack):
                             "server.max-fds         = %d" % self.max_fds)
         conf += ('\nfastcgi.server += ( "/hello" => (( "socket" => "%s", '
                  '"check-local" => "disable" )) )\n' % self.hello_socket)
+        # The stream floor streams as /api/ does (server.stream-response-body = 2).
+        conf += ('fastcgi.server += ( "/floor" => (( "socket" => "%s", '
+                 '"check-local" => "disable" )) )\n'
+                 '$HTTP["url"] =^ "/floor/" {\n    server.stream-response-body = 2\n}\n'
+                 % self.floor_socket)
         self.lighttpd_conf = conf
         path = os.path.join(state, "lighttpd.conf")
         with open(path, "w") as f:
@@ -536,8 +547,15 @@ def summarize(runs, ns):
                 continue
             s["compare"][side] = []
             for i, row in enumerate(c0[side]):
-                m = {k: (median_of(runs, lambda r: r["compare"][side][i][k])
-                         if isinstance(v, (int, float)) else v) for k, v in row.items()}
+                m = {}
+                for k, v in row.items():
+                    if isinstance(v, dict):  # cpu_us_by_process: each process's median
+                        m[k] = {p: median_of(runs, lambda r: r["compare"][side][i][k].get(p))
+                                for p in v}
+                    elif isinstance(v, (int, float)):
+                        m[k] = median_of(runs, lambda r: r["compare"][side][i][k])
+                    else:
+                        m[k] = v
                 for k in ("lost", "duplicated", "errors"):  # worst, not median
                     m[k] = max(r["compare"][side][i][k] for r in runs)
                 s["compare"][side].append(m)
@@ -590,6 +608,31 @@ def compare_table(c):
     row("stream CPU us/delivery vs nchan's EventSource",
         get(cg, ("stream", big), "cpu_us_per_delivery"),
         get(nc, ("nchan-sse", big), "cpu_us_per_delivery"), "%.1f")
+    # The floor: lighttpd + a libfcgi program that only streams (tests/bench/stream-floor).
+    row("stream floor (lighttpd + libfcgi streamer, no work) p99 ms",
+        get(cg, ("stream-floor", big), "p99_ms"), get(nc, ("nchan", big), "p99_ms"))
+    row("stream floor CPU us/delivery (vs nchan long-poll)",
+        get(cg, ("stream-floor", big), "cpu_us_per_delivery"),
+        get(nc, ("nchan", big), "cpu_us_per_delivery"), "%.1f")
+    lines.append("CPU us/delivery by process at %d (web server's share):" % big)
+    for label, d, key in (("chatgw long-poll", cg, ("hold", big)),
+                          ("chatgw stream", cg, ("stream", big)),
+                          ("stream floor", cg, ("stream-floor", big)),
+                          ("nchan long-poll", nc, ("nchan", big)),
+                          ("nchan EventSource", nc, ("nchan-sse", big))):
+        by = {p: v for p, v in (get(d, key, "cpu_us_by_process") or {}).items()
+              if v is not None}
+        if not by:
+            continue
+        web = sum(v for p, v in by.items() if p.startswith(("lighttpd", "nginx")))
+        total = sum(by.values())
+        lines.append("  %-18s %s (%s)" % (
+            label, " + ".join("%s %.1f" % (p, v) for p, v in by.items()),
+            "%.0f %%" % (100 * web / total) if total else "-"))
+    a = get(cg, ("stream", big), "cpu_us_per_delivery")
+    b = get(cg, ("stream-floor", big), "cpu_us_per_delivery")
+    if a is not None and b:
+        lines.append("chatgw stream CPU / its floor's: %.2f" % (a / b))
     r = c["rates"]
     for conns in (32, 1):
         lines.append("no-wait subscribe vs FastCGI hello-world, %2d connection%s: %.0f/s vs "
@@ -721,7 +764,7 @@ def main():
         ns_max = max(ns + [max(compare.COMPARE_N)])
     else:
         ns_max = max(ns + [0])
-    for p in ("load", "bench-pub", "fast-claude", "hello"):
+    for p in ("load", "bench-pub", "fast-claude", "hello", "stream-floor"):
         if not os.access(os.path.join(BENCH, p), os.X_OK):
             sys.exit("bench: %s is not built (run make bench)" % os.path.join(BENCH, p))
     want = ns_max * 3 + 4096
