@@ -2,8 +2,8 @@
 and nginx + nchan (Debian's libnginx-mod-nchan, Redis store) with the same client
 (tests/bench/load) and the same shape: one session (one nchan channel), N subscribers on
 it, EVENTS events at EVENT_RATE/s, for N in COMPARE_N. Also the streaming subscribe
-(GET /chat/stream), its floor (tests/bench/stream-floor: lighttpd + libfcgi streaming the
-same events with no work) and nchan's EventSource at the largest N, and the no-wait
+(GET /chat/stream), the floors of both (tests/bench/fcgi-floor: lighttpd + libfcgi
+delivering the same events with no work) and nchan's EventSource at the largest N, and the no-wait
 subscribe against the FastCGI hello-world at 32 and 1 connections. Every streaming and
 long-poll row has its CPU per delivery split by process. See tests/bench/README.md."""
 import json
@@ -241,13 +241,11 @@ def _up(port, http=False):
         return False
 
 
-def start_load(bench, mode, ports, token, sid, n, tmp, stream_path=None):
+def start_load(bench, mode, ports, token, sid, n, tmp, env=None):
     path = os.path.join(tmp, "compare-sessions.txt")
     with open(path, "w") as f:
         f.write(sid + "\n")
-    env = dict(os.environ)
-    if stream_path:
-        env["LOAD_STREAM_PATH"] = stream_path
+    env = dict(os.environ, **(env or {}))
     p = subprocess.Popen([os.path.join(bench, "load"), mode, ",".join(str(x) for x in ports),
                           token or "-", path, str(n), "55000"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -260,16 +258,16 @@ def start_load(bench, mode, ports, token, sid, n, tmp, stream_path=None):
 
 
 def measure(bench, mode, n, ports, token, sid, tmp, web_pids, redis_pid, wait_held, publish,
-            stream_path=None, label=None):
+            env=None, label=None):
     """N subscribers of one session/channel with load MODE; EVENTS events at EVENT_RATE/s
     through publish(i) (returns nothing; stamps the event just before it leaves); returns
     the figures: delivery latency, CPU per delivery (in all and per process of web_pids,
     {name: pid}: web server and app), memory and fds per subscriber. redis_pid None: no
-    Redis in the path. stream_path: the stream's path for load (LOAD_STREAM_PATH);
-    label: the row's mode (default MODE)."""
+    Redis in the path. env: more environment for load (LOAD_SUBSCRIBE_PATH,
+    LOAD_STREAM_PATH); label: the row's mode (default MODE)."""
     rest_rss = sum(rss_kib(p) for p in web_pids.values())
     rest_fds = sum(nfds(p) for p in web_pids.values())
-    load = start_load(bench, mode, ports, token, sid, n, tmp, stream_path)
+    load = start_load(bench, mode, ports, token, sid, n, tmp, env)
     wait_held(n)
     time.sleep(1.0)  # let memory settle
     held_rss = sum(rss_kib(p) for p in web_pids.values())
@@ -304,7 +302,7 @@ def measure(bench, mode, n, ports, token, sid, tmp, web_pids, redis_pid, wait_he
 
 
 def chatgw_rows(bench, st, token, rate_run, log):
-    """The chatgw side: long-poll at every N, the stream and its floor at the largest,
+    """The chatgw side: long-poll at every N, the stream and both floors at the largest,
     no-wait subscribe and hello-world at 32 and 1 connections (with CPU per request of
     each process)."""
     fcgi = st.procs["fcgi"].pid
@@ -334,7 +332,7 @@ def chatgw_rows(bench, st, token, rate_run, log):
                                 lambda k: wait_for(lambda: nfds(fcgi) >= base + k, timeout=120,
                                                    what="%d held" % k),
                                 publisher(sid)))
-    rows.append(floor_row(bench, st, token, log))
+    rows.extend(floor_rows(bench, st, token, log))
     # No-wait subscribe and the hello-world through the same lighttpd.
     sids = st.sessions(token, 200)
     bodies = [json.dumps({"sessions": [{"sessionId": s, "lastSeq": 0}], "waitMs": 0})
@@ -360,32 +358,53 @@ def chatgw_rows(bench, st, token, rate_run, log):
     return rows, rates
 
 
-def floor_row(bench, st, token, log):
-    """The stream's floor: the same load stream client at the largest N against
-    tests/bench/stream-floor under /floor of the same lighttpd (event streams held by
-    libfcgi, each event written to every one, nothing else); its events are datagrams
-    "1".."EVENTS" to its trigger socket, paced as the others. The session id is only
-    echoed back in the frames."""
+def floor_rows(bench, st, token, log):
+    """The floors: the same load client at the largest N, long-poll ("hold") and stream,
+    against tests/bench/fcgi-floor under /floor of the same lighttpd (libfcgi: long-polls
+    held and answered, event streams held and written, nothing else); its events are
+    datagrams with the next seq to its trigger socket, paced as the others. The session
+    id is only echoed back in the frames."""
     n = max(COMPARE_N)
     pid = st.procs["floor"].pid
-    web = {"lighttpd": st.procs["lighttpd"].pid, "stream-floor": pid}
+    web = {"lighttpd": st.procs["lighttpd"].pid, "fcgi-floor": pid}
     trigger = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sid = "00000000-0000-4000-8000-00000000f100"  # the length of a chatgw session id
+    state = {"last": 0}  # the floor's last seq: every measurement continues it
+    rows = []
 
     def publish(i):
         if i is None:
-            return EVENTS
-        trigger.sendto(str(i + 1).encode(), st.floor_trigger)
+            return state["last"]
+        state["last"] += 1
+        trigger.sendto(str(state["last"]).encode(), st.floor_trigger)
 
-    log("compare: stream floor (lighttpd + libfcgi), %d subscribers" % n)
-    base = nfds(pid)
-    sid = "00000000-0000-4000-8000-00000000f100"  # the length of a chatgw session id
     try:
-        return measure(bench, "stream", n, [st.port], token, sid, st.tmp, web, None,
-                       lambda k: wait_for(lambda: nfds(pid) >= base + k, timeout=120,
-                                          what="%d held by stream-floor" % k),
-                       publish, stream_path="/floor/stream", label="stream-floor")
+        for mode, label, env in (("hold", "hold-floor", {"LOAD_SUBSCRIBE_PATH":
+                                                         "/floor/subscribe"}),
+                                 ("stream", "stream-floor", {"LOAD_STREAM_PATH":
+                                                             "/floor/stream"})):
+            log("compare: %s floor (lighttpd + libfcgi), %d subscribers" % (mode, n))
+            base = nfds(pid)
+            rows.append(measure(bench, mode, n, [st.port], token, sid, st.tmp, web, None,
+                                lambda k: wait_for(lambda: nfds(pid) >= base + k, timeout=120,
+                                                   what="%d held by fcgi-floor" % k),
+                                publish, env=env, label=label))
+            # What the client left held (its last polls, its streams) goes when a write
+            # fails: a stream's only after lighttpd found its client gone at the write
+            # before. So: unmeasured events, one every 0.25 s, until the floor is idle.
+            last = [0.0]
+
+            def idle(base=base):
+                if nfds(pid) <= base + 8:
+                    return True
+                if time.monotonic() - last[0] >= 0.25:
+                    publish(0)
+                    last[0] = time.monotonic()
+                return False
+            wait_for(idle, timeout=60, what="fcgi-floor idle")
     finally:
         trigger.close()
+    return rows
 
 
 def nchan_rows(bench, redis_bin, fsync, max_fds, log):

@@ -19,8 +19,9 @@
  *        "nchan-sse" holds nchan's GET /ev/SESSION event stream. For nchan "ready" is
  *        printed once every request is sent (nchan answers nothing before a message:
  *        the driver waits for the channel's subscriber count). TOKEN is unused for nchan.
- *        The environment variable LOAD_STREAM_PATH replaces the stream's path
- *        (/api/chat/stream; make bench's stream floor is at another prefix).
+ *        The environment variables LOAD_SUBSCRIBE_PATH and LOAD_STREAM_PATH replace
+ *        the long-poll's path (/api/chat/subscribe) and the stream's (/api/chat/stream;
+ *        make bench's floors are at another prefix).
  *   load rate PORT TOKEN METHOD PATH BODIES_FILE CONNS SECS
  *        Closed loop: CONNS connections each send a request and the next one as soon as
  *        the answer is complete, for SECS seconds. Request bodies are the lines of
@@ -748,6 +749,8 @@ int main(int argc, char **argv)
         sessions = read_lines(argv[4], &n_sessions);
         wait_ms_hold = atoi(argv[6]);
         path = "/api/chat/subscribe";
+        if (getenv("LOAD_SUBSCRIBE_PATH"))
+            path = getenv("LOAD_SUBSCRIBE_PATH");
         if (getenv("LOAD_STREAM_PATH"))
             stream_path = getenv("LOAD_STREAM_PATH");
         final_seq = calloc(n_sessions, sizeof *final_seq);

@@ -42,7 +42,8 @@ class BenchStack(Stack):
     """Stack with Redis as deploy/quickstart.sh runs it (AOF, fsync policy selectable,
     TCP loopback), lighttpd's connection limits raised for 10 000 held requests, the
     hello-world FastCGI program behind the same lighttpd under /hello and the stream
-    floor (tests/bench/stream-floor: event streams with no work) under /floor."""
+    floors (tests/bench/fcgi-floor: long-polls and event streams with no work) under
+    /floor."""
 
     def __init__(self, fsync="everysec", threads=8, polls=0):
         self.fsync = fsync
@@ -81,9 +82,9 @@ class BenchStack(Stack):
     def start_lighttpd(self):
         self._spawn("hello", [os.path.join(BENCH, "hello"), self.hello_socket, str(self.threads)])
         wait_for(lambda: os.path.exists(self.hello_socket), what="hello socket")
-        self._spawn("floor", [os.path.join(BENCH, "stream-floor"), self.floor_socket,
-                              self.floor_trigger])
-        wait_for(lambda: os.path.exists(self.floor_socket), what="stream-floor socket")
+        self._spawn("floor", [os.path.join(BENCH, "fcgi-floor"), self.floor_socket,
+                              self.floor_trigger, str(self.threads)])
+        wait_for(lambda: os.path.exists(self.floor_socket), what="fcgi-floor socket")
         self.ports = []
         for i in range(self.web_servers):
             self.ports.append(self._lighttpd(i))
@@ -104,7 +105,7 @@ class BenchStack(Stack):
                             "server.max-fds         = %d" % self.max_fds)
         conf += ('\nfastcgi.server += ( "/hello" => (( "socket" => "%s", '
                  '"check-local" => "disable" )) )\n' % self.hello_socket)
-        # The stream floor streams as /api/ does (server.stream-response-body = 2).
+        # The floors stream as /api/ does (server.stream-response-body = 2).
         conf += ('fastcgi.server += ( "/floor" => (( "socket" => "%s", '
                  '"check-local" => "disable" )) )\n'
                  '$HTTP["url"] =^ "/floor/" {\n    server.stream-response-body = 2\n}\n'
@@ -608,7 +609,14 @@ def compare_table(c):
     row("stream CPU us/delivery vs nchan's EventSource",
         get(cg, ("stream", big), "cpu_us_per_delivery"),
         get(nc, ("nchan-sse", big), "cpu_us_per_delivery"), "%.1f")
-    # The floor: lighttpd + a libfcgi program that only streams (tests/bench/stream-floor).
+    # The floors: lighttpd + a libfcgi program that only delivers (tests/bench/fcgi-floor).
+    row("long-poll floor (lighttpd + libfcgi, no work) p99 ms, %d" % big,
+        get(cg, ("hold-floor", big), "p99_ms"), get(nc, ("nchan", big), "p99_ms"))
+    row("long-poll floor CPU us/delivery",
+        get(cg, ("hold-floor", big), "cpu_us_per_delivery"),
+        get(nc, ("nchan", big), "cpu_us_per_delivery"), "%.1f")
+    row("long-poll floor KiB per parked subscriber",
+        get(cg, ("hold-floor", big), "kib_per_sub"), get(nc, ("nchan", big), "kib_per_sub"))
     row("stream floor (lighttpd + libfcgi streamer, no work) p99 ms",
         get(cg, ("stream-floor", big), "p99_ms"), get(nc, ("nchan", big), "p99_ms"))
     row("stream floor CPU us/delivery (vs nchan long-poll)",
@@ -617,6 +625,7 @@ def compare_table(c):
     lines.append("CPU us/delivery by process at %d (web server's share):" % big)
     for label, d, key in (("chatgw long-poll", cg, ("hold", big)),
                           ("chatgw stream", cg, ("stream", big)),
+                          ("long-poll floor", cg, ("hold-floor", big)),
                           ("stream floor", cg, ("stream-floor", big)),
                           ("nchan long-poll", nc, ("nchan", big)),
                           ("nchan EventSource", nc, ("nchan-sse", big))):
@@ -629,10 +638,14 @@ def compare_table(c):
         lines.append("  %-18s %s (%s)" % (
             label, " + ".join("%s %.1f" % (p, v) for p, v in by.items()),
             "%.0f %%" % (100 * web / total) if total else "-"))
-    a = get(cg, ("stream", big), "cpu_us_per_delivery")
-    b = get(cg, ("stream-floor", big), "cpu_us_per_delivery")
-    if a is not None and b:
-        lines.append("chatgw stream CPU / its floor's: %.2f" % (a / b))
+    for what, mode in (("long-poll", "hold"), ("stream", "stream")):
+        a = get(cg, (mode, big), "cpu_us_per_delivery")
+        b = get(cg, (mode + "-floor", big), "cpu_us_per_delivery")
+        pa = get(cg, (mode, big), "p99_ms")
+        pb = get(cg, (mode + "-floor", big), "p99_ms")
+        if a is not None and b and pa is not None and pb:
+            lines.append("chatgw %s / its floor's at %d: CPU %.2f, p99 %.2f" % (
+                what, big, a / b, pa / pb))
     r = c["rates"]
     for conns in (32, 1):
         lines.append("no-wait subscribe vs FastCGI hello-world, %2d connection%s: %.0f/s vs "
@@ -764,7 +777,7 @@ def main():
         ns_max = max(ns + [max(compare.COMPARE_N)])
     else:
         ns_max = max(ns + [0])
-    for p in ("load", "bench-pub", "fast-claude", "hello", "stream-floor"):
+    for p in ("load", "bench-pub", "fast-claude", "hello", "fcgi-floor"):
         if not os.access(os.path.join(BENCH, p), os.X_OK):
             sys.exit("bench: %s is not built (run make bench)" % os.path.join(BENCH, p))
     want = ns_max * 3 + 4096
