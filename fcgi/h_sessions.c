@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "fcgi/handlers.h"
+#include "fcgi/poller.h"
 
 /* Tells the owner's other tabs (the session feed). The change is committed already, so
  * a failure does not fail the request: the session goes to the backlog, whose frames
@@ -326,6 +327,8 @@ void h_session_delete(struct worker *w, struct request *req, const struct query 
         response_from_err(resp, &err, s.id);
     } else {
         log_info("session %s deleted by %s", s.id, req->user.name);
+        if (w->app->poller) /* this process's polls see it gone at once */
+            owner_cache_forget(poller_owner_cache(w->app->poller), s.id);
         feed_changed(w, s.id, true, s.owner);
         response_json(resp, 200, json_pack("{s:s, s:b}", "sessionId", s.id, "deleted", 1));
     }

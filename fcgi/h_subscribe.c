@@ -438,28 +438,43 @@ static int add_feed(struct sub_request *r, int64_t user, struct response *resp)
     return 0;
 }
 
-/* Stage 2: which sessions are the caller's (SQLite). Another user's session is
- * found:false, exactly like an unknown one. Returns 0 or -1 with resp set. */
+/* Stage 2: which sessions are the caller's (the store, or the process's copy of what it
+ * said: owner_cache.h). Another user's session is found:false, exactly like an unknown
+ * one. Returns 0 or -1 with resp set. */
 static int find_owned(struct worker *w, const struct request *req, struct sub_request *r,
                       struct response *resp)
 {
-    struct store *st;
+    struct owner_cache *oc = w->app->poller ? poller_owner_cache(w->app->poller) : NULL;
+    struct store *st = NULL;
     struct cgw_error err;
+    size_t unknown = 0;
 
-    if (r->n == (r->has_feed ? 1u : 0u))
-        return 0; /* only the feed: no SQLite at all */
+    for (size_t i = 0; i < r->n; i++) {
+        struct sub_session *s = &r->s[i];
+        if (s->feed || !cgw_uuid_valid(s->id))
+            continue;
+        if (oc && owner_cache_get(oc, s->id, req->user.id, &s->store_last))
+            s->found = true;
+        else
+            unknown++;
+    }
+    if (unknown == 0) { /* only the feed, or all known: no store read at all */
+        store_read_end(w->store); /* the router's snapshot, if any */
+        return 0;
+    }
+    uint64_t epoch = oc ? owner_cache_epoch(oc) : 0;
     if (worker_store(w, &st, &err) != CGW_OK) {
         response_from_err(resp, &err, NULL);
         return -1;
     }
     /* Several reads share one snapshot (one WAL read lock), unless the router's is open
      * (store_read_begin refuses then: that one serves). */
-    if (r->n - (r->has_feed ? 1u : 0u) > 1)
+    if (unknown > 1)
         (void)store_read_begin(st, &err);
     for (size_t i = 0; i < r->n; i++) {
         struct store_session row;
         struct sub_session *s = &r->s[i];
-        if (s->feed || !cgw_uuid_valid(s->id))
+        if (s->feed || s->found || !cgw_uuid_valid(s->id))
             continue;
         enum cgw_err rc = store_session_get(st, s->id, req->user.id, &row, &err);
         if (rc == CGW_ERR_NOT_FOUND)
@@ -472,6 +487,8 @@ static int find_owned(struct worker *w, const struct request *req, struct sub_re
         s->found = true;
         s->store_last = row.last_seq;
         store_session_clear(&row);
+        if (oc)
+            owner_cache_put(oc, s->id, req->user.id, s->store_last, epoch);
     }
     store_read_end(st); /* the router's snapshot, if any: no SQLite from here on */
     return 0;

@@ -75,6 +75,7 @@
 #define CACHE_IDLE_MS 60000           /* an entry unused this long is dropped */
 #define CACHE_SWEEP_MS 10000
 #define AUTH_CACHE_SLOTS 4096
+#define OWNER_CACHE_SLOTS 4096
 
 struct watch;
 
@@ -155,6 +156,7 @@ struct poller {
     struct store *store; /* opened when a held request's token is re-checked */
     struct poller_cache *cache;
     struct auth_cache *auth;
+    struct owner_cache *owners;
     int64_t sweep_at; /* cgw_mono_ms: the next poller_cache_sweep */
     struct bus_notify *sub;
     int64_t sub_retry_at, sub_backoff;
@@ -345,6 +347,11 @@ struct auth_cache *poller_auth_cache(struct poller *p)
     return p->auth;
 }
 
+struct owner_cache *poller_owner_cache(struct poller *p)
+{
+    return p->owners;
+}
+
 size_t poller_held(struct poller *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -432,10 +439,7 @@ static void heap_remove(struct poller *p, struct park *pk)
 
 static size_t id_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)h;
+    return (size_t)cgw_hash_str(s);
 }
 
 static struct watch *watch_find(struct poller *p, const char *id)
@@ -619,6 +623,8 @@ static void on_notify(const struct bus_notify_msg *m, void *ctx)
         auth_cache_flush(p->auth);
         return;
     }
+    if (strncmp(m->session_id, "u:", 2) == 0) /* a user's feed: its sessions changed */
+        owner_cache_forget_user(p->owners, strtoll(m->session_id + 2, NULL, 10));
     poller_cache_notified(p->cache, m->session_id, m->seq);
     struct watch *w = watch_find(p, m->session_id);
     if (w)
@@ -632,6 +638,7 @@ static void sub_close(struct poller *p)
     /* Nothing cached may be trusted while nobody listens. */
     auth_cache_live(p->auth, -1);
     poller_cache_live(p->cache, false);
+    owner_cache_live(p->owners, false);
     if (epoll_ctl(p->ep, EPOLL_CTL_DEL, bus_notify_fd(p->sub), NULL) < 0)
         log_debug("poller: epoll_ctl: %s", strerror(errno)); /* closing removes it anyway */
     bus_notify_close(p->sub);
@@ -652,6 +659,7 @@ static void sub_open(struct poller *p)
             mark_all_dirty(p); /* whatever was published while nobody listened */
             auth_cache_live(p->auth, bus_notify_fd(p->sub));
             poller_cache_live(p->cache, true);
+            owner_cache_live(p->owners, true);
             return;
         }
         cgw_error_set(&err, CGW_ERR_INTERNAL, "epoll_ctl: %s", strerror(errno));
@@ -1299,7 +1307,9 @@ enum cgw_err poller_start(const struct config *cfg, const struct bus_config *bus
                                       .max_age_ms = CACHE_MAX_AGE_MS,
                                       .idle_ms = CACHE_IDLE_MS};
     if ((rc = poller_cache_new(&lim, &p->cache, err)) != CGW_OK ||
-        (rc = auth_cache_new(AUTH_CACHE_SLOTS, AUTH_CACHE_MAX_AGE_MS, &p->auth, err)) != CGW_OK)
+        (rc = auth_cache_new(AUTH_CACHE_SLOTS, AUTH_CACHE_MAX_AGE_MS, &p->auth, err)) != CGW_OK ||
+        (rc = owner_cache_new(OWNER_CACHE_SLOTS, cfg->fcgi_owner_cache_ms, &p->owners, err)) !=
+            CGW_OK)
         goto fail;
     if ((rc = bus_open(bus_cfg, true, &p->bus, err)) != CGW_OK)
         goto fail;
@@ -1313,6 +1323,7 @@ fail:
     bus_close(p->bus);
     poller_cache_free(p->cache);
     auth_cache_free(p->auth);
+    owner_cache_free(p->owners);
     if (p->ep >= 0)
         close(p->ep);
     if (p->wake_fd >= 0)

@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "fcgi/answer.h"
 #include "fcgi/app.h"
+#include "fcgi/owner_cache.h"
 #include "fcgi/poller_cache.h"
 
 struct auth_cache;
@@ -86,6 +87,10 @@ struct poller_cache *poller_cache(struct poller *p);
 /* The process's cache of token checks (core/auth_cache.h), kept honest by this
  * poller's notification subscriber. Borrowed, lives as long as p. Thread-safe. */
 struct auth_cache *poller_auth_cache(struct poller *p);
+
+/* The process's copy of session owners (owner_cache.h), kept honest by this poller's
+ * feed notifications. Borrowed, lives as long as p. Thread-safe. */
+struct owner_cache *poller_owner_cache(struct poller *p);
 
 /* Requests held right now (for logs and tests). Thread-safe. */
 size_t poller_held(struct poller *p);

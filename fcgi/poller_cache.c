@@ -51,10 +51,7 @@ struct poller_cache {
 
 static size_t bucket_of(const char *id)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ull;
-    return (size_t)h & (BUCKETS - 1);
+    return (size_t)cgw_hash_str(id) & (BUCKETS - 1);
 }
 
 static struct entry *find(struct poller_cache *c, const char *id)

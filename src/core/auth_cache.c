@@ -118,27 +118,33 @@ void auth_cache_reading(struct auth_cache *c, bool reading)
 
 void auth_cache_stats(struct auth_cache *c, uint64_t *hits, uint64_t *misses)
 {
-    pthread_mutex_lock(&c->lock);
-    *hits = c->hits;
-    *misses = c->misses;
-    pthread_mutex_unlock(&c->lock);
+    *hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+    *misses = __atomic_load_n(&c->misses, __ATOMIC_RELAXED);
 }
 
 static size_t slot_of(const struct auth_cache *c, const char *public_id)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (const char *s = public_id; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)h & c->mask;
+    return (size_t)cgw_hash_str(public_id) & c->mask;
 }
 
-/* Under the lock: true when no revocation can be waiting unseen. */
-static bool quiet_locked(const struct auth_cache *c)
+/* True when no revocation can be waiting unseen, for a lookup that saw epoch and fd
+ * (fd >= 0, not reading) under the lock: the subscriber's socket has nothing to read,
+ * and then, under the lock again, no flush came, the poller is not reading and the
+ * socket is the same. The poll() is outside the lock (every worker's token check goes
+ * through here), which is safe because the poller marks itself reading before it takes
+ * anything off the socket and flushes (a new epoch) before it stops: a notification
+ * that was on the socket before this poll is either still there (readable), or being
+ * handled (reading), or handled (another epoch). A closed socket's number reused by
+ * then is harmless for the same reason (auth_cache_live flushes before the close). */
+static bool quiet_now(struct auth_cache *c, uint64_t epoch, int fd)
 {
-    if (c->fd < 0 || c->reading)
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, 0) != 0)
         return false;
-    struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-    return poll(&pf, 1, 0) == 0;
+    pthread_mutex_lock(&c->lock);
+    bool quiet = c->epoch == epoch && !c->reading && c->fd == fd;
+    pthread_mutex_unlock(&c->lock);
+    return quiet;
 }
 
 /* The keyed digest of n bytes (the key never leaves the process). */
@@ -156,13 +162,16 @@ static bool lookup_as(struct auth_cache *c, const char *public_id, struct auth_e
     pthread_mutex_lock(&c->lock);
     const struct auth_entry *e = &c->slots[slot_of(c, public_id)];
     bool hit = e->public_id[0] && strcmp(e->public_id, public_id) == 0 &&
-               cgw_mono_ms() - e->added_ms < c->max_age_ms &&
-               (quiet < 0 ? quiet_locked(c) : quiet && c->fd >= 0 && !c->reading);
+               cgw_mono_ms() - e->added_ms < c->max_age_ms && quiet && c->fd >= 0 &&
+               !c->reading;
     if (hit)
         *out = *e;
-    hit ? c->hits++ : c->misses++;
+    int fd = c->fd;
     *epoch = c->epoch;
     pthread_mutex_unlock(&c->lock);
+    if (hit && quiet < 0)
+        hit = quiet_now(c, *epoch, fd);
+    __atomic_fetch_add(hit ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
     return hit;
 }
 
@@ -224,9 +233,11 @@ bool auth_cache_quiet(struct auth_cache *c)
     if (!c)
         return false;
     pthread_mutex_lock(&c->lock);
-    bool quiet = quiet_locked(c);
+    bool maybe = c->fd >= 0 && !c->reading;
+    int fd = c->fd;
+    uint64_t epoch = c->epoch;
     pthread_mutex_unlock(&c->lock);
-    return quiet;
+    return maybe && quiet_now(c, epoch, fd);
 }
 
 bool auth_cache_active_quiet(struct auth_cache *c, const char *public_id, int64_t user_id,
@@ -255,12 +266,15 @@ static bool ticket_lookup(struct auth_cache *c, const unsigned char d[DIGEST_LEN
     const struct ticket_entry *e = &c->tickets[ticket_slot(c, d)];
     bool hit = e->used && auth_equal_ct(e->digest, d, DIGEST_LEN) &&
                cgw_mono_ms() - e->added_ms < c->max_age_ms && cgw_now_ms() < e->expires_ms &&
-               quiet_locked(c);
+               c->fd >= 0 && !c->reading;
     if (hit)
         *out = *e;
-    hit ? c->hits++ : c->misses++;
+    int fd = c->fd;
     *epoch = c->epoch;
     pthread_mutex_unlock(&c->lock);
+    if (hit)
+        hit = quiet_now(c, *epoch, fd);
+    __atomic_fetch_add(hit ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
     return hit;
 }
 

@@ -20,8 +20,9 @@
  *
  * A check that misses goes to the store as before and, when it passes, is added, unless
  * a flush happened since the lookup began (an epoch counted here). Thread-safe: one
- * mutex; the lookup's poll() of the subscriber's socket is the only system call (the
- * poller checks once per round: auth_cache_quiet).
+ * mutex, never held across a system call; the lookup's poll() of the subscriber's
+ * socket is the only one, made between two short holds of the mutex (the poller checks
+ * once per round: auth_cache_quiet).
  *
  * An entry holds a keyed BLAKE2b digest of the whole token (a key drawn per process),
  * compared in constant time, not its SHA-256: the digest is ~7 times cheaper, and a

@@ -99,6 +99,10 @@ const struct config_key config_keys[] = {
     /* clang-format on */
     {"fcgi.threads", CONFIG_INT, OFF(fcgi_threads), "8", 1, 256,
      "worker threads per chatgw.fcgi process"},
+    {"fcgi.owner_cache_ms", CONFIG_INT, OFF(fcgi_owner_cache_ms), "2000", 0, 3600000,
+     "how long a chatgw.fcgi process answers subscribes from its copy of a session's owner "
+     "and stored high-water seq instead of reading the store; a delete here or a feed "
+     "notification from any host forgets it sooner (0: read the store every time)"},
     {"fcgi.socket_mode", CONFIG_STRING, OFF(fcgi_socket_mode), "0660", 0, 0,
      "permissions (octal) of the unix socket chatgw.fcgi creates"},
     {"fcgi.socket", CONFIG_STRING, OFF(fcgi_socket), "", 0, 0,

@@ -82,6 +82,7 @@ struct config {
 
     /* fcgi */
     int64_t fcgi_threads;   /* fcgi.threads */
+    int64_t fcgi_owner_cache_ms; /* fcgi.owner_cache_ms: 0 = off */
     char *fcgi_socket;      /* fcgi.socket: "" = inherit fd 0 (spawn-fcgi/systemd) */
     char *fcgi_socket_mode; /* fcgi.socket_mode: octal, "0660" */
 

@@ -98,6 +98,14 @@ bool cgw_uuid_valid(const char *s)
     return s[CGW_UUID_LEN] == '\0';
 }
 
+uint64_t cgw_hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
 int cgw_id_new(const char *prefix, char *buf, size_t size)
 {
     char uuid[CGW_UUID_LEN + 1];

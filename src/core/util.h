@@ -35,6 +35,10 @@ int cgw_uuid_v4(char *buf);
 /* True when s is a lowercase or uppercase canonical UUID (8-4-4-4-12 hex). */
 bool cgw_uuid_valid(const char *s);
 
+/* FNV-1a of a string: the hash of the in-memory tables keyed by session ids and token
+ * public ids (not for anything an attacker must not predict). */
+uint64_t cgw_hash_str(const char *s);
+
 /* Writes "<prefix>_<uuid v4>" into buf (size bytes). Returns 0 or -1. */
 int cgw_id_new(const char *prefix, char *buf, size_t size);
 

@@ -22,6 +22,7 @@ tests=${CHATGW_PG_TESTS:-"tests/unit/test_store_pg.sh tests/integration/sessions
     tests/integration/fencing.test tests/integration/dataloss.test tests/integration/cursor.test
     tests/integration/gemini.test tests/integration/opencode.test tests/integration/stream.test
     tests/integration/metrics.test tests/integration/subscribe-cache.test
+    tests/integration/owner-cache.test
     tests/integration/cli-chat.test tests/integration/hardening-argv.test
     tests/integration/sentinel.test tests/integration/smoke-lighttpd.test
     tests/integration/ctl.test tests/integration/runner.test tests/integration/hardening.test

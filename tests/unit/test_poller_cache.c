@@ -3,7 +3,10 @@
  * current (reads, notifications with their seq, reconnects, a read that raced a
  * notification), what the ring answers and how it cuts like read.lua, and when a
  * cached token check may be trusted (a revocation, unread notifications, the subscriber
- * lost). The token checks use a real SQLite store in a temp dir. */
+ * lost). The token checks use a real SQLite store in a temp dir. And the copy of session
+ * owners (fcgi/owner_cache.c): for the owner only, forgotten by a delete, a feed
+ * notification of its user and the subscriber's loss, a read that raced a forget not
+ * kept, off with max age 0. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 
 #include "core/auth.h"
 #include "core/auth_cache.h"
+#include "fcgi/owner_cache.h"
 #include "fcgi/poller_cache.h"
 #include "tap.h"
 #include "testenv.h"
@@ -277,11 +281,63 @@ static void test_auth(void)
     testenv_rmtree(dir);
 }
 
+static void test_owners(void)
+{
+    static const char *s1 = "11111111-1111-4111-8111-111111111111",
+                      *s2 = "22222222-2222-4222-8222-222222222222",
+                      *s3 = "33333333-3333-4333-8333-333333333333";
+    struct owner_cache *c;
+    struct cgw_error err;
+    int64_t last = -1;
+
+    if (owner_cache_new(64, 3600 * 1000, &c, &err) != CGW_OK)
+        BAIL_OUT("owner_cache_new: %s", err.text);
+    owner_cache_put(c, s1, 7, 40, owner_cache_epoch(c));
+    ok(!owner_cache_get(c, s1, 7, &last), "off until the subscriber is live: nothing kept");
+    owner_cache_live(c, true);
+    ok(!owner_cache_get(c, s1, 7, &last), "live: an unknown session is a miss");
+    owner_cache_put(c, s1, 7, 40, owner_cache_epoch(c));
+    owner_cache_put(c, s2, 7, 0, owner_cache_epoch(c));
+    owner_cache_put(c, s3, 8, 5, owner_cache_epoch(c));
+    ok(owner_cache_get(c, s1, 7, &last) && last == 40, "a read kept: owner and store high-water");
+    ok(!owner_cache_get(c, s1, 8, &last), "another user asking: a miss (the store says 404)");
+    ok(!owner_cache_get(c, "S", 7, &last), "not a session id: a miss");
+
+    uint64_t before = owner_cache_epoch(c);
+    owner_cache_forget(c, s1);
+    ok(!owner_cache_get(c, s1, 7, &last), "deleted here: forgotten");
+    owner_cache_put(c, s1, 7, 40, before);
+    ok(!owner_cache_get(c, s1, 7, &last), "a read begun before the delete is not kept");
+    ok(owner_cache_get(c, s2, 7, &last) && last == 0, "the user's other session is kept");
+
+    owner_cache_forget_user(c, 7);
+    ok(!owner_cache_get(c, s2, 7, &last), "a feed notification of its user: forgotten");
+    ok(owner_cache_get(c, s3, 8, &last) && last == 5, "another user's sessions are kept");
+
+    owner_cache_live(c, false);
+    ok(!owner_cache_get(c, s3, 8, &last), "subscriber lost: everything forgotten");
+    owner_cache_live(c, true);
+    ok(!owner_cache_get(c, s3, 8, &last), "... and not back after it reconnects");
+    uint64_t hits, misses;
+    owner_cache_stats(c, &hits, &misses);
+    ok(hits == 3 && misses == 8, "hits and misses counted (%llu, %llu)",
+       (unsigned long long)hits, (unsigned long long)misses);
+    owner_cache_free(c);
+
+    if (owner_cache_new(64, 0, &c, &err) != CGW_OK)
+        BAIL_OUT("owner_cache_new: %s", err.text);
+    owner_cache_live(c, true);
+    owner_cache_put(c, s1, 7, 40, owner_cache_epoch(c));
+    ok(!owner_cache_get(c, s1, 7, &last), "max age 0: off (the store is read every time)");
+    owner_cache_free(c);
+}
+
 int main(void)
 {
     plan_lazy();
     test_current();
     test_reads_kept();
     test_auth();
+    test_owners();
     return done_testing();
 }
