@@ -458,7 +458,7 @@ static int find_owned(struct worker *w, const struct request *req, struct sub_re
         else
             unknown++;
     }
-    if (unknown == 0) { /* only the feed, or all known: no store read at all */
+    if (unknown == 0) {           /* only the feed, or all known: no store read at all */
         store_read_end(w->store); /* the router's snapshot, if any */
         return 0;
     }

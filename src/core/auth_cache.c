@@ -162,8 +162,7 @@ static bool lookup_as(struct auth_cache *c, const char *public_id, struct auth_e
     pthread_mutex_lock(&c->lock);
     const struct auth_entry *e = &c->slots[slot_of(c, public_id)];
     bool hit = e->public_id[0] && strcmp(e->public_id, public_id) == 0 &&
-               cgw_mono_ms() - e->added_ms < c->max_age_ms && quiet && c->fd >= 0 &&
-               !c->reading;
+               cgw_mono_ms() - e->added_ms < c->max_age_ms && quiet && c->fd >= 0 && !c->reading;
     if (hit)
         *out = *e;
     int fd = c->fd;

@@ -81,10 +81,10 @@ struct config {
     char *provider_bin[PROVIDER__COUNT]; /* <name>.bin, indexed by enum provider_id */
 
     /* fcgi */
-    int64_t fcgi_threads;   /* fcgi.threads */
+    int64_t fcgi_threads;        /* fcgi.threads */
     int64_t fcgi_owner_cache_ms; /* fcgi.owner_cache_ms: 0 = off */
-    char *fcgi_socket;      /* fcgi.socket: "" = inherit fd 0 (spawn-fcgi/systemd) */
-    char *fcgi_socket_mode; /* fcgi.socket_mode: octal, "0660" */
+    char *fcgi_socket;           /* fcgi.socket: "" = inherit fd 0 (spawn-fcgi/systemd) */
+    char *fcgi_socket_mode;      /* fcgi.socket_mode: octal, "0660" */
 
     /* runner */
     char *runner_path;             /* runner.path */

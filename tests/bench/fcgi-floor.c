@@ -19,8 +19,8 @@
  * event of the shape chatgw delivers for a bench-pub event ("content":"bench:<us>",
  * "seq":SEQ) and writes it to every held stream (one write and flush each) and answers
  * every held long-poll with {"frames":[ack, event],"more":false} (one text for all; one
- * write and finish each), as fast as it can. A request whose write fails is finished and dropped. The
- * session id in the frames is the first request's. */
+ * write and finish each), as fast as it can. A request whose write fails is finished and dropped.
+ * The session id in the frames is the first request's. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,7 +40,7 @@
     "Status: 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"                         \
     "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n\r\n"
 #define JSON_HEAD                                                                                  \
-    "Status: 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"             \
+    "Status: 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"              \
     "Content-Length: %zu\r\n\r\n"
 
 #define RING 64      /* events kept for long-polls a little behind */
@@ -55,8 +55,8 @@ struct held {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* Under lock: */
 static struct held *streams, *polls;
-static char session_id[80];   /* the first request's sessionId */
-static long long last_seq;    /* the last event's seq (0: none yet) */
+static char session_id[80];    /* the first request's sessionId */
+static long long last_seq;     /* the last event's seq (0: none yet) */
 static char ring[RING][FRAME]; /* event JSON of seq s at ring[s % RING] */
 static long long ring_seq[RING];
 static int listen_fd, trigger_fd;

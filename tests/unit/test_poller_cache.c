@@ -320,8 +320,8 @@ static void test_owners(void)
     ok(!owner_cache_get(c, s3, 8, &last), "... and not back after it reconnects");
     uint64_t hits, misses;
     owner_cache_stats(c, &hits, &misses);
-    ok(hits == 3 && misses == 8, "hits and misses counted (%llu, %llu)",
-       (unsigned long long)hits, (unsigned long long)misses);
+    ok(hits == 3 && misses == 8, "hits and misses counted (%llu, %llu)", (unsigned long long)hits,
+       (unsigned long long)misses);
     owner_cache_free(c);
 
     if (owner_cache_new(64, 0, &c, &err) != CGW_OK)
