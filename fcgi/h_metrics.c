@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/auth.h"
+#include "core/auth_cache.h"
 #include "core/embedded.h"
 #include "core/log.h"
 #include "fcgi/handlers.h"
@@ -32,8 +33,15 @@ void h_metrics(struct worker *w, struct request *req, const struct query *q, str
         }
     }
     if (w->app->poller) {
-        g.polls_held = (int64_t)poller_held(w->app->poller);
-        g.polls_total = poller_total(w->app->poller);
+        struct poller *p = w->app->poller;
+        g.polls_held = (int64_t)poller_held(p);
+        g.polls_total = poller_total(p);
+        poller_cache_stats(poller_cache(p), &g.cache_hits[METRICS_CACHE_SESSION],
+                           &g.cache_misses[METRICS_CACHE_SESSION]);
+        auth_cache_stats(poller_auth_cache(p), &g.cache_hits[METRICS_CACHE_TOKEN],
+                         &g.cache_misses[METRICS_CACHE_TOKEN]);
+        owner_cache_stats(poller_owner_cache(p), &g.cache_hits[METRICS_CACHE_OWNER],
+                          &g.cache_misses[METRICS_CACHE_OWNER]);
     }
     if (worker_bus(w, &bus, &err) != CGW_OK ||
         bus_runs_running_count(bus, &g.runs_running, &err) != CGW_OK) {

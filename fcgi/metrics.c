@@ -325,6 +325,16 @@ static void render_rest(struct out *o, struct metrics *m, const struct metrics_g
         (unsigned long long)(rounds > failed ? rounds - failed : 0));
     put(o, "chatgw_reaper_rounds_total{%s,result=\"backend_error\"} %llu\n", o->process,
         (unsigned long long)failed);
+    static const char *const caches[METRICS__CACHES] = {"session", "token", "owner"};
+    head(o, "chatgw_cache_lookups_total", "counter",
+         "Lookups in the process's copies: session (Redis state of a polled session), token "
+         "(passed token checks), owner (session owners), by result.");
+    for (int i = 0; i < METRICS__CACHES; i++)
+        put(o,
+            "chatgw_cache_lookups_total{%s,cache=\"%s\",result=\"hit\"} %llu\n"
+            "chatgw_cache_lookups_total{%s,cache=\"%s\",result=\"miss\"} %llu\n",
+            o->process, caches[i], (unsigned long long)g->cache_hits[i], o->process, caches[i],
+            (unsigned long long)g->cache_misses[i]);
     head(o, "chatgw_reaper_feed_republished_total", "counter",
          "Session-feed frames the reaper published after Redis had refused them.");
     put(o, "chatgw_reaper_feed_republished_total{%s} %llu\n", o->process,

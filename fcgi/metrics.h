@@ -45,10 +45,19 @@ enum metrics_backend { METRICS_REDIS, METRICS_STORE, METRICS__BACKENDS };
 void metrics_backend_error(struct metrics *m, enum metrics_backend b);
 
 /* What a scrape reads from outside the counters. */
+/* The process's copies that spare a store read or a Redis command (doc/internals.md). */
+enum metrics_cache {
+    METRICS_CACHE_SESSION,
+    METRICS_CACHE_TOKEN,
+    METRICS_CACHE_OWNER,
+    METRICS__CACHES
+};
+
 struct metrics_gauges {
     int64_t polls_held;   /* poller_held */
     uint64_t polls_total; /* poller_total */
     int64_t runs_running; /* size of Redis's running set; < 0: Redis not reachable */
+    uint64_t cache_hits[METRICS__CACHES], cache_misses[METRICS__CACHES]; /* lookups so far */
 };
 
 /* The Prometheus text exposition (version 0.0.4) of m and g: a new string (free()),

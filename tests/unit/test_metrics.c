@@ -40,7 +40,11 @@ static void test_render(void)
     static const char *const method[] = {"GET", "POST"};
     static const char *const pattern[] = {"/health", "/chat/permission"};
     struct metrics *m = metrics_new(method, pattern, 2);
-    struct metrics_gauges g = {.polls_held = 2, .polls_total = 5, .runs_running = -1};
+    struct metrics_gauges g = {.polls_held = 2,
+                               .polls_total = 5,
+                               .runs_running = -1,
+                               .cache_hits = {[METRICS_CACHE_OWNER] = 9},
+                               .cache_misses = {[METRICS_CACHE_TOKEN] = 4}};
     json_t *frames = json_pack("{s:[{s:s},{s:s}]}", "frames", "kind", "a", "kind", "b");
     json_t *deny = json_pack("{s:s, s:b}", "requestId", "perm_1", "allow", 0);
     json_t *gone = json_pack("{s:s}", "code", "PERMISSION_NOT_FOUND");
@@ -69,6 +73,10 @@ static void test_render(void)
         ",outcome=\"allow\"} 0\n",
         "chatgw_polls_held{process=\"",
         "# TYPE chatgw_http_request_duration_seconds histogram\n",
+        "# TYPE chatgw_cache_lookups_total counter\n",
+        ",cache=\"owner\",result=\"hit\"} 9\n",
+        ",cache=\"token\",result=\"miss\"} 4\n",
+        ",cache=\"session\",result=\"hit\"} 0\n",
     };
     for (size_t i = 0; text && i < sizeof want / sizeof want[0]; i++)
         ok(strstr(text, want[i]) != NULL, "the exposition has %s", want[i]);
